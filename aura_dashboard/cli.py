@@ -1,0 +1,100 @@
+"""The `aura-dashboard` command: serve (the default) and check-config."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import yaml
+from aiohttp import web
+
+from . import __version__
+from .config import ConfigError, LoadedConfig, load_config, redacted
+
+EXIT_CONFIG = 2
+SHUTDOWN_TIMEOUT_S = 3.0
+
+log = logging.getLogger("aura_dashboard")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aura-dashboard", description="Real-time operations dashboard for an AI stack.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", dest="sub_config",
+                        help="YAML configuration (default: $AURA_CONFIG, else "
+                             "./config/dashboard_config.yaml, else the shipped copy)")
+    common.add_argument("--env-file", metavar="PATH", dest="sub_env_file",
+                        help="a .env file of variables (default: ./.env when present)")
+    parser.add_argument("--config", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument("--env-file", metavar="PATH", help=argparse.SUPPRESS)
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", parents=[common], help="serve the dashboard (default)")
+    commands.add_parser("check-config", parents=[common],
+                        help="print the effective configuration, secrets redacted; exit 2 on problems")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> LoadedConfig | None:
+    try:
+        return load_config(args.config, args.env_file, os.environ)
+    except ConfigError as exc:
+        print(f"aura-dashboard: the configuration has {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return None
+
+
+def check_config(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    if loaded is None:
+        return EXIT_CONFIG
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"# effective configuration from {loaded.config_path}"
+          + (f" and {loaded.env_file}" if loaded.env_file else ""))
+    print(yaml.safe_dump(redacted(loaded.settings), sort_keys=False), end="")
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    if loaded is None:
+        return EXIT_CONFIG
+    from .app import create_app
+    from .logs import configure_logging
+
+    settings = loaded.settings
+    configure_logging(settings.logging)
+    for warning in loaded.warnings:
+        log.warning(warning)
+    app = create_app(settings)
+    host, port = settings.dashboard.host, settings.dashboard.port
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
+    print(f"Aura dashboard {__version__} serving on http://{shown}:{port}/ "
+          f"(config: {loaded.config_path})", flush=True)
+    try:
+        web.run_app(app, host=host, port=port, print=None,
+                    shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=logging.getLogger("aiohttp.access"))
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s", host, port, exc.strerror or exc)
+        print(f"aura-dashboard: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # The options may stand before or after the command word.
+    args.config = getattr(args, "sub_config", None) or args.config
+    args.env_file = getattr(args, "sub_env_file", None) or args.env_file
+    if args.command == "check-config":
+        return check_config(args)
+    return serve(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,299 @@
+"""Reads the configuration: YAML defaults, a user's YAML, `.env`, the environment.
+
+Precedence, lowest first: the shipped YAML's defaults, the user's YAML, variables from the
+`.env` file, variables from the process environment (runtime overrides live in
+`overrides.py`). Variables enter only through `${VAR}` / `${VAR:default}` references in YAML
+string values. Every problem is collected and reported at once, each naming its dotted key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dotenv import dotenv_values
+from pydantic import BaseModel, ValidationError
+
+from .schema import Settings
+
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
+SECRET_KEYS = frozenset({("backends", "database", "password"), ("security", "api_key")})
+DEFAULT_LOCAL_CONFIG = Path("config/dashboard_config.yaml")
+CONFIG_ENV_VAR = "AURA_CONFIG"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` lists every reason, each naming its key."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class VariableUse:
+    """One `${VAR}` reference: where its value came from (environment, .env or default)."""
+
+    name: str
+    origin: str  # "environment", "env-file" or "default"
+
+    def describe(self) -> str:
+        if self.origin == "environment":
+            return f"from {self.name}"
+        if self.origin == "env-file":
+            return f"from {self.name} in the .env file"
+        return f"default of ${{{self.name}}}"
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """Validated settings plus what the loader noticed on the way."""
+
+    settings: Settings
+    config_path: Path
+    env_file: Path | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def shipped_config_text() -> str:
+    return resources.files("aura_dashboard.config").joinpath("dashboard_config.yaml").read_text()
+
+
+def resolve_config_path(explicit: str | os.PathLike | None, environ: Mapping[str, str]) -> Path | None:
+    """--config, else $AURA_CONFIG, else ./config/dashboard_config.yaml; None = shipped copy."""
+    if explicit:
+        return Path(explicit)
+    if environ.get(CONFIG_ENV_VAR):
+        return Path(environ[CONFIG_ENV_VAR])
+    if DEFAULT_LOCAL_CONFIG.is_file():
+        return DEFAULT_LOCAL_CONFIG
+    return None
+
+
+def load_config(
+    config_path: str | os.PathLike | None = None,
+    env_file: str | os.PathLike | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    extra_yaml: Mapping[str, Any] | None = None,
+) -> LoadedConfig:
+    """Load, interpolate and validate; raise ConfigError listing every problem.
+
+    `extra_yaml` is merged over the files (tests and embedding programs use it).
+    """
+    environ = os.environ if environ is None else environ
+    problems: list[str] = []
+
+    defaults = _parse_yaml(shipped_config_text(), "the shipped configuration", problems)
+    path = resolve_config_path(config_path, environ)
+    tree = defaults
+    if path is not None:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError([f"config file {path}: cannot be read ({exc.strerror or exc})"]) from None
+        tree = _merge(defaults, _parse_yaml(text, str(path), problems))
+    if extra_yaml:
+        tree = _merge(tree, dict(extra_yaml))
+
+    env_path, file_vars = _read_env_file(env_file, problems)
+    if problems:
+        raise ConfigError(problems)
+
+    variables = {name: (value, "env-file") for name, value in file_vars.items() if value is not None}
+    variables.update({name: (value, "environment") for name, value in environ.items()})
+    uses: dict[tuple, list[VariableUse]] = {}
+    tree = _interpolate(tree, (), variables, uses, problems)
+
+    warnings: list[str] = []
+    tree = _drop_unknown(tree, Settings, (), warnings)
+    settings = None
+    try:
+        settings = Settings.model_validate(tree)
+    except ValidationError as exc:
+        problems.extend(_describe(error, uses) for error in exc.errors())
+    if settings is not None:
+        problems.extend(_cross_checks(settings))
+    if problems:
+        raise ConfigError(problems)
+    return LoadedConfig(settings=settings, config_path=path or Path("<shipped>"),
+                        env_file=env_path, warnings=warnings)
+
+
+def load_settings(*args: Any, **kwargs: Any) -> Settings:
+    return load_config(*args, **kwargs).settings
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data with every secret replaced (empty secrets stay empty)."""
+    data = settings.model_dump(mode="python")
+    for path in SECRET_KEYS:
+        parent = data
+        for part in path[:-1]:
+            parent = parent[part]
+        secret = parent[path[-1]]
+        value = secret.get_secret_value() if hasattr(secret, "get_secret_value") else secret
+        parent[path[-1]] = "<redacted>" if value else ""
+    return data
+
+
+# -- internals ------------------------------------------------------------------------------
+def _parse_yaml(text: str, where: str, problems: list[str]) -> dict:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problems.append(f"{where}: not valid YAML{at}: {getattr(exc, 'problem', exc)}")
+        return {}
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{where}: the top level must be a mapping of sections")
+        return {}
+    return data
+
+
+def _read_env_file(env_file, problems: list[str]) -> tuple[Path | None, dict[str, str | None]]:
+    if env_file is not None:
+        path = Path(env_file)
+        if not path.exists():
+            problems.append(f"env file {path}: does not exist")
+            return None, {}
+    else:
+        path = Path(".env")
+        if not path.is_file():
+            return None, {}
+    return path, dict(dotenv_values(path))
+
+
+def _merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        merged = dict(base)
+        for key, value in over.items():
+            merged[key] = _merge(base.get(key), value) if key in base else value
+        return merged
+    return over
+
+
+def _interpolate(node: Any, path: tuple, variables, uses, problems) -> Any:
+    if isinstance(node, dict):
+        return {key: _interpolate(value, path + (key,), variables, uses, problems)
+                for key, value in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(value, path + (i,), variables, uses, problems)
+                for i, value in enumerate(node)]
+    if not isinstance(node, str) or "${" not in node:
+        return node
+
+    def substitute(match: re.Match) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in variables:
+            value, origin = variables[name]
+            uses.setdefault(path, []).append(VariableUse(name, origin))
+            return value
+        if default is None:
+            problems.append(f"{_dotted(path)}: ${{{name}}} is not set and has no default")
+            return ""
+        uses.setdefault(path, []).append(VariableUse(name, "default"))
+        return default
+
+    return _REFERENCE.sub(substitute, node)
+
+
+def _drop_unknown(node: Any, model: type[BaseModel], path: tuple, warnings: list[str]) -> Any:
+    if not isinstance(node, dict):
+        return node
+    kept = {}
+    for key, value in node.items():
+        info = model.model_fields.get(key) if isinstance(key, str) else None
+        if info is None:
+            warnings.append(f"{_dotted(path + (key,))}: unknown key, ignored")
+            continue
+        sub = info.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            value = _drop_unknown(value, sub, path + (key,), warnings)
+        kept[key] = value
+    return kept
+
+
+_MESSAGES = {
+    "int_parsing": "is not an integer",
+    "int_type": "is not an integer",
+    "int_from_float": "is not an integer",
+    "float_parsing": "is not a number",
+    "float_type": "is not a number",
+    "bool_parsing": "is not a boolean (true/false, yes/no, 1/0)",
+    "bool_type": "is not a boolean (true/false, yes/no, 1/0)",
+    "string_type": "is not a string",
+    "list_type": "is not a list",
+    "model_type": "is not a section (a mapping of keys)",
+    "model_attributes_type": "is not a section (a mapping of keys)",
+    "dict_type": "is not a mapping",
+}
+
+
+def _describe(error: dict, uses: dict[tuple, list[VariableUse]]) -> str:
+    loc = tuple(error["loc"])
+    key = _dotted(loc)
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "missing":
+        return f"{key}: is missing (the shipped configuration defines it; was it removed?)"
+    if kind in _MESSAGES:
+        message = _MESSAGES[kind]
+    elif kind == "literal_error":
+        message = f"is not one of {ctx.get('expected')}"
+    elif kind == "greater_than":
+        message = f"must be greater than {ctx.get('gt')}"
+    elif kind == "greater_than_equal":
+        message = f"must be at least {ctx.get('ge')}"
+    elif kind == "less_than_equal":
+        message = f"must be at most {ctx.get('le')}"
+    elif kind == "too_short":
+        message = f"must have at least {ctx.get('min_length')} item(s)"
+    elif kind == "value_error":
+        message = str(ctx.get("error", error["msg"]))
+    else:
+        message = error["msg"]
+    value = "<redacted>" if _is_secret(loc) else repr(error.get("input"))
+    origin = _origin(loc, uses)
+    return f"{key}: {value} {message}{origin}"
+
+
+def _origin(loc: tuple, uses: dict[tuple, list[VariableUse]]) -> str:
+    for end in range(len(loc), 0, -1):
+        found = uses.get(loc[:end])
+        if found:
+            return " (" + ", ".join(use.describe() for use in found) + ")"
+    return ""
+
+
+def _is_secret(loc: tuple) -> bool:
+    return any(loc[: len(path)] == path for path in SECRET_KEYS)
+
+
+def _dotted(path: tuple) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _cross_checks(settings: Settings) -> list[str]:
+    """Rules that span several keys."""
+    problems = []
+    security = settings.security
+    if security.api_key_enabled and not security.api_keys():
+        problems.append("security.api_key: is empty while security.api_key_enabled is true "
+                        "(set DASHBOARD_API_KEY, or turn SECURITY_API_KEY_ENABLED off)")
+    reconnect = settings.websocket.reconnect
+    if reconnect.initial_delay_ms > reconnect.max_delay_ms:
+        problems.append(f"websocket.reconnect.initial_delay_ms: {reconnect.initial_delay_ms} is over "
+                        f"websocket.reconnect.max_delay_ms ({reconnect.max_delay_ms})")
+    return problems

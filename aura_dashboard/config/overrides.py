@@ -1,0 +1,100 @@
+"""Runtime overrides of feature flags: the one place components ask "is X on?".
+
+Flags start at their configured values; the API may override them while the server runs.
+Each change is announced to listeners (emitters start and stop, the audit log records it).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from .schema import FeatureSettings
+
+log = logging.getLogger(__name__)
+
+
+class UnknownFeature(KeyError):
+    """A flag name that `features` does not define."""
+
+    def __init__(self, flag: str):
+        super().__init__(flag)
+        self.flag = flag
+
+    def __str__(self) -> str:
+        return f"features.{self.flag}: no such feature flag"
+
+
+@dataclass(frozen=True)
+class FeatureChange:
+    flag: str
+    old: bool
+    new: bool
+    actor: str
+
+
+Listener = Callable[[FeatureChange], Awaitable[None] | None]
+
+
+class RuntimeOverrides:
+    """Configured flags plus the overrides made at run time, with change notification."""
+
+    def __init__(self, features: FeatureSettings):
+        self._configured: dict[str, bool] = features.model_dump()
+        self._overrides: dict[str, bool] = {}
+        self._listeners: list[Listener] = []
+
+    def flags(self) -> list[str]:
+        return list(self._configured)
+
+    def configured(self) -> dict[str, bool]:
+        return dict(self._configured)
+
+    def overridden(self) -> dict[str, bool]:
+        return dict(self._overrides)
+
+    def effective(self) -> dict[str, bool]:
+        return {**self._configured, **self._overrides}
+
+    def is_on(self, flag: str) -> bool:
+        self._check(flag)
+        return self._overrides.get(flag, self._configured[flag])
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
+    async def set(self, flag: str, value: bool, actor: str = "system") -> FeatureChange | None:
+        """Override one flag; returns the change, or None when the value was already so."""
+        old = self.is_on(flag)
+        if value == self._configured[flag]:
+            self._overrides.pop(flag, None)
+        else:
+            self._overrides[flag] = bool(value)
+        if old == bool(value):
+            return None
+        change = FeatureChange(flag, old, bool(value), actor)
+        await self._notify(change)
+        return change
+
+    async def reset(self, flag: str, actor: str = "system") -> FeatureChange | None:
+        """Drop an override so the configured value applies again."""
+        return await self.set(flag, self._configured[self._check(flag)], actor)
+
+    def _check(self, flag: str) -> str:
+        if flag not in self._configured:
+            raise UnknownFeature(flag)
+        return flag
+
+    async def _notify(self, change: FeatureChange) -> None:
+        for listener in list(self._listeners):
+            try:
+                result = listener(change)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # one broken listener must not stop the others
+                log.exception("feature listener failed", extra={"flag": change.flag})

@@ -1,0 +1,1 @@
+"""The real-time side: the Socket.IO server and the tasks that feed it."""

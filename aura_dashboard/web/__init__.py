@@ -1,0 +1,1 @@
+"""The HTTP side: routes, middleware and the static page."""

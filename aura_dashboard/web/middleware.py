@@ -1,0 +1,35 @@
+"""Maps every failure of a REST request to `{"error": {"code", "message"}}`."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from ..errors import DashboardError, error_body
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+    415: "unsupported_media_type", 429: "rate_limited",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except DashboardError as exc:
+        return web.json_response(exc.body(), status=exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        return web.json_response(error_body(code, exc.reason), status=exc.status,
+                                 headers={k: v for k, v in exc.headers.items()
+                                          if k.lower() in ("allow", "retry-after")})
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return web.json_response(error_body("internal_error", "internal server error"), status=500)

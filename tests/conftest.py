@@ -1,0 +1,138 @@
+"""Real-server fixtures: the app on a free port, real clients, and the services it talks to.
+
+A test that needs a service this machine lacks fails under CI=true and is skipped (saying
+why) on a developer's machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from aura_dashboard.app import create_app
+from aura_dashboard.config import Settings, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CONFIG = ROOT / "aura_dashboard" / "config" / "dashboard_config.yaml"
+JS_DIR = ROOT / "tests" / "js"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need_service(available: bool, why: str) -> None:
+    """Fail under CI, skip elsewhere, when a service the test needs is missing."""
+    if available:
+        return
+    if in_ci():
+        pytest.fail(f"CI=true and {why}")
+    pytest.skip(why)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Test defaults: no log file, no database/backends unless a test asks for them.
+TEST_ENV = {"LOG_FILE": "", "DATABASE_HOST": ""}
+TEST_YAML = {"logging": {"file": {"enabled": False}}}
+
+
+def make_settings(env: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None,
+                  config_path: str | os.PathLike | None = SHIPPED_CONFIG) -> Settings:
+    """Settings from the shipped file, with `env` as the whole environment and `extra` YAML."""
+    environ = {**TEST_ENV, **(env or {})}
+    merged = _merge(TEST_YAML, dict(extra or {}))
+    return load_config(config_path, env_file=os.devnull, environ=environ, extra_yaml=merged).settings
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+@dataclass
+class RunningServer:
+    app: web.Application
+    settings: Settings
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_path(self) -> str:
+        return self.settings.websocket.path
+
+
+@asynccontextmanager
+async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
+    """The real app on a real TCP port of 127.0.0.1, stopped (with cleanup) afterwards."""
+    app = create_app(settings)
+    runner = web.AppRunner(app, shutdown_timeout=2.0)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield RunningServer(app, settings, "127.0.0.1", port)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def start_server():
+    """`async with start_server(env={...}, extra={...}) as srv:` — any number per test."""
+
+    def factory(env: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None):
+        return running_server(make_settings(env, extra))
+
+    return factory
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[RunningServer]:
+    async with running_server(make_settings()) as srv:
+        yield srv
+
+
+# -- Node and the official socket.io-client --------------------------------------------------
+@pytest.fixture(scope="session")
+def node() -> str:
+    path = shutil.which("node")
+    need_service(path is not None, "Node.js is not installed (needed for socket.io-client tests)")
+    need_service((JS_DIR / "node_modules" / "socket.io-client").is_dir(),
+                 "tests/js/node_modules is missing: run `npm ci --prefix tests/js`")
+    return path
+
+
+async def run_node(node: str, script: str, *args: str, timeout: float = 60) -> str:
+    """Run a script of tests/js under Node; returns its stdout, raising on failure."""
+    proc = await asyncio.create_subprocess_exec(
+        node, str(JS_DIR / script), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=JS_DIR)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(f"node {script} did not finish in {timeout}s")
+    assert proc.returncode == 0, f"node {script} failed ({proc.returncode}): {err.decode()}"
+    return out.decode()

@@ -1,0 +1,52 @@
+"""The official JavaScript socket.io-client, under Node, against the real server."""
+
+import json
+
+import aiohttp
+
+from tests.conftest import run_node
+
+NAMESPACES = ["/omni_monitor", "/governance", "/ai_system", "/arena", "/chat"]
+
+
+async def probe(node, srv, checks):
+    spec = {"url": srv.url, "path": srv.ws_path, "checks": checks}
+    return json.loads(await run_node(node, "probe.mjs", json.dumps(spec)))
+
+
+async def test_every_namespace_over_websocket_and_polling(node, server):
+    checks = [{"namespace": ns, "transports": [t]} for ns in NAMESPACES for t in ("websocket", "polling")]
+    results = await probe(node, server, checks)
+    assert len(results) == len(checks)
+    for result in results:
+        assert result["connected"], result
+        assert result["transport"] == result["transports"][0], result
+
+
+async def test_disabled_panel_refused_others_still_connect(node, start_server):
+    async with start_server(env={"FEATURE_OMNI_MONITOR": "false"}) as srv:
+        checks = [{"namespace": ns, "transports": ["websocket"]} for ns in NAMESPACES]
+        checks.append({"namespace": "/omni_monitor", "transports": ["polling"]})
+        results = await probe(node, srv, checks)
+    by_ns = {(r["namespace"], r["transports"][0]): r for r in results}
+    for transport in ("websocket", "polling"):
+        refused = by_ns[("/omni_monitor", transport)]
+        assert not refused["connected"]
+        assert refused["error"]["data"]["code"] == "panel_disabled"
+        assert "omni_monitor" in refused["error"]["data"]["message"]
+    for ns in NAMESPACES[1:]:
+        assert by_ns[(ns, "websocket")]["connected"], by_ns[(ns, "websocket")]
+
+
+async def test_polling_refused_without_fallback(node, start_server):
+    async with start_server(env={"FEATURE_WEBSOCKET_FALLBACK": "false"}) as srv:
+        results = await probe(node, srv, [
+            {"namespace": "/chat", "transports": ["polling"]},
+            {"namespace": "/chat", "transports": ["websocket"]},
+        ])
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{srv.url}{srv.ws_path}/?EIO=4&transport=polling") as resp:
+                status = resp.status
+    assert not results[0]["connected"]
+    assert results[1]["connected"] and results[1]["transport"] == "websocket"
+    assert status == 400
