@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import socketio
 from aiohttp import web
 
@@ -15,3 +17,4 @@ SIO = web.AppKey("sio", socketio.AsyncServer)
 TASKS = web.AppKey("tasks", TaskSet)
 HEALTH = web.AppKey("health", Health)
 NAMESPACES = web.AppKey("namespaces", dict)
+WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet)

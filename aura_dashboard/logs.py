@@ -45,7 +45,7 @@ def configure_logging(settings: LoggingSettings, stream=None) -> logging.Handler
 
     file_handler = None
     problem = None
-    if settings.file.enabled:
+    if settings.file.enabled and settings.file.path:  # an empty LOG_FILE means no file
         path = Path(settings.file.path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,13 @@ def _check_path(value: str) -> str:
     return value
 
 
+def _check_broker(value: str) -> str:
+    if value and (urlsplit(value).scheme not in ("redis", "rediss", "amqp", "amqps")
+                  or not urlsplit(value).netloc):
+        raise ValueError("is not a redis://, rediss://, amqp:// or amqps:// URL (or empty)")
+    return value
+
+
 StrList = Annotated[list[str], BeforeValidator(_split_list)]
 HttpUrl = Annotated[str, AfterValidator(_check_url(("http", "https")))]
 WsUrl = Annotated[str, AfterValidator(_check_url(("ws", "wss")))]
@@ -90,7 +97,7 @@ class WebSocketSettings(Section):
     pong_timeout_ms: PositiveInt
     message_buffer_size: PositiveInt
     max_message_size_bytes: PositiveInt
-    message_queue: str
+    message_queue: Annotated[str, AfterValidator(_check_broker)]
 
 
 # 3. updates --------------------------------------------------------------------------------

@@ -1,0 +1,51 @@
+"""The configuration reference table of the README, generated from the shipped YAML.
+
+`python -m aura_dashboard.config.reference` prints it; a test keeps the README in step.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import yaml
+
+from .loader import shipped_config_text
+
+START = "<!-- config-reference:start -->"
+END = "<!-- config-reference:end -->"
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
+
+
+def _rows(node: Any, path: str = ""):
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            yield from _rows(value, f"{path}.{key}" if path else str(key))
+        return
+    yield path, node
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, str):
+        variables = _REFERENCE.findall(value)
+        shown = _REFERENCE.sub(lambda m: m.group(2) or "", value)
+        return f"`{shown}`" if shown else "(empty)", ", ".join(f"`{name}`" for name, _ in variables)
+    return f"`{json.dumps(value)}`", ""
+
+
+def reference_table() -> str:
+    lines = [START, "", "| key | variable | default |", "|---|---|---|"]
+    for key, value in _rows(yaml.safe_load(shipped_config_text())):
+        shown, variables = _cell(value)
+        if isinstance(value, list):
+            items = [_cell(item) for item in value]
+            shown = "`[" + ", ".join(cell.strip("`") for cell, _ in items) + "]`"
+            variables = ", ".join(v for _, v in items if v)
+        lines.append(f"| `{key}` | {variables} | {shown} |")
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(reference_table())

@@ -1,0 +1,259 @@
+"""Table-driven loader tests: every variable of .env.example, precedence, errors, warnings."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import SecretStr
+
+from aura_dashboard.config import ConfigError, load_config, redacted
+from tests.conftest import ROOT, SHIPPED_CONFIG
+
+ENV_EXAMPLE = ROOT / ".env.example"
+
+
+def load(env=None, env_file=os.devnull, config=SHIPPED_CONFIG, extra=None):
+    return load_config(config, env_file=env_file, environ=env or {}, extra_yaml=extra)
+
+
+def get(settings, dotted):
+    node = settings
+    for part in dotted.split("."):
+        node = node[int(part)] if part.isdigit() else getattr(node, part)
+    return node.get_secret_value() if isinstance(node, SecretStr) else node
+
+
+# variable, dotted key, default (as typed), a good raw value, its typed value, a bad raw value
+# (None: every string is acceptable).
+TABLE = [
+    ("DASHBOARD_HOST", "dashboard.host", "0.0.0.0", "127.0.0.1", "127.0.0.1", None),
+    ("DASHBOARD_PORT", "dashboard.port", 8080, "9090", 9090, "abc"),
+    ("DASHBOARD_ENV", "dashboard.environment", "development", "production", "production", "prod"),
+    ("DASHBOARD_INSTANCE", "dashboard.instance_name", "", "node-a", "node-a", None),
+    ("WEBSOCKET_PROTOCOL", "websocket.protocol", "ws", "wss", "wss", "http"),
+    ("WEBSOCKET_HOST", "websocket.host", "localhost", "dash.example", "dash.example", None),
+    ("WEBSOCKET_PORT", "websocket.port", 8000, "443", 443, "eighty"),
+    ("MESSAGE_QUEUE_URL", "websocket.message_queue", "", "redis://127.0.0.1:6379/0",
+     "redis://127.0.0.1:6379/0", "ftp://x"),
+    ("ENABLE_GPU_MONITORING", "monitoring.gpu.enabled", False, "yes", True, "maybe"),
+    ("ENABLE_TEMPERATURE_MONITORING", "monitoring.temperature.enabled", False, "1", True, "2"),
+    ("MCP_BACKEND_URL", "backends.mcp.url", "http://localhost:8000", "http://mcp:8000",
+     "http://mcp:8000", "mcp:8000"),
+    ("MCP_WEBSOCKET_URL", "backends.mcp.websocket_url", "ws://localhost:8000", "wss://mcp:8000",
+     "wss://mcp:8000", "http://mcp"),
+    ("ML_BACKEND_URL", "backends.ml.url", "http://localhost:8001", "https://ml:8001",
+     "https://ml:8001", "not a url"),
+    ("GOVERNANCE_URL", "backends.governance.url", "http://localhost:9206", "http://gov:9206",
+     "http://gov:9206", "gov"),
+    ("GOVERNANCE_WEBSOCKET_URL", "backends.governance.websocket_url", "ws://localhost:9206",
+     "ws://gov:9206", "ws://gov:9206", "gov"),
+    ("DATABASE_HOST", "backends.database.host", "localhost", "db", "db", None),
+    ("DATABASE_PORT", "backends.database.port", 5432, "6543", 6543, "pg"),
+    ("DATABASE_NAME", "backends.database.database", "aura_ia", "metrics", "metrics", None),
+    ("DATABASE_USER", "backends.database.username", "aura", "reader", "reader", None),
+    ("DATABASE_PASSWORD", "backends.database.password", "", "s3cret", "s3cret", None),
+    ("FEATURE_REAL_TIME_UPDATES", "features.real_time_updates", True, "no", False, "nope"),
+    ("FEATURE_WEBSOCKET_FALLBACK", "features.websocket_fallback", True, "false", False, "off-ish"),
+    ("FEATURE_SYSTEM_MONITORING", "features.system_monitoring", True, "0", False, "x"),
+    ("FEATURE_GPU_MONITORING", "features.gpu_monitoring", False, "true", True, "x"),
+    ("FEATURE_TEMPERATURE_MONITORING", "features.temperature_monitoring", False, "yes", True, "x"),
+    ("FEATURE_DATABASE_MONITORING", "features.database_monitoring", True, "no", False, "x"),
+    ("FEATURE_GOVERNANCE_PANEL", "features.governance_panel", True, "false", False, "x"),
+    ("FEATURE_AI_SYSTEM_PANEL", "features.ai_system_panel", True, "false", False, "x"),
+    ("FEATURE_INTELLIGENCE_ARENA", "features.intelligence_arena", True, "false", False, "x"),
+    ("FEATURE_OMNI_MONITOR", "features.omni_monitor", True, "false", False, "x"),
+    ("FEATURE_CHAT_OPTIMIZATION", "features.chat_optimization", True, "false", False, "x"),
+    ("FEATURE_DEBUG_MODE", "features.debug_mode", False, "true", True, "x"),
+    ("FEATURE_PERFORMANCE_METRICS", "features.performance_metrics", False, "1", True, "x"),
+    ("FEATURE_ERROR_LOGGING", "features.error_logging", True, "0", False, "x"),
+    ("LOG_LEVEL", "logging.level", "INFO", "DEBUG", "DEBUG", "LOUD"),
+    ("LOG_FILE", "logging.file.path", "/var/log/aura/dashboard.log", "/tmp/a.log", "/tmp/a.log", None),
+    ("COLLECT_METRICS", "performance.collect_metrics", False, "true", True, "x"),
+    ("SECURITY_API_KEY_ENABLED", "security.api_key_enabled", False, "false", False, "x"),
+    ("DASHBOARD_API_KEY", "security.api_key", "", "k1,k2", "k1,k2", None),
+    ("NAS_IP", "security.cors.allowed_origins.2", "http://localhost:8080", "10.0.0.5",
+     "http://10.0.0.5:8080", None),
+    ("AUDIT_STORE_PATH", "panels.governance.audit_store_path", "./data/audit.db", "/srv/a.db",
+     "/srv/a.db", None),
+    ("SHOW_GPU_METRICS", "panels.omni_monitor.show_gpu_metrics", False, "true", True, "x"),
+]
+IDS = [row[0] for row in TABLE]
+
+
+def test_table_covers_every_variable_of_env_example():
+    listed = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
+    assert listed == {row[0] for row in TABLE}
+
+
+def yaml_strings(node):
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from yaml_strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from yaml_strings(value)
+    elif isinstance(node, str):
+        yield node
+
+
+SHIPPED_VALUES = "\n".join(yaml_strings(yaml.safe_load(SHIPPED_CONFIG.read_text())))
+
+
+def test_every_variable_the_file_reads_is_in_env_example():
+    read = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", SHIPPED_VALUES))
+    listed = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
+    assert read == listed
+
+
+def test_env_example_states_the_shipped_defaults():
+    defaults = dict(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):([^}]*)\}", SHIPPED_VALUES))
+    listed = dict(re.findall(r"^([A-Z_][A-Z0-9_]*)=(.*)$", ENV_EXAMPLE.read_text(), re.M))
+    assert listed == defaults
+
+
+@pytest.mark.parametrize("var,key,default,good,typed,bad", TABLE, ids=IDS)
+def test_default_applies_when_unset(var, key, default, good, typed, bad):
+    assert get(load().settings, key) == default
+
+
+@pytest.mark.parametrize("var,key,default,good,typed,bad", TABLE, ids=IDS)
+def test_environment_value_is_converted(var, key, default, good, typed, bad):
+    env = {var: good}
+    if var == "SECURITY_API_KEY_ENABLED":
+        env.update({var: "true", "DASHBOARD_API_KEY": "k"})
+        typed = True
+    assert get(load(env).settings, key) == typed
+
+
+@pytest.mark.parametrize("var,key,default,good,typed,bad",
+                         [row for row in TABLE if row[5] is not None],
+                         ids=[row[0] for row in TABLE if row[5] is not None])
+def test_bad_value_names_key_value_and_variable(var, key, default, good, typed, bad):
+    with pytest.raises(ConfigError) as caught:
+        load({var: bad})
+    assert len(caught.value.problems) == 1
+    problem = caught.value.problems[0]
+    assert problem.startswith(f"{key}: {bad!r} "), problem
+    assert f"(from {var})" in problem
+
+
+@pytest.mark.parametrize("var,key,default,good,typed,bad", TABLE, ids=IDS)
+def test_precedence_yaml_then_env_file_then_environment(tmp_path, var, key, default, good, typed, bad):
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"{var}={good}\n")
+    if var == "SECURITY_API_KEY_ENABLED":  # turning it on needs a key as well
+        good, typed = "true", True
+        env_file.write_text(f"{var}=true\nDASHBOARD_API_KEY=k\n")
+    assert get(load(env_file=env_file).settings, key) == typed           # .env over YAML
+    # The real environment wins over the .env file.
+    assert get(load({var: default_raw(var)}, env_file=env_file).settings, key) == default
+
+
+def default_raw(var):
+    return dict(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):([^}]*)\}", SHIPPED_VALUES))[var]
+
+
+def test_the_bad_port_message_of_the_issue():
+    with pytest.raises(ConfigError) as caught:
+        load({"DASHBOARD_PORT": "abc"})
+    assert caught.value.problems == ["dashboard.port: 'abc' is not an integer (from DASHBOARD_PORT)"]
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as caught:
+        load({"DASHBOARD_PORT": "abc", "LOG_LEVEL": "LOUD", "FEATURE_DEBUG_MODE": "perhaps"})
+    keys = sorted(p.split(":")[0] for p in caught.value.problems)
+    assert keys == ["dashboard.port", "features.debug_mode", "logging.level"]
+
+
+def test_env_file_problem_is_named_as_such(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("DASHBOARD_PORT=abc\n")
+    with pytest.raises(ConfigError) as caught:
+        load(env_file=env_file)
+    assert caught.value.problems == [
+        "dashboard.port: 'abc' is not an integer (from DASHBOARD_PORT in the .env file)"]
+
+
+def test_interpolation_inside_a_longer_string_and_without_default(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("dashboard:\n  host: \"${PREFIX:10.0}.${SUFFIX}\"\n")
+    assert load({"SUFFIX": "0.7"}, config=config).settings.dashboard.host == "10.0.0.7"
+    with pytest.raises(ConfigError) as caught:
+        load({}, config=config)
+    assert caught.value.problems == ["dashboard.host: ${SUFFIX} is not set and has no default"]
+
+
+def test_user_yaml_over_shipped_defaults_and_unknown_keys_warn(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("dashboard:\n  port: 9000\n  colour: blue\nextras:\n  a: 1\n")
+    loaded = load({}, config=config)
+    assert loaded.settings.dashboard.port == 9000
+    assert loaded.settings.websocket.path == "/ws"  # untouched default
+    assert loaded.warnings == ["dashboard.colour: unknown key, ignored", "extras: unknown key, ignored"]
+
+
+def test_yaml_type_errors_name_the_key_without_variable(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("websocket:\n  message_buffer_size: lots\n  path: ws\nupdates: 3\n")
+    with pytest.raises(ConfigError) as caught:
+        load({}, config=config)
+    text = "\n".join(caught.value.problems)
+    assert "websocket.message_buffer_size: 'lots' is not an integer" in text
+    assert "websocket.path:" in text
+    assert "updates: 3 is not a section" in text
+
+
+def test_broken_yaml_reports_line(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("dashboard:\n  port: [1,\n")
+    with pytest.raises(ConfigError) as caught:
+        load({}, config=config)
+    assert "not valid YAML at line" in caught.value.problems[0]
+
+
+def test_missing_env_file_given_explicitly(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load(env_file=tmp_path / "nope.env")
+    assert "does not exist" in caught.value.problems[0]
+
+
+def test_api_key_enabled_without_key_is_refused_naming_the_key():
+    with pytest.raises(ConfigError) as caught:
+        load({"SECURITY_API_KEY_ENABLED": "true"})
+    assert caught.value.problems[0].startswith("security.api_key: is empty")
+
+
+def test_secrets_never_appear_in_messages_or_redacted_dump():
+    loaded = load({"DATABASE_PASSWORD": "hunter2", "DASHBOARD_API_KEY": "k-123"})
+    data = redacted(loaded.settings)
+    assert data["backends"]["database"]["password"] == "<redacted>"
+    assert data["security"]["api_key"] == "<redacted>"
+    assert "hunter2" not in repr(loaded.settings) and "k-123" not in repr(loaded.settings)
+
+
+def test_settings_are_frozen():
+    settings = load().settings
+    with pytest.raises(Exception):
+        settings.dashboard.port = 1
+
+
+def test_lists_from_comma_separated_strings(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("monitoring:\n  system:\n    network:\n      interfaces: \"${IFACES:}\"\n")
+    assert load({"IFACES": "eth0, lo"}, config=config).settings.monitoring.system.network.interfaces == [
+        "eth0", "lo"]
+    assert load({}, config=config).settings.monitoring.system.network.interfaces == []
+
+
+def test_dot_env_does_not_override_real_environment_in_os_environ(tmp_path, monkeypatch):
+    env_file = tmp_path / ".env"
+    env_file.write_text("DASHBOARD_PORT=7000\n")
+    monkeypatch.setenv("DASHBOARD_PORT", "7100")
+    settings = load_config(SHIPPED_CONFIG, env_file=env_file).settings
+    assert settings.dashboard.port == 7100
+    assert os.environ["DASHBOARD_PORT"] == "7100"

@@ -1,0 +1,121 @@
+"""The `aura-dashboard` command as a user runs it: a real process, real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import socketio
+import yaml
+
+from tests.conftest import free_port
+
+BIN = Path(sys.executable).parent / "aura-dashboard"
+
+
+def command() -> list[str]:
+    # The console script when installed (as the README's command does), else the module.
+    return [str(BIN)] if BIN.exists() else [sys.executable, "-m", "aura_dashboard"]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHBOARD_", "DATABASE_"))}
+    env.update({"LOG_FILE": "", "DATABASE_HOST": ""}, **extra)
+    return env
+
+
+def run(*args: str, cwd, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command() + list(args), cwd=cwd, env=cli_env(**env),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_console_script_is_installed():
+    assert BIN.exists() or shutil.which("aura-dashboard"), "pip install did not create aura-dashboard"
+
+
+def test_bad_port_exits_2_naming_the_key(tmp_path):
+    done = run(cwd=tmp_path, DASHBOARD_PORT="abc")
+    assert done.returncode == 2
+    assert "dashboard.port: 'abc' is not an integer (from DASHBOARD_PORT)" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_check_config_lists_every_problem(tmp_path):
+    done = run("check-config", cwd=tmp_path, DASHBOARD_PORT="abc", LOG_LEVEL="LOUD")
+    assert done.returncode == 2
+    assert "dashboard.port:" in done.stderr and "logging.level:" in done.stderr
+    assert "2 problem(s)" in done.stderr
+
+
+def test_check_config_redacts_secrets(tmp_path):
+    done = run("check-config", cwd=tmp_path, DATABASE_PASSWORD="pg-Secret-1",
+               DASHBOARD_API_KEY="key-Secret-2", SECURITY_API_KEY_ENABLED="true")
+    assert done.returncode == 0, done.stderr
+    assert "pg-Secret-1" not in done.stdout + done.stderr
+    assert "key-Secret-2" not in done.stdout + done.stderr
+    body = yaml.safe_load(done.stdout)
+    assert body["backends"]["database"]["password"] == "<redacted>"
+    assert body["security"]["api_key"] == "<redacted>"
+    assert body["security"]["api_key_enabled"] is True
+
+
+def test_check_config_reads_dot_env_of_the_working_directory(tmp_path):
+    (tmp_path / ".env").write_text("DASHBOARD_PORT=9123\nDATABASE_PASSWORD=from-dot-env\n")
+    done = run("check-config", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(done.stdout)["dashboard"]["port"] == 9123
+    assert "from-dot-env" not in done.stdout
+
+
+def test_options_after_the_command_and_config_file(tmp_path):
+    config = tmp_path / "mine.yaml"
+    config.write_text("dashboard:\n  port: 9321\n  shade: grey\n")
+    done = run("check-config", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(done.stdout)["dashboard"]["port"] == 9321
+    assert "dashboard.shade: unknown key" in done.stderr
+
+
+async def test_sigterm_stops_cleanly_with_a_client_connected(tmp_path):
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *command(), cwd=tmp_path, env=cli_env(DASHBOARD_HOST="127.0.0.1", DASHBOARD_PORT=str(port)),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    client = socketio.AsyncClient(reconnection=False)
+    disconnected = asyncio.Event()
+    client.on("disconnect", lambda *a: disconnected.set(), namespace="/omni_monitor")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.get(url + "/healthz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+        await client.connect(url, socketio_path="/ws", namespaces=["/omni_monitor"],
+                             transports=["websocket"])
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 10)
+        elapsed = time.monotonic() - started
+        await asyncio.wait_for(disconnected.wait(), 5)
+        stderr = (await proc.stderr.read()).decode()
+        stdout = (await proc.stdout.read()).decode()
+        assert code == 0, stderr
+        assert elapsed < 5, f"stopping took {elapsed:.1f}s"
+        assert f"serving on http://127.0.0.1:{port}/" in stdout
+        assert "Traceback" not in stderr
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await client.disconnect()
