@@ -10,12 +10,25 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, web
 
-from .appkeys import HEALTH, NAMESPACES, OVERRIDES, SETTINGS, SIO, TASKS, WEBSOCKETS
+from .appkeys import (ALERTS, COLLECTORS, EMITTERS, HEALTH, HUB, NAMESPACES, OVERRIDES,
+                      PROM_REGISTRY, READ_CACHE, SETTINGS, SIO, TASKS, WEBSOCKETS)
+from .collectors.cgroup import CgroupReader
+from .collectors.gpu import GpuCollector
+from .collectors.system import SystemCollector
+from .collectors.temperature import TemperatureCollector
 from .config import RuntimeOverrides, Settings
 from .namespaces import register_namespaces
+from .panels.alerts import AlertEngine, ThresholdWatch
+from .realtime.emitters import Emitter, EmitterSet
+from .realtime.hub import StreamHub
 from .realtime.server import build_socketio
 from .realtime.tasks import TaskSet
+from .streams import stream_specs
+from .web.api import setup_api
+from .web.cache import HubReadCache
+from .web.compression import gzip_middleware
 from .web.health import Health
+from .web.metrics import build_registry, metrics
 from .web.middleware import error_middleware
 from .web.routes import setup_routes
 
@@ -28,24 +41,78 @@ def instance_name(settings: Settings) -> str:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware])
+    middlewares = [error_middleware]
+    if settings.performance.gzip_compression:
+        middlewares.insert(0, gzip_middleware(settings.performance))
+    app = web.Application(middlewares=middlewares)
     overrides = RuntimeOverrides(settings.features)
     sio = build_socketio(settings, overrides)
     sio.attach(app, socketio_path=settings.websocket.path)
+    updates = settings.updates
+
+    hub = StreamHub(sio, source=instance_name(settings),
+                    buffer_size=settings.websocket.message_buffer_size,
+                    batch_interval_s=updates.batch_interval_ms / 1000 if updates.batch_updates else None,
+                    pushing=lambda: overrides.is_on("real_time_updates"))
+    for spec in stream_specs(settings, overrides):
+        hub.add_stream(spec)
 
     app[SETTINGS] = settings
     app[OVERRIDES] = overrides
     app[SIO] = sio
     app[TASKS] = TaskSet()
     app[HEALTH] = Health(instance_name(settings))
-    app[NAMESPACES] = register_namespaces(sio, settings, overrides)
-
+    app[HUB] = hub
+    app[NAMESPACES] = register_namespaces(sio, settings, overrides, hub)
     app[WEBSOCKETS] = weakref.WeakSet()
+    app[READ_CACHE] = HubReadCache(settings.performance.cache)
+    app[EMITTERS] = EmitterSet(hub, app[TASKS])
+    app[COLLECTORS] = {}
+    thresholds = settings.monitoring.thresholds
+    app[ALERTS] = AlertEngine(lambda alert: hub.publish("alerts", alert),
+                              consecutive=thresholds.consecutive_samples,
+                              margin=thresholds.hysteresis_margin_percent)
+    watch = ThresholdWatch(app[ALERTS], thresholds)
+    hub.watch("system", watch.on_system)
+    hub.watch("gpu", watch.on_gpu)
+    overrides.add_listener(app[EMITTERS].reconcile)
+    app[PROM_REGISTRY] = build_registry(app)
+
     setup_routes(app)
+    setup_api(app)
+    app.router.add_get("/metrics", metrics)
     app.on_response_prepare.append(_track_websockets)
     app.on_shutdown.append(_disconnect_clients)
     app.cleanup_ctx.append(_background_tasks)
+    app.cleanup_ctx.append(_host_streams)
     return app
+
+
+async def _host_streams(app: web.Application) -> AsyncIterator[None]:
+    """The per-host collectors and their emitters (system, gpu, temperature)."""
+    settings, hub, emitters = app[SETTINGS], app[HUB], app[EMITTERS]
+    m, intervals = settings.monitoring, settings.updates.intervals
+    loop = asyncio.get_running_loop()
+    cgroup = await loop.run_in_executor(None, CgroupReader.detect)
+    system = await loop.run_in_executor(None, lambda: SystemCollector(m.system, cgroup=cgroup))
+    gpu = GpuCollector(m.gpu)
+    temperature = TemperatureCollector()
+    app[COLLECTORS].update(system=system, gpu=gpu, temperature=temperature)
+    emitters.add(Emitter("system", system.sample, intervals.system_metrics / 1000, hub))
+    emitters.add(Emitter("gpu", gpu.sample, intervals.gpu_metrics / 1000, hub))
+    emitters.add(Emitter("temperature", temperature.sample, m.temperature.sample_interval_ms / 1000, hub))
+    await emitters.start()
+    yield
+    await emitters.stop()
+    await loop.run_in_executor(None, gpu.close)
+
+
+async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
+    hub = app[HUB]
+    if hub.batch_interval_s:
+        app[TASKS].spawn(hub.run_batcher(), name="hub:batcher")
+    yield
+    await app[TASKS].close()
 
 
 async def _disconnect_clients(app: web.Application) -> None:
@@ -75,8 +142,3 @@ async def _disconnect_clients(app: web.Application) -> None:
 async def _track_websockets(request: web.Request, response: web.StreamResponse) -> None:
     if isinstance(response, web.WebSocketResponse):
         request.app[WEBSOCKETS].add(response)
-
-
-async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
-    yield
-    await app[TASKS].close()

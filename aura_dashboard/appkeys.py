@@ -6,9 +6,14 @@ import weakref
 
 import socketio
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from .config import RuntimeOverrides, Settings
+from .panels.alerts import AlertEngine
+from .realtime.emitters import EmitterSet
+from .realtime.hub import StreamHub
 from .realtime.tasks import TaskSet
+from .web.cache import HubReadCache
 from .web.health import Health
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -18,3 +23,9 @@ TASKS = web.AppKey("tasks", TaskSet)
 HEALTH = web.AppKey("health", Health)
 NAMESPACES = web.AppKey("namespaces", dict)
 WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet)
+HUB = web.AppKey("hub", StreamHub)
+EMITTERS = web.AppKey("emitters", EmitterSet)
+ALERTS = web.AppKey("alerts", AlertEngine)
+READ_CACHE = web.AppKey("read_cache", HubReadCache)
+PROM_REGISTRY = web.AppKey("prom_registry", CollectorRegistry)
+COLLECTORS = web.AppKey("collectors", dict)

@@ -1,6 +1,6 @@
 """The configuration reference table of the README, generated from the shipped YAML.
 
-`python -m aura_dashboard.config.reference` prints it; a test keeps the README in step.
+`python -m aura_dashboard.config.reference` prints it (`--write README.md` updates it); a test keeps the README in step.
 """
 
 from __future__ import annotations
@@ -47,5 +47,19 @@ def reference_table() -> str:
     return "\n".join(lines)
 
 
+def rewrite(path: str) -> None:
+    """Replace the table between the markers of a file (the README) with the current one."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    start, end = text.index(START), text.index(END) + len(END)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text[:start] + reference_table() + text[end:])
+
+
 if __name__ == "__main__":
-    print(reference_table())
+    import sys
+
+    if sys.argv[1:2] == ["--write"]:
+        rewrite(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+    else:
+        print(reference_table())

@@ -165,6 +165,8 @@ class ThresholdSettings(Section):
     memory_percent: Percent
     disk_percent: Percent
     gpu_memory_percent: Percent
+    consecutive_samples: PositiveInt
+    hysteresis_margin_percent: Percent
 
 
 class MonitoringSettings(Section):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socketio
 
 from ..config import FeatureChange, RuntimeOverrides, Settings
+from ..realtime.hub import StreamHub
 from .ai_system import AiSystemNamespace
 from .arena import ArenaNamespace
 from .base import PanelNamespace, PanelSpec, panel_enabled
@@ -19,9 +20,9 @@ PANELS: tuple[PanelSpec, ...] = tuple(cls.spec for cls in NAMESPACE_CLASSES)
 
 
 def register_namespaces(sio: socketio.AsyncServer, settings: Settings,
-                        overrides: RuntimeOverrides) -> dict[str, PanelNamespace]:
+                        overrides: RuntimeOverrides, hub: StreamHub) -> dict[str, PanelNamespace]:
     """Register every panel's namespace; a panel switched off at run time drops its clients."""
-    handlers = {cls.spec.name: cls(settings, overrides) for cls in NAMESPACE_CLASSES}
+    handlers = {cls.spec.name: cls(settings, overrides, hub) for cls in NAMESPACE_CLASSES}
     for handler in handlers.values():
         sio.register_namespace(handler)
 

@@ -7,7 +7,7 @@ from tests.conftest import ROOT
 def test_readme_reference_is_current():
     text = (ROOT / "README.md").read_text()
     section = text[text.index(START): text.index(END) + len(END)]
-    assert section == reference_table(), "regenerate: python -m aura_dashboard.config.reference"
+    assert section == reference_table(), "regenerate: python -m aura_dashboard.config.reference --write README.md"
 
 
 def test_reference_names_variables_and_defaults():

@@ -1,0 +1,145 @@
+"""Host metrics through psutil: CPU, memory, disk usage, disk I/O and network rates.
+
+The psutil calls run in the default executor: disk usage on a network mount can block, and
+the set of calls costs a few hundred microseconds that the event loop should not pay.
+Rates (bytes and packets per second) come from the previous sample's counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil as _psutil
+
+from ..config.schema import SystemMonitoringSettings
+from .cgroup import CgroupReader
+
+log = logging.getLogger(__name__)
+
+
+class SystemCollector:
+    """`await sample()` returns the `system` stream's data as plain dicts and numbers."""
+
+    def __init__(self, settings: SystemMonitoringSettings, *, psutil: Any = _psutil,
+                 cgroup: CgroupReader | None = None,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.psutil = psutil
+        self.cgroup = cgroup
+        self._monotonic = monotonic
+        self._previous: tuple[float, Any, dict] | None = None  # (time, disk io, net io)
+        self._missing_reported: set[str] = set()
+        # The first cpu_percent(None) call only primes psutil's counter; do it now.
+        self.psutil.cpu_percent(interval=None)
+        if settings.cpu.include_per_cpu:
+            self.psutil.cpu_percent(interval=None, percpu=True)
+
+    async def sample(self) -> dict[str, Any]:
+        return await asyncio.get_running_loop().run_in_executor(None, self.sample_now)
+
+    def sample_now(self) -> dict[str, Any]:
+        """The blocking part; runs in a worker thread."""
+        s = self.settings
+        data: dict[str, Any] = {}
+        if s.cpu.enabled:
+            cpu: dict[str, Any] = {"percent": self.psutil.cpu_percent(interval=None),
+                                   "count": self.psutil.cpu_count()}
+            if s.cpu.include_per_cpu:
+                cpu["per_cpu"] = self.psutil.cpu_percent(interval=None, percpu=True)
+            try:
+                cpu["load_avg"] = list(self.psutil.getloadavg())
+            except (AttributeError, OSError):
+                cpu["load_avg"] = None
+            data["cpu"] = cpu
+        if s.memory.enabled:
+            vm = self.psutil.virtual_memory()
+            memory = {"total": vm.total, "available": vm.available, "used": vm.used,
+                      "percent": vm.percent}
+            if s.memory.include_virtual:
+                swap = self.psutil.swap_memory()
+                memory.update(swap_total=swap.total, swap_used=swap.used, swap_percent=swap.percent)
+            data["memory"] = memory
+        if s.disk.enabled:
+            data["disk"], missing = self._disk_usage()
+            if missing:
+                data["disk_missing"] = missing
+        now = self._monotonic()
+        disk_io = self.psutil.disk_io_counters() if s.disk.enabled else None
+        net_io = self.psutil.net_io_counters(pernic=True) if s.network.enabled else {}
+        if s.network.interfaces:
+            net_io = {name: c for name, c in net_io.items() if name in s.network.interfaces}
+        previous, self._previous = self._previous, (now, disk_io, net_io)
+        if s.disk.enabled:
+            data["disk_io"] = _disk_rates(previous, now, disk_io)
+        if s.network.enabled:
+            data["network"] = _network_rates(previous, now, net_io)
+        if self.cgroup is not None:
+            limits = self.cgroup.sample()
+            if limits is not None:
+                data["cgroup"] = limits
+        return data
+
+    def _disk_usage(self) -> tuple[dict[str, Any], list[str]]:
+        usage, missing = {}, []
+        for path in self.settings.disk.monitor_paths:
+            if not os.path.exists(path):
+                missing.append(path)
+                if path not in self._missing_reported:
+                    self._missing_reported.add(path)
+                    log.warning("monitored disk path %s does not exist; reported as missing", path,
+                                extra={"key": "monitoring.system.disk.monitor_paths", "path": path})
+                continue
+            try:
+                du = self.psutil.disk_usage(path)
+            except OSError as exc:
+                missing.append(path)
+                if path not in self._missing_reported:
+                    self._missing_reported.add(path)
+                    log.warning("disk usage of %s cannot be read: %s", path, exc)
+                continue
+            self._missing_reported.discard(path)
+            usage[path] = {"total": du.total, "used": du.used, "free": du.free, "percent": du.percent}
+        return usage, missing
+
+
+def _per_second(new: float, old: float, elapsed: float) -> float:
+    # Counters can wrap or reset (an interface re-created): never report a negative rate.
+    return round(max(0.0, (new - old) / elapsed), 3) if elapsed > 0 else 0.0
+
+
+def _disk_rates(previous, now: float, current) -> dict[str, float] | None:
+    if current is None:
+        return None
+    if previous is None or previous[1] is None:
+        return {"read_bytes_per_s": 0.0, "write_bytes_per_s": 0.0,
+                "read_count_per_s": 0.0, "write_count_per_s": 0.0}
+    elapsed, old = now - previous[0], previous[1]
+    return {
+        "read_bytes_per_s": _per_second(current.read_bytes, old.read_bytes, elapsed),
+        "write_bytes_per_s": _per_second(current.write_bytes, old.write_bytes, elapsed),
+        "read_count_per_s": _per_second(current.read_count, old.read_count, elapsed),
+        "write_count_per_s": _per_second(current.write_count, old.write_count, elapsed),
+    }
+
+
+def _network_rates(previous, now: float, current: dict) -> dict[str, dict[str, float]]:
+    rates = {}
+    for name, counters in current.items():
+        old = previous[2].get(name) if previous else None
+        elapsed = now - previous[0] if previous else 0.0
+        if old is None:
+            rates[name] = {"bytes_sent_per_s": 0.0, "bytes_recv_per_s": 0.0,
+                           "packets_sent_per_s": 0.0, "packets_recv_per_s": 0.0}
+            continue
+        rates[name] = {
+            "bytes_sent_per_s": _per_second(counters.bytes_sent, old.bytes_sent, elapsed),
+            "bytes_recv_per_s": _per_second(counters.bytes_recv, old.bytes_recv, elapsed),
+            "packets_sent_per_s": _per_second(counters.packets_sent, old.packets_sent, elapsed),
+            "packets_recv_per_s": _per_second(counters.packets_recv, old.packets_recv, elapsed),
+        }
+    return rates

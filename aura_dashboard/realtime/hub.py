@@ -1,0 +1,182 @@
+"""The stream hub: the one path every push takes to reach a client.
+
+`publish(stream, data)` wraps the data in an envelope (`stream`, `seq`, `ts`, `source`,
+`data`), keeps it in the stream's ring buffer for history and replay, and emits it to the
+stream's room, encoded once for the whole room. With batching on, envelopes wait at most
+`batch_interval_ms` and leave as one `batch` event per stream room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import socketio
+
+log = logging.getLogger(__name__)
+
+Envelope = dict[str, Any]
+Watcher = Callable[[Envelope], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """A stream: its name, the namespace whose clients may join it, and whether it is on now."""
+
+    name: str
+    namespace: str
+    is_on: Callable[[], bool] = lambda: True
+
+
+@dataclass
+class _Stream:
+    spec: StreamSpec
+    buffer: deque
+    seq: int = 0
+    published: int = 0
+    pending: list = field(default_factory=list)
+    watchers: list = field(default_factory=list)
+
+
+def room_of(stream: str) -> str:
+    return f"stream:{stream}"
+
+
+class UnknownStream(KeyError):
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.stream = stream
+
+
+class StreamHub:
+    """Envelopes, sequence numbers, replay buffers and batching for every stream."""
+
+    def __init__(self, sio: socketio.AsyncServer, *, source: str, buffer_size: int,
+                 batch_interval_s: float | None = None,
+                 pushing: Callable[[], bool] = lambda: True,
+                 clock: Callable[[], float] = time.time):
+        self.sio = sio
+        self.source = source
+        self.buffer_size = buffer_size
+        self.batch_interval_s = batch_interval_s
+        self._pushing = pushing
+        self._clock = clock
+        self._streams: dict[str, _Stream] = {}
+
+    # -- streams --------------------------------------------------------------------------
+    def add_stream(self, spec: StreamSpec) -> None:
+        if spec.name in self._streams:
+            raise ValueError(f"stream {spec.name!r} is already registered")
+        self._streams[spec.name] = _Stream(spec, deque(maxlen=self.buffer_size))
+
+    def spec(self, stream: str) -> StreamSpec:
+        return self._get(stream).spec
+
+    def streams(self, namespace: str | None = None) -> list[str]:
+        return [name for name, s in self._streams.items()
+                if namespace is None or s.spec.namespace == namespace]
+
+    def is_on(self, stream: str) -> bool:
+        return self._get(stream).spec.is_on()
+
+    def watch(self, stream: str, watcher: Watcher) -> None:
+        """Call `watcher(envelope)` after each publish on `stream` (alerts follow metrics so)."""
+        self._get(stream).watchers.append(watcher)
+
+    def _get(self, stream: str) -> _Stream:
+        try:
+            return self._streams[stream]
+        except KeyError:
+            raise UnknownStream(stream) from None
+
+    # -- publishing -----------------------------------------------------------------------
+    async def publish(self, stream: str, data: Any, ts: float | None = None) -> Envelope:
+        """Build the envelope, buffer it, and emit it (or queue it for the next batch)."""
+        state = self._get(stream)
+        state.seq += 1
+        envelope = {"stream": stream, "seq": state.seq, "ts": self._clock() if ts is None else ts,
+                    "source": self.source, "data": data}
+        state.buffer.append(envelope)
+        state.published += 1
+        if self._pushing():
+            if self.batch_interval_s:
+                state.pending.append(envelope)
+            else:
+                await self.sio.emit(stream, envelope, room=room_of(stream),
+                                    namespace=state.spec.namespace)
+        for watcher in list(state.watchers):
+            try:
+                result = watcher(envelope)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("watcher of stream %s failed", stream)
+        return envelope
+
+    async def flush(self) -> int:
+        """Send every pending envelope as one `batch` event per stream room; returns how many."""
+        sent = 0
+        for name, state in self._streams.items():
+            if not state.pending:
+                continue
+            batch, state.pending = state.pending, []
+            sent += len(batch)
+            await self.sio.emit("batch", batch, room=room_of(name), namespace=state.spec.namespace)
+        return sent
+
+    async def run_batcher(self) -> None:
+        """Flush every `batch_interval_s` until cancelled; a failed flush is logged, not fatal."""
+        assert self.batch_interval_s
+        while True:
+            await asyncio.sleep(self.batch_interval_s)
+            try:
+                await asyncio.wait_for(self.flush(), timeout=max(5.0, self.batch_interval_s * 4))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("batch flush failed")
+
+    # -- reading --------------------------------------------------------------------------
+    def latest(self, stream: str) -> Envelope | None:
+        buffer = self._get(stream).buffer
+        return buffer[-1] if buffer else None
+
+    def last_seq(self, stream: str) -> int:
+        return self._get(stream).seq
+
+    def published(self) -> dict[str, int]:
+        return {name: state.published for name, state in self._streams.items()}
+
+    def history(self, stream: str, points: int | None = None, *, delivered_only: bool = False) -> list[Envelope]:
+        """The last `points` buffered envelopes, oldest first.
+
+        `delivered_only` leaves out envelopes still waiting for the next batch: a client that
+        has just joined the room receives those with the batch, so it must not get them twice.
+        """
+        state = self._get(stream)
+        items = list(state.buffer)
+        if delivered_only and state.pending:
+            items = items[: len(items) - len(state.pending)]
+        if points is not None:
+            items = items[-points:] if points > 0 else []
+        return items
+
+    def replay(self, stream: str, since: int, *, delivered_only: bool = False) -> tuple[list[Envelope], bool]:
+        """Every buffered envelope newer than `since`, and whether some were lost (`gap`).
+
+        A `since` ahead of this server's sequence (the server restarted) is a gap too.
+        """
+        state = self._get(stream)
+        buffered = self.history(stream, delivered_only=delivered_only)
+        if since > state.seq:
+            return buffered, True
+        newer = [envelope for envelope in buffered if envelope["seq"] > since]
+        oldest = state.buffer[0]["seq"] if state.buffer else state.seq + 1
+        gap = since + 1 < oldest
+        return newer, gap

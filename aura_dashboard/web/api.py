@@ -1,0 +1,122 @@
+"""REST reads of the hub (latest data, history, alerts) and the feature and config routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from aiohttp import web
+from pydantic import Field, StrictBool
+
+from ..appkeys import ALERTS, HUB, OVERRIDES, READ_CACHE, SETTINGS
+from ..config import redacted
+from ..config.overrides import UnknownFeature
+from ..errors import BadRequest, DashboardError, NotFound
+from ..realtime.hub import UnknownStream
+from ..validation import parse
+
+
+def json_response(data, status: int = 200, headers: dict | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json",
+                        headers=headers)
+
+
+def _cached_latest(request: web.Request, stream: str) -> web.Response:
+    hub, cache = request.app[HUB], request.app[READ_CACHE]
+    if not hub.is_on(stream):
+        raise DashboardError(f"the {stream} stream is switched off", code="stream_disabled", status=409)
+    seq = hub.last_seq(stream)
+    key = f"latest:{stream}"
+    body = cache.get(key, seq)
+    if body is None:
+        envelope = hub.latest(stream)
+        if envelope is None:
+            raise DashboardError(f"no {stream} sample yet; try again in a moment",
+                                 code="no_data", status=503)
+        body = orjson.dumps(envelope)
+        cache.put(key, seq, body)
+    return web.Response(body=body, content_type="application/json")
+
+
+def latest_of(stream: str):
+    async def handler(request: web.Request) -> web.Response:
+        return _cached_latest(request, stream)
+
+    handler.__name__ = f"latest_{stream}"
+    return handler
+
+
+async def history(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    stream = request.match_info["stream"]
+    raw = request.query.get("points")
+    points = None
+    if raw is not None:
+        try:
+            points = int(raw)
+        except ValueError:
+            raise BadRequest(f"points: {raw!r} is not an integer") from None
+        if not 1 <= points <= hub.buffer_size:
+            raise BadRequest(f"points: must be between 1 and {hub.buffer_size}")
+    try:
+        envelopes = hub.history(stream, points)
+    except UnknownStream:
+        raise DashboardError(f"no stream named {stream!r}", code="unknown_stream", status=404) from None
+    return json_response({"stream": stream, "last_seq": hub.last_seq(stream), "envelopes": envelopes})
+
+
+async def alerts(request: web.Request) -> web.Response:
+    return json_response({"alerts": request.app[ALERTS].firing()})
+
+
+def _features_body(app: web.Application) -> dict:
+    overrides = app[OVERRIDES]
+    return {"effective": overrides.effective(), "configured": overrides.configured(),
+            "overrides": overrides.overridden()}
+
+
+async def get_features(request: web.Request) -> web.Response:
+    return json_response(_features_body(request.app))
+
+
+async def patch_features(request: web.Request) -> web.Response:
+    """Body: {flag: true | false | null}; null drops the override (the configured value applies)."""
+    try:
+        body = await request.json(loads=orjson.loads)
+    except (ValueError, orjson.JSONDecodeError):
+        raise BadRequest("the body must be a JSON object of feature flags") from None
+    if not isinstance(body, dict) or not body:
+        raise BadRequest("the body must be a non-empty JSON object of feature flags")
+    overrides = request.app[OVERRIDES]
+    problems = [f"features.{flag}: no such feature flag" for flag in body if flag not in overrides.flags()]
+    problems += [f"features.{flag}: {value!r} is not true, false or null"
+                 for flag, value in body.items() if flag in overrides.flags()
+                 and value is not None and not isinstance(value, bool)]
+    if problems:
+        raise BadRequest("; ".join(problems))
+    actor = request.get("actor") or f"api:{request.remote}"
+    changed = []
+    for flag, value in body.items():
+        try:
+            change = (await overrides.reset(flag, actor=actor) if value is None
+                      else await overrides.set(flag, value, actor=actor))
+        except UnknownFeature as exc:  # checked above; kept for safety
+            raise NotFound(str(exc)) from None
+        if change is not None:
+            changed.append({"flag": change.flag, "old": change.old, "new": change.new})
+    return json_response({**_features_body(request.app), "changed": changed})
+
+
+async def config(request: web.Request) -> web.Response:
+    return json_response(redacted(request.app[SETTINGS]))
+
+
+def setup_api(app: web.Application) -> None:
+    app.router.add_get("/api/system/metrics", latest_of("system"))
+    app.router.add_get("/api/gpu/metrics", latest_of("gpu"))
+    app.router.add_get("/api/temperature", latest_of("temperature"))
+    app.router.add_get("/api/history/{stream}", history)
+    app.router.add_get("/api/alerts", alerts)
+    app.router.add_get("/api/features", get_features)
+    app.router.add_patch("/api/features", patch_features)
+    app.router.add_get("/api/config", config)
