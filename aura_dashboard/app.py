@@ -134,7 +134,8 @@ async def _disconnect_clients(app: web.Application) -> None:
         closing = asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
                                    for ws in open_ws), return_exceptions=True)
         try:
-            await asyncio.wait_for(closing, WS_CLOSE_TIMEOUT_S)
+            async with asyncio.timeout(WS_CLOSE_TIMEOUT_S):
+                await closing
         except asyncio.TimeoutError:
             log.warning("%d WebSocket(s) did not close in %.1fs", len(open_ws), WS_CLOSE_TIMEOUT_S)
 

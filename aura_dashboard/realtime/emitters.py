@@ -52,7 +52,10 @@ class Emitter:
         started = self._monotonic()
         ts = self._wall()
         try:
-            data = await asyncio.wait_for(self.sample(), self.timeout_s)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+            # that arrives as the sample completes, and the emitter would never stop.
+            async with asyncio.timeout(self.timeout_s):
+                data = await self.sample()
         except asyncio.TimeoutError:
             self.stats.timeouts += 1
             log.warning("sample of %s took over %.1fs, skipped", self.stream, self.timeout_s,

@@ -136,7 +136,8 @@ class StreamHub:
         while True:
             await asyncio.sleep(self.batch_interval_s)
             try:
-                await asyncio.wait_for(self.flush(), timeout=max(5.0, self.batch_interval_s * 4))
+                async with asyncio.timeout(max(5.0, self.batch_interval_s * 4)):
+                    await self.flush()
             except asyncio.CancelledError:
                 raise
             except Exception:
