@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, web
 
-from .appkeys import (ALERTS, COLLECTORS, EMITTERS, HEALTH, HUB, NAMESPACES, OVERRIDES,
+from .appkeys import (ALERTS, CLUSTER, COLLECTORS, EMITTERS, HEALTH, HUB, NAMESPACES, OVERRIDES,
                       PROM_REGISTRY, READ_CACHE, SETTINGS, SIO, TASKS, WEBSOCKETS)
 from .collectors.cgroup import CgroupReader
 from .collectors.gpu import GpuCollector
@@ -19,6 +19,8 @@ from .collectors.temperature import TemperatureCollector
 from .config import RuntimeOverrides, Settings
 from .namespaces import register_namespaces
 from .panels.alerts import AlertEngine, ThresholdWatch
+from .realtime.cluster import client_manager
+from .realtime.cluster_link import ClusterLink
 from .realtime.emitters import Emitter, EmitterSet
 from .realtime.hub import StreamHub
 from .realtime.server import build_socketio
@@ -46,14 +48,17 @@ def create_app(settings: Settings) -> web.Application:
         middlewares.insert(0, gzip_middleware(settings.performance))
     app = web.Application(middlewares=middlewares)
     overrides = RuntimeOverrides(settings.features)
-    sio = build_socketio(settings, overrides)
+    sio = build_socketio(settings, overrides, client_manager(settings.websocket))
     sio.attach(app, socketio_path=settings.websocket.path)
     updates = settings.updates
+    cluster = ClusterLink.create(settings.websocket, instance_name(settings), overrides)
 
     hub = StreamHub(sio, source=instance_name(settings),
                     buffer_size=settings.websocket.message_buffer_size,
                     batch_interval_s=updates.batch_interval_ms / 1000 if updates.batch_updates else None,
-                    pushing=lambda: overrides.is_on("real_time_updates"))
+                    pushing=lambda: overrides.is_on("real_time_updates"),
+                    store=cluster.replay if cluster else None,
+                    leader=(lambda: cluster.lease.held) if cluster else (lambda: True))
     for spec in stream_specs(settings, overrides):
         hub.add_stream(spec)
 
@@ -77,6 +82,10 @@ def create_app(settings: Settings) -> web.Application:
     hub.watch("gpu", watch.on_gpu)
     overrides.add_listener(app[EMITTERS].reconcile)
     app[PROM_REGISTRY] = build_registry(app)
+    if cluster is not None:
+        app[CLUSTER] = cluster
+        app[HEALTH].register("message_queue", cluster.health)
+        app.cleanup_ctx.append(_cluster)
 
     setup_routes(app)
     setup_api(app)
@@ -86,6 +95,21 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_background_tasks)
     app.cleanup_ctx.append(_host_streams)
     return app
+
+
+async def _cluster(app: web.Application) -> AsyncIterator[None]:
+    """The lease for the shared collectors and the flag sync, for as long as the app runs."""
+    cluster, emitters, tasks = app[CLUSTER], app[EMITTERS], app[TASKS]
+
+    async def lease_changed(held: bool) -> None:
+        await emitters.reconcile()
+
+    cluster.lease._on_change = lease_changed
+    await cluster.lease.attempt()
+    tasks.spawn(cluster.lease.run(), name="cluster:lease")
+    tasks.spawn(cluster.flags.run(), name="cluster:flags")
+    yield
+    await cluster.close()
 
 
 async def _host_streams(app: web.Application) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from .config import RuntimeOverrides, Settings
 from .panels.alerts import AlertEngine
+from .realtime.cluster_link import ClusterLink
 from .realtime.emitters import EmitterSet
 from .realtime.hub import StreamHub
 from .realtime.tasks import TaskSet
@@ -29,3 +30,4 @@ ALERTS = web.AppKey("alerts", AlertEngine)
 READ_CACHE = web.AppKey("read_cache", HubReadCache)
 PROM_REGISTRY = web.AppKey("prom_registry", CollectorRegistry)
 COLLECTORS = web.AppKey("collectors", dict)
+CLUSTER = web.AppKey("cluster", ClusterLink)

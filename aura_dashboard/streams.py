@@ -26,12 +26,14 @@ def stream_specs(settings: Settings, overrides: RuntimeOverrides) -> list[Stream
         # feature flag (FEATURE_GPU_MONITORING, the one PATCH /api/features flips).
         StreamSpec("gpu", omni, on(m.gpu.enabled, "gpu_monitoring")),
         StreamSpec("temperature", omni, on(m.temperature.enabled, "temperature_monitoring")),
-        StreamSpec("database", omni, on(bool(settings.backends.database.host), "database_monitoring")),
-        StreamSpec("backends", omni, on(settings.health_checks.enabled)),
+        # Shared streams: in a cluster only the holder of the lease samples them.
+        StreamSpec("database", omni, on(bool(settings.backends.database.host), "database_monitoring"),
+                   shared=True),
+        StreamSpec("backends", omni, on(settings.health_checks.enabled), shared=True),
         StreamSpec("alerts", omni, on(True)),
-        StreamSpec("governance", gov, on(p.governance.enabled, "governance_panel")),
+        StreamSpec("governance", gov, on(p.governance.enabled, "governance_panel"), shared=True),
         StreamSpec("audit", gov, on(p.governance.enabled and p.governance.show_audit_logs, "governance_panel")),
-        StreamSpec("models", ai, on(p.ai_system.enabled, "ai_system_panel")),
+        StreamSpec("models", ai, on(p.ai_system.enabled, "ai_system_panel"), shared=True),
         StreamSpec("inference", ai, on(p.ai_system.enabled and p.ai_system.show_inference_stats,
                                        "ai_system_panel")),
         StreamSpec("debates", "/arena", on(p.intelligence_arena.enabled, "intelligence_arena")),

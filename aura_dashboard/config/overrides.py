@@ -33,6 +33,8 @@ class FeatureChange:
     old: bool
     new: bool
     actor: str
+    reset: bool = False    # the override was dropped (the configured value applies again)
+    remote: bool = False   # made on another instance of the cluster and synced here
 
 
 Listener = Callable[[FeatureChange], Awaitable[None] | None]
@@ -68,7 +70,8 @@ class RuntimeOverrides:
     def remove_listener(self, listener: Listener) -> None:
         self._listeners.remove(listener)
 
-    async def set(self, flag: str, value: bool, actor: str = "system") -> FeatureChange | None:
+    async def set(self, flag: str, value: bool, actor: str = "system", *,
+                  remote: bool = False, reset: bool = False) -> FeatureChange | None:
         """Override one flag; returns the change, or None when the value was already so."""
         old = self.is_on(flag)
         if value == self._configured[flag]:
@@ -77,13 +80,13 @@ class RuntimeOverrides:
             self._overrides[flag] = bool(value)
         if old == bool(value):
             return None
-        change = FeatureChange(flag, old, bool(value), actor)
+        change = FeatureChange(flag, old, bool(value), actor, reset=reset, remote=remote)
         await self._notify(change)
         return change
 
-    async def reset(self, flag: str, actor: str = "system") -> FeatureChange | None:
+    async def reset(self, flag: str, actor: str = "system", *, remote: bool = False) -> FeatureChange | None:
         """Drop an override so the configured value applies again."""
-        return await self.set(flag, self._configured[self._check(flag)], actor)
+        return await self.set(flag, self._configured[self._check(flag)], actor, remote=remote, reset=True)
 
     def _check(self, flag: str) -> str:
         if flag not in self._configured:

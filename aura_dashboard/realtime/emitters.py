@@ -121,7 +121,7 @@ class EmitterSet:
         for name, emitter in self.emitters.items():
             task = self._running.get(name)
             alive = task is not None and not task.done()
-            on = self.hub.is_on(name)
+            on = self.hub.samples_here(name)
             if on and not alive:
                 self._running[name] = self.tasks.spawn(emitter.run(), name=f"emitter:{name}")
                 log.info("stream %s started", name, extra={"stream": name})

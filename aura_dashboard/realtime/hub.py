@@ -12,12 +12,13 @@ import asyncio
 import inspect
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
+
+from .replay import LocalReplay, ReplayStore, replay_from
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +33,14 @@ class StreamSpec:
     name: str
     namespace: str
     is_on: Callable[[], bool] = lambda: True
+    # Shared streams (database, backends, ...) are sampled by one instance of a cluster: the
+    # holder of the lease. Per-host streams (system, gpu, ...) are sampled by every instance.
+    shared: bool = False
 
 
 @dataclass
 class _Stream:
     spec: StreamSpec
-    buffer: deque
-    seq: int = 0
     published: int = 0
     pending: list = field(default_factory=list)
     watchers: list = field(default_factory=list)
@@ -60,7 +62,9 @@ class StreamHub:
     def __init__(self, sio: socketio.AsyncServer, *, source: str, buffer_size: int,
                  batch_interval_s: float | None = None,
                  pushing: Callable[[], bool] = lambda: True,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 store: ReplayStore | None = None,
+                 leader: Callable[[], bool] = lambda: True):
         self.sio = sio
         self.source = source
         self.buffer_size = buffer_size
@@ -68,12 +72,18 @@ class StreamHub:
         self._pushing = pushing
         self._clock = clock
         self._streams: dict[str, _Stream] = {}
+        # This process's own envelopes, always; in a cluster `store` is the shared one that
+        # assigns `seq` and answers subscribe, and `local` mirrors what this instance published.
+        self.local = LocalReplay(buffer_size)
+        self.store: ReplayStore = store or self.local
+        self.leader = leader
 
     # -- streams --------------------------------------------------------------------------
     def add_stream(self, spec: StreamSpec) -> None:
         if spec.name in self._streams:
             raise ValueError(f"stream {spec.name!r} is already registered")
-        self._streams[spec.name] = _Stream(spec, deque(maxlen=self.buffer_size))
+        self._streams[spec.name] = _Stream(spec)
+        self.local.add_stream(spec.name)
 
     def spec(self, stream: str) -> StreamSpec:
         return self._get(stream).spec
@@ -84,6 +94,11 @@ class StreamHub:
 
     def is_on(self, stream: str) -> bool:
         return self._get(stream).spec.is_on()
+
+    def samples_here(self, stream: str) -> bool:
+        """Whether this instance should sample the stream now (on, and ours to sample)."""
+        spec = self._get(stream).spec
+        return spec.is_on() and (not spec.shared or self.leader())
 
     def watch(self, stream: str, watcher: Watcher) -> None:
         """Call `watcher(envelope)` after each publish on `stream` (alerts follow metrics so)."""
@@ -99,10 +114,13 @@ class StreamHub:
     async def publish(self, stream: str, data: Any, ts: float | None = None) -> Envelope:
         """Build the envelope, buffer it, and emit it (or queue it for the next batch)."""
         state = self._get(stream)
-        state.seq += 1
-        envelope = {"stream": stream, "seq": state.seq, "ts": self._clock() if ts is None else ts,
-                    "source": self.source, "data": data}
-        state.buffer.append(envelope)
+        ts = self._clock() if ts is None else ts
+        if self.store.shared:
+            envelope = await self.store.append(stream, ts, self.source, data)
+            self.local.buffers[stream].append(envelope)
+            self.local.seqs[stream] = envelope["seq"]
+        else:  # no suspension from here to the emit: see subscriptions.py
+            envelope = self.local.append_now(stream, ts, self.source, data)
         state.published += 1
         if self._pushing():
             if self.batch_interval_s:
@@ -143,25 +161,25 @@ class StreamHub:
             except Exception:
                 log.exception("batch flush failed")
 
-    # -- reading --------------------------------------------------------------------------
+    # -- reading (this instance's own envelopes) ------------------------------------------------
     def latest(self, stream: str) -> Envelope | None:
-        buffer = self._get(stream).buffer
+        buffer = self.local.buffers[self._get(stream).spec.name]
         return buffer[-1] if buffer else None
 
     def last_seq(self, stream: str) -> int:
-        return self._get(stream).seq
+        return self.local.seqs[self._get(stream).spec.name]
 
     def published(self) -> dict[str, int]:
         return {name: state.published for name, state in self._streams.items()}
 
     def history(self, stream: str, points: int | None = None, *, delivered_only: bool = False) -> list[Envelope]:
-        """The last `points` buffered envelopes, oldest first.
+        """The last `points` envelopes this instance buffered, oldest first.
 
         `delivered_only` leaves out envelopes still waiting for the next batch: a client that
         has just joined the room receives those with the batch, so it must not get them twice.
         """
         state = self._get(stream)
-        items = list(state.buffer)
+        items = list(self.local.buffers[stream])
         if delivered_only and state.pending:
             items = items[: len(items) - len(state.pending)]
         if points is not None:
@@ -169,15 +187,21 @@ class StreamHub:
         return items
 
     def replay(self, stream: str, since: int, *, delivered_only: bool = False) -> tuple[list[Envelope], bool]:
-        """Every buffered envelope newer than `since`, and whether some were lost (`gap`).
+        """Every envelope of this instance's buffer newer than `since`, and whether some were lost."""
+        buffer = self.local.buffers[self._get(stream).spec.name]
+        oldest = buffer[0]["seq"] if buffer else None  # envelopes awaiting a batch count as kept
+        return replay_from(self.history(stream, delivered_only=delivered_only), since,
+                           self.last_seq(stream), oldest)
 
-        A `since` ahead of this server's sequence (the server restarted) is a gap too.
-        """
-        state = self._get(stream)
-        buffered = self.history(stream, delivered_only=delivered_only)
-        if since > state.seq:
-            return buffered, True
-        newer = [envelope for envelope in buffered if envelope["seq"] > since]
-        oldest = state.buffer[0]["seq"] if state.buffer else state.seq + 1
-        gap = since + 1 < oldest
-        return newer, gap
+    # -- reading what every subscriber should get (the cluster's store when there is one) ------
+    async def read_history(self, stream: str, points: int | None) -> list[Envelope]:
+        if not self.store.shared:
+            return self.history(stream, points, delivered_only=True)
+        self._get(stream)
+        return await self.store.history(stream, points)
+
+    async def read_replay(self, stream: str, since: int) -> tuple[list[Envelope], bool]:
+        if not self.store.shared:
+            return self.replay(stream, since, delivered_only=True)
+        self._get(stream)
+        return await self.store.replay(stream, since)

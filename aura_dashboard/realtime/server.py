@@ -41,10 +41,12 @@ def transports(websocket_fallback: bool) -> list[str]:
     return ["polling", "websocket"] if websocket_fallback else ["websocket"]
 
 
-def build_socketio(settings: Settings, overrides: RuntimeOverrides) -> socketio.AsyncServer:
+def build_socketio(settings: Settings, overrides: RuntimeOverrides,
+                   client_manager: socketio.AsyncManager | None = None) -> socketio.AsyncServer:
     ws = settings.websocket
     sio = socketio.AsyncServer(
         async_mode="aiohttp",
+        client_manager=client_manager,
         ping_interval=ws.ping_interval_ms / 1000,
         ping_timeout=ws.pong_timeout_ms / 1000,
         max_http_buffer_size=ws.max_message_size_bytes,

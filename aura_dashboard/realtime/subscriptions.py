@@ -47,13 +47,15 @@ async def subscribe(sio: socketio.AsyncServer, hub: StreamHub, sid: str, namespa
                              status=409)
     history, gap = {}, {}
     for stream in streams:
-        # Join first, then read the buffer, with no suspension in between: an envelope is either
-        # in the history or delivered to the room, never both and never neither.
+        # Join first, then read the buffer. In one process nothing suspends in between, so an
+        # envelope is either in the history or delivered to the room, never both or neither.
+        # In a cluster the read is a Redis round trip: an envelope may then come both ways
+        # (never neither), and clients drop a `seq` they already hold.
         await sio.enter_room(sid, room_of(stream), namespace=namespace)
         if stream in since:
-            history[stream], gap[stream] = hub.replay(stream, since[stream], delivered_only=True)
+            history[stream], gap[stream] = await hub.read_replay(stream, since[stream])
         else:
-            history[stream], gap[stream] = hub.history(stream, history_points, delivered_only=True), False
+            history[stream], gap[stream] = await hub.read_history(stream, history_points), False
     return {"ok": True, "streams": streams, "history": history, "gap": gap}
 
 

@@ -39,6 +39,7 @@ TABLE = [
     ("WEBSOCKET_PORT", "websocket.port", 8000, "443", 443, "eighty"),
     ("MESSAGE_QUEUE_URL", "websocket.message_queue", "", "redis://127.0.0.1:6379/0",
      "redis://127.0.0.1:6379/0", "ftp://x"),
+    ("DASHBOARD_CLUSTER", "websocket.cluster_name", "aura", "prod-eu", "prod-eu", "no spaces"),
     ("ENABLE_GPU_MONITORING", "monitoring.gpu.enabled", False, "yes", True, "maybe"),
     ("ENABLE_TEMPERATURE_MONITORING", "monitoring.temperature.enabled", False, "1", True, "2"),
     ("MCP_BACKEND_URL", "backends.mcp.url", "http://localhost:8000", "http://mcp:8000",

@@ -72,3 +72,10 @@ async def test_unknown_stream_and_duplicate_registration():
         await hub.publish("nope", 1)
     with pytest.raises(ValueError):
         hub.add_stream(StreamSpec("system", "/omni_monitor"))
+
+
+async def test_replay_while_everything_waits_for_the_batch_is_not_a_gap():
+    hub = make_hub(batch=0.5)
+    await hub.publish("system", 1)
+    await hub.publish("system", 2)
+    assert hub.replay("system", 0, delivered_only=True) == ([], False)

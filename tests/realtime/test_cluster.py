@@ -1,0 +1,235 @@
+"""Several real server processes joined by the machine's real Redis (and RabbitMQ)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+import socketio
+import yaml
+
+from tests.conftest import free_port, need_service
+
+REDIS_URL = os.environ.get("AURA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+AMQP_URL = os.environ.get("AURA_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+CONFIG = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False},
+          "websocket": {"lease_ttl_ms": 1500}, "logging": {"file": {"enabled": False}}}
+
+
+def reachable(url: str, default_port: int) -> bool:
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+class Instance:
+    def __init__(self, name: str, cluster: str, config: Path, queue: str):
+        self.name, self.port = name, free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHBOARD_", "FEATURE_"))}
+        env.update(DASHBOARD_HOST="127.0.0.1", DASHBOARD_PORT=str(self.port), DASHBOARD_INSTANCE=name,
+                   DASHBOARD_CLUSTER=cluster, MESSAGE_QUEUE_URL=queue, DATABASE_HOST="", LOG_FILE="",
+                   LOG_LEVEL="WARNING")
+        self.proc = subprocess.Popen([sys.executable, "-m", "aura_dashboard", "--config", str(config)],
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def ready(self, http: aiohttp.ClientSession, timeout: float = 30) -> None:
+        async def poll():
+            while True:
+                assert self.proc.poll() is None, self.proc.stderr.read().decode()
+                try:
+                    async with http.get(self.url + "/healthz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        await asyncio.wait_for(poll(), timeout)
+
+    async def health(self, http) -> dict:
+        async with http.get(self.url + "/healthz") as response:
+            return await response.json()
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """`async with cluster(n) as (instances, http)`: n processes in one fresh cluster."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(CONFIG))
+    started: list[Instance] = []
+
+    class Factory:
+        def __init__(self, count: int, queue: str = REDIS_URL):
+            self.count, self.queue = count, queue
+
+        async def __aenter__(self):
+            need_service(reachable(self.queue, 6379 if self.queue.startswith("redis") else 5672),
+                         f"the message queue at {self.queue} is not reachable")
+            name = self.name = f"test-{uuid.uuid4().hex[:10]}"
+            self.http = aiohttp.ClientSession()
+            for i in range(self.count):
+                started.append(Instance(f"node-{'abc'[i]}", name, config, self.queue))
+            for instance in started:
+                await instance.ready(self.http)
+            return started, self.http
+
+        async def __aexit__(self, *exc):
+            for instance in started:
+                instance.stop()
+            await self.http.close()
+            if self.queue.startswith("redis"):  # leave the machine's Redis as it was
+                client = aioredis.from_url(self.queue)
+                keys = [key async for key in client.scan_iter(f"aura:{self.name}:*")]
+                if keys:
+                    await client.delete(*keys)
+                await client.aclose()
+
+    yield Factory
+    for instance in started:
+        instance.stop(signal.SIGKILL)
+
+
+class Listener:
+    def __init__(self):
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.envelopes: list[dict] = []
+        self.changed = asyncio.Event()
+
+        @self.sio.on("system", namespace="/omni_monitor")
+        async def on_system(envelope):
+            self.envelopes.append(envelope)
+            self.changed.set()
+
+    async def join(self, url: str, since: int | None = None) -> dict:
+        await self.sio.connect(url, socketio_path="/ws", namespaces=["/omni_monitor"], transports=["websocket"])
+        payload = {"streams": ["system"]}
+        if since is not None:
+            payload["since"] = {"system": since}
+        return await self.sio.call("subscribe", payload, namespace="/omni_monitor", timeout=10)
+
+    async def until(self, predicate, timeout=20):
+        async def loop():
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+        await asyncio.wait_for(loop(), timeout)
+
+
+async def test_broadcast_reaches_every_instance_with_cluster_wide_seq(cluster):
+    async with cluster(3) as (instances, http):
+        listener = Listener()
+        await listener.join(instances[1].url)
+        try:
+            await listener.until(lambda: {e["source"] for e in listener.envelopes} >= {"node-a", "node-b", "node-c"}
+                                 and len(listener.envelopes) >= 15)
+            seqs = [e["seq"] for e in listener.envelopes]
+            assert len(seqs) == len(set(seqs)), "seq must be unique across instances"
+            for source in ("node-a", "node-b", "node-c"):
+                own = [e["seq"] for e in listener.envelopes if e["source"] == source]
+                assert own == sorted(own), f"{source}'s seq must increase"
+        finally:
+            await listener.sio.disconnect()
+
+
+async def test_client_moving_to_another_instance_gets_exactly_what_it_missed(cluster):
+    async with cluster(2) as (instances, http):
+        first = Listener()
+        await first.join(instances[0].url)
+        await first.until(lambda: len(first.envelopes) >= 3)
+        await first.sio.disconnect()
+        last = max(e["seq"] for e in first.envelopes)
+        await asyncio.sleep(1.0)  # both instances keep publishing meanwhile
+        second = Listener()
+        try:
+            ack = await second.join(instances[1].url, since=last)
+            missed = ack["history"]["system"]
+            assert ack["gap"] == {"system": False}
+            seqs = [e["seq"] for e in missed]
+            assert seqs == list(range(last + 1, last + 1 + len(seqs))) and len(seqs) >= 3
+            assert {e["source"] for e in missed} == {"node-a", "node-b"}
+            await second.until(lambda: len(second.envelopes) >= 2)
+            new = [e["seq"] for e in second.envelopes if e["seq"] not in set(seqs)]
+            assert new and min(new) > last
+        finally:
+            await second.sio.disconnect()
+
+
+async def test_lease_holder_killed_hands_over_within_the_ttl(cluster):
+    async with cluster(2) as (instances, http):
+        async def holders():
+            states = [(await i.health(http))["dependencies"]["message_queue"] for i in instances
+                      if i.proc.poll() is None]
+            return [s["owner"] for s in states if s["shared_collectors_here"]]
+
+        async def exactly_one():
+            while len(await holders()) != 1:
+                await asyncio.sleep(0.1)
+        await asyncio.wait_for(exactly_one(), 10)
+        flags = [(await inst.health(http))["dependencies"]["message_queue"]["shared_collectors_here"]
+                 for inst in instances]
+        holder_index = flags.index(True)
+        instances[holder_index].stop(signal.SIGKILL)
+        survivor = instances[1 - holder_index]
+
+        async def takes_over():
+            while not (await survivor.health(http))["dependencies"]["message_queue"]["shared_collectors_here"]:
+                await asyncio.sleep(0.1)
+        await asyncio.wait_for(takes_over(), 1.5 * 3)  # the TTL (1.5 s) plus a renewal round, generously
+
+
+async def test_flag_flipped_on_one_instance_reaches_clients_of_another(cluster):
+    async with cluster(2) as (instances, http):
+        a, b = instances
+        listener = Listener()
+        await listener.join(b.url)
+        try:
+            async with http.patch(a.url + "/api/features", json={"system_monitoring": False}) as response:
+                assert response.status == 200
+
+            async def off_on_b():
+                while True:
+                    async with http.get(b.url + "/api/features") as response:
+                        if (await response.json())["effective"]["system_monitoring"] is False:
+                            return
+                    await asyncio.sleep(0.1)
+            await asyncio.wait_for(off_on_b(), 10)
+            refused = await listener.sio.call("subscribe", {"streams": ["system"]}, namespace="/omni_monitor")
+            assert refused["error"]["code"] == "stream_disabled"
+            # An instance that joins later applies the cluster's overrides too.
+        finally:
+            await listener.sio.disconnect()
+
+
+async def test_amqp_broker_carries_broadcasts(cluster):
+    async with cluster(2, queue=AMQP_URL) as (instances, http):
+        listener = Listener()
+        await listener.join(instances[0].url)
+        try:
+            await listener.until(lambda: {e["source"] for e in listener.envelopes} >= {"node-a", "node-b"})
+        finally:
+            await listener.sio.disconnect()
