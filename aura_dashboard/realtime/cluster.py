@@ -123,6 +123,8 @@ class Lease:
                 await self._release(keys=[self.key], args=[self.owner])
         except Exception as exc:  # it expires on its own within the TTL
             log.warning("cluster lease not released: %s", exc)
+        if self._on_change is not None:
+            await self._on_change(False)
 
 
 class FlagSync:

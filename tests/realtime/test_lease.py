@@ -1,0 +1,127 @@
+"""The cluster lease and the flag sync against the machine's real Redis; loops stop on cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+
+from aura_dashboard.config import RuntimeOverrides
+from aura_dashboard.realtime.cluster import FlagSync, Lease
+from tests.conftest import free_port, make_settings, need_service
+from tests.realtime.test_cluster import REDIS_URL, reachable
+
+
+@pytest.fixture
+async def redis_client():
+    need_service(reachable(REDIS_URL, 6379), f"Redis at {REDIS_URL} is not reachable")
+    client = aioredis.from_url(REDIS_URL)
+    prefix = f"aura:test-{uuid.uuid4().hex[:8]}"
+    yield client, prefix
+    keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+async def test_one_holder_renewal_and_hand_over(redis_client):
+    client, prefix = redis_client
+    changes = []
+
+    async def note(held):
+        changes.append(held)
+
+    a = Lease(client, f"{prefix}:lease", "a", ttl_ms=5000, on_change=note)
+    b = Lease(client, f"{prefix}:lease", "b", ttl_ms=5000)
+    assert await a.attempt() is True and await b.attempt() is False
+    assert await a.attempt() is True  # renewal keeps it
+    assert await client.pttl(f"{prefix}:lease") > 4000
+    await a.release()
+    assert await b.attempt() is True and await a.attempt() is False
+    assert changes == [True, False]
+
+
+async def test_expired_lease_is_taken_over(redis_client):
+    client, prefix = redis_client
+    a = Lease(client, f"{prefix}:lease", "a", ttl_ms=1000)
+    b = Lease(client, f"{prefix}:lease", "b", ttl_ms=1000)
+    assert await a.attempt()
+    await client.pexpire(f"{prefix}:lease", 1)  # as if `a` died and its TTL ran out
+    await asyncio.sleep(0.01)
+    assert await b.attempt() is True
+    assert await a.attempt() is False  # `a` must not renew what it no longer holds
+
+
+async def test_unreachable_redis_gives_up_the_lease_without_raising():
+    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    lease = Lease(client, "aura:x:lease", "a", ttl_ms=1000)
+    lease.held = True
+    assert await lease.attempt() is False
+    assert lease.healthy is False and lease.held is False
+    await client.aclose()
+
+
+async def test_lease_loop_stops_on_cancel(redis_client):
+    client, prefix = redis_client
+    lease = Lease(client, f"{prefix}:lease", "a", ttl_ms=1000)
+    task = asyncio.create_task(lease.run())
+    while not lease.held:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
+
+
+async def test_flag_sync_between_two_instances(redis_client):
+    client, prefix = redis_client
+    features = make_settings().features
+    here, there = RuntimeOverrides(features), RuntimeOverrides(features)
+    sync_here = FlagSync(client, prefix, "here", here)
+    sync_there = FlagSync(client, prefix, "there", there)
+    here.add_listener(sync_here.on_local_change)
+    there.add_listener(sync_there.on_local_change)
+    heard = []
+    there.add_listener(lambda change: heard.append(change))
+    task = asyncio.create_task(sync_there.run())
+    try:
+        await asyncio.sleep(0.2)  # let it subscribe
+        await here.set("debug_mode", True, actor="api:1.2.3.4")
+
+        async def arrived():
+            while not there.is_on("debug_mode"):
+                await asyncio.sleep(0.02)
+        await asyncio.wait_for(arrived(), 5)
+        assert heard[-1].remote is True and heard[-1].actor == "cluster:api:1.2.3.4"
+        await here.reset("debug_mode")
+
+        async def reset_arrived():
+            while there.is_on("debug_mode"):
+                await asyncio.sleep(0.02)
+        await asyncio.wait_for(reset_arrived(), 5)
+        # A later instance loads what the cluster holds.
+        await here.set("gpu_monitoring", True)
+        late = RuntimeOverrides(features)
+        await FlagSync(client, prefix, "late", late).load()
+        assert late.is_on("gpu_monitoring") and not late.is_on("debug_mode")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
+
+
+async def test_batcher_loop_stops_on_cancel():
+    import socketio
+
+    from aura_dashboard.realtime.hub import StreamHub, StreamSpec
+
+    hub = StreamHub(socketio.AsyncServer(async_mode="aiohttp"), source="t", buffer_size=5, batch_interval_s=0.01)
+    hub.add_stream(StreamSpec("s", "/omni_monitor"))
+    task = asyncio.create_task(hub.run_batcher())
+    await hub.publish("s", 1)
+    while hub.history("s", delivered_only=True) == []:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
