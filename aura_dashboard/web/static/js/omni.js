@@ -82,7 +82,7 @@ function plotOptions(chart, box) {
     series: [{}, ...chart.fields.map((f, i) => ({ label: f.name, stroke: COLORS[i], width: 1.5, spanGaps: false,
       fill: i === 0 ? "rgba(90,169,255,0.08)" : undefined, value: (u, v) => (v === null ? "–" : chart.fmt(v)) }))],
     scales: { y: chart.range ? { range: chart.range } : { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-    axes: [axis, { ...axis, size: 70, values: (u, splits) => splits.map((v) => chart.fmt(v)) }],
+    axes: [axis, { ...axis, size: 84, values: (u, splits) => splits.map((v) => chart.fmt(v)) }],
     cursor: { drag: { x: false, y: false } },
   };
 }
