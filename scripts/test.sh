@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # Installs everything the tests need (Python packages into ./.venv, the JavaScript
-# socket.io-client into tests/js/node_modules) and runs the whole test suite.
+# socket.io-client into tests/js/node_modules, the page's libraries into the package, and
+# Debian's Chromium for the browser tests when it is missing) and runs the whole test suite.
 # Extra arguments go to pytest (for example: -k loader, -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+bash scripts/build_page.sh
+if ! command -v chromium >/dev/null 2>&1; then
+    SUDO=$([ "$(id -u)" = 0 ] || echo "sudo")
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y --no-install-recommends chromium \
+        || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends chromium; } \
+        || echo "could not install chromium: the browser tests will be skipped (or fail under CI=true)" >&2
+fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+# Playwright drives the system Chromium; it never downloads a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,140 @@
+// Starts the page: reads the effective flags and configuration, shows the enabled panels,
+// connects every namespace over one Socket.IO manager and asks for the API key when needed.
+import { Connection } from "./connection.js";
+import { OmniPanel } from "./omni.js";
+import { AiPanel, ArenaPanel, ChatPanel, GovernancePanel } from "./panels.js";
+
+const KEY_STORAGE = "aura.apiKey";
+const PANELS = [
+  { id: "omni_monitor", namespace: "/omni_monitor", feature: "omni_monitor", section: "omni_monitor",
+    streams: ["system", "gpu", "temperature", "database", "backends", "alerts"] },
+  { id: "governance", namespace: "/governance", feature: "governance_panel", section: "governance", streams: ["governance", "audit"] },
+  { id: "ai_system", namespace: "/ai_system", feature: "ai_system_panel", section: "ai_system", streams: ["models", "inference"] },
+  { id: "arena", namespace: "/arena", feature: "intelligence_arena", section: "intelligence_arena", streams: ["debates"] },
+  { id: "chat", namespace: "/chat", feature: "chat_optimization", section: "chat", streams: ["status"] },
+];
+
+const apiKey = () => sessionStorage.getItem(KEY_STORAGE);
+let keyWaiters = null;
+
+/** Ask for the API key once (a form, not a prompt); every caller waiting gets the same key. */
+function askForKey(why) {
+  if (keyWaiters) return keyWaiters.promise;
+  let resolve;
+  const promise = new Promise((r) => { resolve = r; });
+  keyWaiters = { promise };
+  const dialog = document.getElementById("key-dialog");
+  document.getElementById("key-why").textContent = why;
+  document.getElementById("key-form").onsubmit = () => {
+    const key = document.getElementById("key-input").value.trim();
+    sessionStorage.setItem(KEY_STORAGE, key);
+    keyWaiters = null;
+    resolve(key);
+  };
+  dialog.showModal();
+  return promise;
+}
+
+async function getJson(path) {
+  for (;;) {
+    const headers = apiKey() ? { "X-API-Key": apiKey() } : {};
+    const response = await fetch(path, { headers });
+    if (response.status === 401 || response.status === 403) {
+      await askForKey(apiKey() ? "The API key was refused; enter it again." : "This dashboard needs an API key.");
+      continue;
+    }
+    if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
+    return response.json();
+  }
+}
+
+function notice(text) {
+  const node = document.getElementById("notice");
+  node.textContent = text;
+  node.hidden = !text;
+}
+
+function connectionText(connection, channel) {
+  if (channel.refused) return [channel.refused.code === "unauthorized" ? "unauthorized" : channel.refused.code, "bad"];
+  if (connection.state === "reconnecting") {
+    const seconds = Math.max(0, Math.ceil((connection.retryAt - Date.now()) / 1000));
+    return [`reconnecting in ${seconds} s (attempt ${connection.attempt}/${connection.options.reconnect.max_attempts})`, "warn"];
+  }
+  if (connection.state === "gave up") return ["disconnected: gave up, reload to retry", "bad"];
+  if (channel.socket.connected) return [`connected · ${connection.transport || "?"}`, "ok"];
+  return ["connecting…", "warn"];
+}
+
+async function start() {
+  const [config, features] = await Promise.all([getJson("/api/config"), getJson("/api/features")]);
+  const flags = features.effective || {};
+  const capacity = config.panels.omni_monitor.graph_history_points;
+  const connection = new Connection({
+    path: config.websocket.path, reconnect: config.websocket.reconnect,
+    fallback: flags.websocket_fallback !== false, timeoutMs: config.websocket.connect_timeout_ms, apiKey,
+  });
+  const views = {
+    omni_monitor: new OmniPanel(capacity), governance: new GovernancePanel(), ai_system: new AiPanel(),
+    arena: new ArenaPanel(), chat: new ChatPanel(config.panels.chat.modes || ["auto"]),
+  };
+  const channels = {};
+  for (const panel of PANELS) {
+    const section = document.getElementById(`panel-${panel.id}`);
+    const enabled = flags[panel.feature] !== false && (config.panels[panel.section] || {}).enabled !== false;
+    section.hidden = !enabled;
+    if (!enabled) continue;
+    const view = views[panel.id];
+    const badge = section.querySelector(".conn");
+    const channel = connection.channel(panel.namespace, panel.streams, {
+      envelopes: (stream, list, info) => {
+        if (info.gap && info.resumed) section.querySelector(".notes").textContent =
+          `Some ${stream} data was lost while disconnected (the server restarted or its buffer moved on); charts show the break.`;
+        view.envelopes(stream, list, info);
+      },
+      unavailable: (stream, error) => view.unavailable(stream, error),
+      status: () => {
+        const [text, kind] = connectionText(connection, channel);
+        badge.textContent = text;
+        badge.className = `conn badge ${kind}`;
+      },
+      refused: async (error, ch) => {
+        if (error.code === "panel_disabled") section.hidden = true;
+        if (error.code === "unauthorized") {
+          await askForKey(apiKey() ? "The API key was refused; enter it again." : "This dashboard needs an API key.");
+          for (const other of Object.values(channels)) if (other.refused) other.restart();
+          if (ch.refused) ch.restart();
+        }
+      },
+    });
+    channels[panel.id] = channel;
+    if (view.attach) view.attach(channel);
+  }
+  const refresh = () => {
+    for (const channel of Object.values(channels)) channel.changed();
+    const state = document.getElementById("server-state");
+    state.textContent = connection.state === "connected" ? `live · ${connection.transport}` : connection.state;
+    state.className = `badge ${connection.state === "connected" ? "ok" : connection.state === "gave up" ? "bad" : "warn"}`;
+    notice(connection.state === "gave up"
+      ? `Lost the server after ${connection.options.reconnect.max_attempts} attempts (${connection.lastReason}). Reload the page to try again.` : "");
+  };
+  connection.onChange(refresh);
+  setInterval(() => {
+    document.getElementById("clock").textContent = new Date().toLocaleTimeString([], { hour12: false });
+    if (connection.state === "reconnecting") refresh();
+  }, 1000);
+  connection.open();
+
+  // For people debugging in the console, and for the browser tests.
+  window.aura = {
+    connection, channels, views,
+    hosts: () => views.omni_monitor.debug(),
+    reconnects: () => connection.reconnects,
+    lastSeq: (ns, stream) => channels[ns] && channels[ns].streams[stream].lastSeq,
+  };
+  document.body.dataset.ready = "true";
+}
+
+start().catch((err) => {
+  notice(`The dashboard could not start: ${err.message}`);
+  console.warn(err);
+});
