@@ -1,0 +1,1 @@
+"""Collectors: one module each, `async def sample()` returning plain data."""

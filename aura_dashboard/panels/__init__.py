@@ -1,0 +1,1 @@
+"""Panels: the domain logic behind the streams (alerts, ...)."""
