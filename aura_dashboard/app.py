@@ -30,6 +30,7 @@ from .web.api import setup_api
 from .web.cache import HubReadCache
 from .web.compression import gzip_middleware
 from .web.health import Health
+from .web.interactive import setup_interactive
 from .web.metrics import build_registry, metrics
 from .web.page import setup_page
 from .web.middleware import error_middleware
@@ -91,6 +92,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_routes(app)
     setup_api(app)
     setup_page(app)
+    setup_interactive(app)
     app.router.add_get("/metrics", metrics)
     app.on_response_prepare.append(_track_websockets)
     app.on_shutdown.append(_disconnect_clients)

@@ -311,6 +311,9 @@ class ChatPanelSettings(Section):
     timeout_seconds: Annotated[float, Field(gt=0)]
     retry_attempts: NonNegativeInt
     modes: Annotated[StrList, Field(min_length=1)]
+    workers: PositiveInt
+    backoff_base_ms: NonNegativeInt
+    backoff_max_ms: NonNegativeInt
 
 
 class GovernancePanelSettings(Section):
@@ -326,13 +329,15 @@ class AiSystemPanelSettings(Section):
     refresh_interval_ms: PositiveInt
     show_model_performance: bool
     show_inference_stats: bool
+    inference_window_seconds: Annotated[float, Field(gt=0)]
 
 
 class ArenaPanelSettings(Section):
     enabled: bool
     refresh_interval_ms: PositiveInt
     max_debates: PositiveInt
-    debate_timeout_seconds: PositiveInt
+    debate_timeout_seconds: Annotated[float, Field(gt=0)]
+    finished_kept: NonNegativeInt
 
 
 class OmniMonitorPanelSettings(Section):

@@ -1,6 +1,13 @@
 """The /arena namespace: the intelligence arena's debates."""
 
-from .base import PanelNamespace, PanelSpec
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import DashboardError
+from ..panels.arena import Arena
+from ..realtime.subscriptions import subscribe
+from .base import PanelNamespace, PanelSpec, answers_errors
 
 
 class ArenaNamespace(PanelNamespace):
@@ -11,3 +18,33 @@ class ArenaNamespace(PanelNamespace):
         config_section="intelligence_arena",
         streams=("debates",),
     )
+    arena: Arena | None = None  # set by setup_interactive
+
+    def _arena(self) -> Arena:
+        if self.arena is None:
+            raise DashboardError("the arena is not running", code="unavailable", status=503)
+        return self.arena
+
+    @answers_errors
+    async def on_subscribe(self, sid: str, payload: Any) -> dict[str, Any]:
+        """As every namespace, except that `debates` history is the arena's snapshot: the
+        newest envelope of each open and each kept finished debate, however old, unless the
+        client resumes with `since` and nothing was lost."""
+        ack = await subscribe(self.server, self.hub, sid, self.namespace, payload, self.history_points)
+        if self.arena is not None and "debates" in ack.get("history", {}):
+            if not (isinstance(payload, dict) and "debates" in (payload.get("since") or {})
+                    and not ack.get("gap", {}).get("debates")):
+                ack["history"]["debates"] = self.arena.snapshot()
+        return ack
+
+    @answers_errors
+    async def on_create_debate(self, sid: str, payload: Any) -> dict[str, Any]:
+        return await self._arena().create(payload)
+
+    @answers_errors
+    async def on_add_turn(self, sid: str, payload: Any) -> dict[str, Any]:
+        return await self._arena().add_turn(payload)
+
+    @answers_errors
+    async def on_close_debate(self, sid: str, payload: Any) -> dict[str, Any]:
+        return await self._arena().close(payload)

@@ -1,0 +1,191 @@
+"""The intelligence arena: debates opened, argued and closed by clients or producing services.
+
+Every change publishes the debate's whole state on the `debates` stream, so the newest
+envelope of a debate is all a client needs. At most `max_debates` are open at once (one more
+is refused with `arena_full`, never evicting a live one); an open debate older than
+`debate_timeout_seconds` becomes `timed_out`; the last `finished_kept` finished debates are
+kept for review, each with the envelope that last published it (the subscribe snapshot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints
+
+from ..errors import DashboardError, NotFound
+from ..validation import Payload, parse
+
+log = logging.getLogger(__name__)
+
+MAX_TURNS = 200  # turns per debate: each envelope carries them all
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+DebateId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Publish = Callable[[str, Any], Awaitable[dict[str, Any]]]
+
+
+class CreateDebate(Payload):
+    topic: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    participants: Annotated[list[Name], Field(min_length=2, max_length=16)]
+
+
+class AddTurn(Payload):
+    id: DebateId
+    speaker: Name
+    text: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+
+
+class CloseDebate(Payload):
+    id: DebateId
+    winner: Name | None = None
+
+
+# The REST forms take the id from the path.
+class TurnBody(Payload):
+    speaker: Name
+    text: Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+
+
+class CloseBody(Payload):
+    winner: Name | None = None
+
+
+@dataclass
+class Debate:
+    id: str
+    topic: str
+    participants: list[str]
+    created: float
+    created_at: float  # monotonic, for the timeout
+    status: str = "open"
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    winner: str | None = None
+    finished: float | None = None
+    envelope: dict[str, Any] | None = None
+
+    def state(self) -> dict[str, Any]:
+        return {"id": self.id, "topic": self.topic, "participants": list(self.participants),
+                "status": self.status, "turns": list(self.turns), "winner": self.winner,
+                "created": self.created, "finished": self.finished}
+
+
+class Arena:
+    """Open and recently finished debates; each change is published on `debates`."""
+
+    def __init__(self, *, max_debates: int, timeout_s: float, finished_kept: int, publish: Publish,
+                 wall: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self.max_debates = max_debates
+        self.timeout_s = timeout_s
+        self.finished_kept = finished_kept
+        self._publish = publish
+        self._wall = wall
+        self._monotonic = monotonic
+        self.open: dict[str, Debate] = {}
+        self.finished: OrderedDict[str, Debate] = OrderedDict()
+        self._lock = asyncio.Lock()  # one change at a time, in publish order
+
+    # -- actions (payloads as they come from a client) ------------------------------------------
+    async def create(self, payload: Any) -> dict[str, Any]:
+        request = parse(CreateDebate, payload, what="create_debate payload")
+        if len(set(request.participants)) != len(request.participants):
+            raise DashboardError("participants: names must be distinct")
+        async with self._lock:
+            if len(self.open) >= self.max_debates:
+                raise DashboardError(f"the arena already holds {self.max_debates} open debates",
+                                     code="arena_full", status=409)
+            debate = Debate(f"d-{uuid.uuid4().hex[:12]}", request.topic, list(request.participants),
+                            self._wall(), self._monotonic())
+            self.open[debate.id] = debate
+            await self._changed(debate)
+        return {"ok": True, "id": debate.id, "debate": debate.state()}
+
+    async def add_turn(self, payload: Any) -> dict[str, Any]:
+        request = parse(AddTurn, payload, what="add_turn payload")
+        async with self._lock:
+            debate = self._open_debate(request.id)
+            if request.speaker not in debate.participants:
+                raise DashboardError(f"speaker: {request.speaker!r} is not a participant of {debate.id}")
+            if len(debate.turns) >= MAX_TURNS:
+                raise DashboardError(f"debate {debate.id} already has {MAX_TURNS} turns",
+                                     code="debate_full", status=409)
+            debate.turns.append({"speaker": request.speaker, "text": request.text, "ts": self._wall()})
+            await self._changed(debate)
+        return {"ok": True, "id": debate.id, "turn": len(debate.turns)}
+
+    async def close(self, payload: Any) -> dict[str, Any]:
+        request = parse(CloseDebate, payload, what="close_debate payload")
+        async with self._lock:
+            debate = self._open_debate(request.id)
+            if request.winner is not None and request.winner not in debate.participants:
+                raise DashboardError(f"winner: {request.winner!r} is not a participant of {debate.id}")
+            debate.winner = request.winner
+            await self._finish(debate, "finished")
+        return {"ok": True, "id": debate.id, "debate": debate.state()}
+
+    async def expire(self) -> int:
+        """Time out the open debates older than `timeout_s`; returns how many."""
+        now = self._monotonic()
+        async with self._lock:
+            stale = [d for d in self.open.values() if now - d.created_at >= self.timeout_s]
+            for debate in stale:
+                await self._finish(debate, "timed_out")
+        return len(stale)
+
+    async def run_sweeper(self) -> None:
+        """Expire debates until cancelled; a failed sweep is logged, never fatal."""
+        interval = min(1.0, max(0.05, self.timeout_s / 4))
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                async with asyncio.timeout(10):
+                    await self.expire()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("arena sweep failed")
+
+    # -- reading ------------------------------------------------------------------------------
+    def get(self, debate_id: str) -> Debate:
+        debate = self.open.get(debate_id) or self.finished.get(debate_id)
+        if debate is None:
+            raise NotFound(f"no debate {debate_id!r} (unknown, or finished long ago)")
+        return debate
+
+    def debates(self) -> list[dict[str, Any]]:
+        return [d.state() for d in self._kept()]
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """The last envelope of every debate kept (open and finished), oldest first by `seq`."""
+        envelopes = [d.envelope for d in self._kept() if d.envelope is not None]
+        return sorted(envelopes, key=lambda e: e["seq"])
+
+    def _kept(self) -> list[Debate]:
+        return [*self.open.values(), *self.finished.values()]
+
+    def _open_debate(self, debate_id: str) -> Debate:
+        debate = self.get(debate_id)
+        if debate.status != "open":
+            raise DashboardError(f"debate {debate_id} is {debate.status}", code="debate_closed",
+                                 status=409)
+        return debate
+
+    async def _finish(self, debate: Debate, status: str) -> None:
+        debate.status = status
+        debate.finished = self._wall()
+        self.open.pop(debate.id, None)
+        self.finished[debate.id] = debate
+        while len(self.finished) > self.finished_kept:
+            self.finished.popitem(last=False)
+        await self._changed(debate)
+
+    async def _changed(self, debate: Debate) -> None:
+        debate.envelope = await self._publish("debates", debate.state())

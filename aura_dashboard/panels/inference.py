@@ -1,0 +1,96 @@
+"""Inference statistics: results reported by any service, summarised per model over a window.
+
+Producers POST results (`model`, `latency_ms`, `ok`, optional `tokens`); the `inference`
+stream carries, per model over the last `inference_window_seconds`: requests per second,
+latency p50/p95/p99 (exact: every result of the window is kept and sorted), error rate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import Field, StringConstraints
+
+from ..errors import BadRequest, DashboardError
+from ..validation import Payload, parse
+from .stats import percentile
+
+MAX_BATCH = 1000        # results in one POST
+MAX_MODELS = 256        # models tracked at once (a model leaves when its window empties)
+MAX_PER_MODEL = 200_000  # results kept per model and window, the oldest go first beyond
+
+
+class InferenceResult(Payload):
+    model: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    latency_ms: Annotated[float, Field(ge=0, le=86_400_000)]
+    ok: bool
+    tokens: Annotated[int, Field(ge=0)] | None = None
+
+
+def parse_results(body: Any) -> list[InferenceResult]:
+    """One result object or a non-empty list of them, each validated."""
+    if isinstance(body, dict):
+        return [parse(InferenceResult, body, what="inference result")]
+    if not isinstance(body, list) or not body:
+        raise BadRequest("the body must be an inference result object or a non-empty list of them")
+    if len(body) > MAX_BATCH:
+        raise BadRequest(f"at most {MAX_BATCH} results per request, got {len(body)}")
+    return [parse(InferenceResult, item, what=f"result [{i}]") for i, item in enumerate(body)]
+
+
+class InferenceStats:
+    """Per-model sliding windows of results; `snapshot()` is the `inference` stream's data."""
+
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic):
+        self.window_s = window_s
+        self._clock = clock
+        self._results: dict[str, deque[tuple[float, float, bool, int | None]]] = {}
+        self.total = 0
+
+    def record(self, results: list[InferenceResult]) -> int:
+        now = self._clock()
+        self._prune(now)
+        new = {r.model for r in results} - self._results.keys()
+        if len(self._results) + len(new) > MAX_MODELS:
+            raise DashboardError(f"at most {MAX_MODELS} models are tracked at once",
+                                 code="too_many_models", status=409)
+        for r in results:
+            window = self._results.setdefault(r.model, deque(maxlen=MAX_PER_MODEL))
+            window.append((now, r.latency_ms, r.ok, r.tokens))
+        self.total += len(results)
+        return len(results)
+
+    def _prune(self, now: float) -> None:
+        horizon = now - self.window_s
+        for model in list(self._results):
+            window = self._results[model]
+            while window and window[0][0] <= horizon:
+                window.popleft()
+            if not window:
+                del self._results[model]
+
+    def snapshot(self) -> dict[str, Any]:
+        now = self._clock()
+        self._prune(now)
+        models = {}
+        for model, window in sorted(self._results.items()):
+            latencies = sorted(item[1] for item in window)
+            count = len(latencies)
+            errors = sum(1 for item in window if not item[2])
+            tokens = [item[3] for item in window if item[3] is not None]
+            models[model] = {
+                "count": count,
+                "rps": count / self.window_s,
+                "p50_ms": percentile(latencies, 50),
+                "p95_ms": percentile(latencies, 95),
+                "p99_ms": percentile(latencies, 99),
+                "error_rate": errors / count,
+                "tokens_per_s": sum(tokens) / self.window_s if tokens else None,
+            }
+        return {"window_s": self.window_s, "models": models}
+
+    async def sample(self) -> dict[str, Any]:
+        return self.snapshot()
