@@ -29,6 +29,7 @@ from .streams import stream_specs
 from .web.api import setup_api
 from .web.cache import HubReadCache
 from .web.compression import gzip_middleware
+from .web.forwarding import forward_event, forwarding_middleware, must_forward
 from .web.health import Health
 from .web.interactive import setup_interactive
 from .web.metrics import build_registry, metrics
@@ -53,7 +54,7 @@ def create_app(settings: Settings) -> web.Application:
     sio = build_socketio(settings, overrides, client_manager(settings.websocket))
     sio.attach(app, socketio_path=settings.websocket.path)
     updates = settings.updates
-    cluster = ClusterLink.create(settings.websocket, instance_name(settings), overrides)
+    cluster = ClusterLink.create(settings, instance_name(settings), overrides)
 
     hub = StreamHub(sio, source=instance_name(settings),
                     buffer_size=settings.websocket.message_buffer_size,
@@ -86,6 +87,10 @@ def create_app(settings: Settings) -> web.Application:
     app[PROM_REGISTRY] = build_registry(app)
     if cluster is not None:
         app[CLUSTER] = cluster
+        app.middlewares.append(forwarding_middleware)
+        arena_ns = app[NAMESPACES]["arena"]
+        arena_ns.is_remote = lambda: must_forward(app)
+        arena_ns.remote = lambda path, payload: forward_event(app, path, payload)
         app[HEALTH].register("message_queue", cluster.health)
         app.cleanup_ctx.append(_cluster)
 
@@ -109,8 +114,8 @@ async def _cluster(app: web.Application) -> AsyncIterator[None]:
         await emitters.reconcile()
 
     cluster.lease._on_change = lease_changed
-    await cluster.lease.attempt()
-    tasks.spawn(cluster.lease.run(), name="cluster:lease")
+    await cluster.lease_round()
+    tasks.spawn(cluster.run_lease(), name="cluster:lease")
     tasks.spawn(cluster.flags.run(), name="cluster:flags")
     yield
     await cluster.close()

@@ -35,7 +35,7 @@ def stream_specs(settings: Settings, overrides: RuntimeOverrides) -> list[Stream
         StreamSpec("audit", gov, on(p.governance.enabled and p.governance.show_audit_logs, "governance_panel")),
         StreamSpec("models", ai, on(p.ai_system.enabled, "ai_system_panel"), shared=True),
         StreamSpec("inference", ai, on(p.ai_system.enabled and p.ai_system.show_inference_stats,
-                                       "ai_system_panel")),
+                                       "ai_system_panel"), shared=True),
         StreamSpec("debates", "/arena", on(p.intelligence_arena.enabled, "intelligence_arena")),
         StreamSpec("status", "/chat", on(p.chat.enabled, "chat_optimization")),
     ]

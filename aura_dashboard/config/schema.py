@@ -42,6 +42,10 @@ def _check_path(value: str) -> str:
     return value
 
 
+def _check_optional_http(value: str) -> str:
+    return _check_url(("http", "https"))(value) if value else value
+
+
 def _check_broker(value: str) -> str:
     if value and (urlsplit(value).scheme not in ("redis", "rediss", "amqp", "amqps")
                   or not urlsplit(value).netloc):
@@ -74,6 +78,7 @@ class DashboardSettings(Section):
     debug: bool
     cors_origins: StrList
     instance_name: str
+    advertise_url: Annotated[str, AfterValidator(_check_optional_http)]
 
 
 # 2. websocket ------------------------------------------------------------------------------

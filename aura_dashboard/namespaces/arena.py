@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import DashboardError
 from ..panels.arena import Arena
@@ -19,6 +21,9 @@ class ArenaNamespace(PanelNamespace):
         streams=("debates",),
     )
     arena: Arena | None = None  # set by setup_interactive
+    # In a cluster the arena lives on the lease holder; elsewhere events are forwarded to it.
+    remote: Callable[[str, Any], Awaitable[dict[str, Any]]] | None = None
+    is_remote: Callable[[], bool] = staticmethod(lambda: False)
 
     def _arena(self) -> Arena:
         if self.arena is None:
@@ -31,7 +36,7 @@ class ArenaNamespace(PanelNamespace):
         newest envelope of each open and each kept finished debate, however old, unless the
         client resumes with `since` and nothing was lost."""
         ack = await subscribe(self.server, self.hub, sid, self.namespace, payload, self.history_points)
-        if self.arena is not None and "debates" in ack.get("history", {}):
+        if self.arena is not None and not self.is_remote() and "debates" in ack.get("history", {}):
             if not (isinstance(payload, dict) and "debates" in (payload.get("since") or {})
                     and not ack.get("gap", {}).get("debates")):
                 ack["history"]["debates"] = self.arena.snapshot()
@@ -39,12 +44,29 @@ class ArenaNamespace(PanelNamespace):
 
     @answers_errors
     async def on_create_debate(self, sid: str, payload: Any) -> dict[str, Any]:
+        if self.is_remote():
+            return await self.remote("/api/arena/debates", payload)
         return await self._arena().create(payload)
 
     @answers_errors
     async def on_add_turn(self, sid: str, payload: Any) -> dict[str, Any]:
+        if self.is_remote():
+            return await self.remote(f"/api/arena/debates/{_debate_id(payload)}/turns", _without_id(payload))
         return await self._arena().add_turn(payload)
 
     @answers_errors
     async def on_close_debate(self, sid: str, payload: Any) -> dict[str, Any]:
+        if self.is_remote():
+            return await self.remote(f"/api/arena/debates/{_debate_id(payload)}/close", _without_id(payload))
         return await self._arena().close(payload)
+
+
+def _debate_id(payload: Any) -> str:
+    debate_id = payload.get("id") if isinstance(payload, dict) else None
+    if not isinstance(debate_id, str) or not debate_id or len(debate_id) > 64 or "/" in debate_id:
+        raise DashboardError("id: a debate id (a string) is required")
+    return quote(debate_id, safe="")
+
+
+def _without_id(payload: dict) -> dict:
+    return {k: v for k, v in payload.items() if k != "id"}

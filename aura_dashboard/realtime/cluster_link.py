@@ -1,49 +1,89 @@
-"""The Redis side of a cluster, in one object the app holds: replay store, lease, flag sync."""
+"""The Redis side of a cluster, in one object the app holds: replay store, lease, flag sync,
+and the address of the lease holder (which owns the arena and the inference statistics)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from ..config import RuntimeOverrides
-from ..config.schema import WebSocketSettings
-from .cluster import FlagSync, Lease, broker_kind, owner_id
+from ..config import RuntimeOverrides, Settings
+from .cluster import REDIS_CALL_TIMEOUT_S, FlagSync, Lease, broker_kind, owner_id
 from .replay import RedisReplay
 
 log = logging.getLogger(__name__)
+
+
+def advertised_url(settings: Settings) -> str:
+    if settings.dashboard.advertise_url:
+        return settings.dashboard.advertise_url
+    host = settings.dashboard.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"http://{host}:{settings.dashboard.port}"
 
 
 @dataclass
 class ClusterLink:
     redis: Any
     owner: str
+    url: str
+    prefix: str
     replay: RedisReplay
     lease: Lease
     flags: FlagSync
+    http: Any = field(default=None)  # aiohttp ClientSession for forwarding, opened at start
 
     @classmethod
-    def create(cls, settings: WebSocketSettings, instance: str,
-               overrides: RuntimeOverrides) -> ClusterLink | None:
+    def create(cls, settings: Settings, instance: str, overrides: RuntimeOverrides) -> ClusterLink | None:
         """None unless the message queue is Redis (AMQP brokers carry broadcasts only)."""
-        if broker_kind(settings.message_queue) != "redis":
+        ws = settings.websocket
+        if broker_kind(ws.message_queue) != "redis":
             return None
-        client = aioredis.from_url(settings.message_queue, socket_timeout=5, socket_connect_timeout=5)
-        prefix = f"aura:{settings.cluster_name}"
+        client = aioredis.from_url(ws.message_queue, socket_timeout=5, socket_connect_timeout=5)
+        prefix = f"aura:{ws.cluster_name}"
         owner = owner_id(instance)
-        link = cls(redis=client, owner=owner,
-                   replay=RedisReplay(client, settings.cluster_name, settings.message_buffer_size),
-                   lease=Lease(client, f"{prefix}:lease:shared", owner, settings.lease_ttl_ms),
+        link = cls(redis=client, owner=owner, url=advertised_url(settings), prefix=prefix,
+                   replay=RedisReplay(client, ws.cluster_name, ws.message_buffer_size),
+                   lease=Lease(client, f"{prefix}:lease:shared", owner, ws.lease_ttl_ms),
                    flags=FlagSync(client, prefix, owner, overrides))
         overrides.add_listener(link.flags.on_local_change)
         return link
 
+    @property
+    def holder_key(self) -> str:
+        return f"{self.prefix}:lease:holder-url"
+
+    async def lease_round(self) -> bool:
+        held = await self.lease.attempt()
+        if held:
+            try:
+                async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
+                    await self.redis.set(self.holder_key, self.url, px=self.lease.ttl_ms)
+            except Exception as exc:
+                log.warning("holder address not published: %s", exc)
+        return held
+
+    async def run_lease(self) -> None:
+        while True:
+            await self.lease_round()
+            await asyncio.sleep(self.lease.ttl_ms / 3000)
+
+    async def holder_url(self) -> str | None:
+        async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
+            value = await self.redis.get(self.holder_key)
+        return value.decode() if isinstance(value, bytes) else value
+
     def health(self) -> dict[str, Any]:
         return {"status": "up" if self.lease.healthy else "down", "kind": "redis",
-                "owner": self.owner, "shared_collectors_here": self.lease.held}
+                "owner": self.owner, "url": self.url, "shared_collectors_here": self.lease.held}
 
     async def close(self) -> None:
         await self.lease.release()
+        if self.http is not None:
+            await self.http.close()
         await self.redis.aclose()

@@ -34,6 +34,8 @@ TABLE = [
     ("DASHBOARD_PORT", "dashboard.port", 8080, "9090", 9090, "abc"),
     ("DASHBOARD_ENV", "dashboard.environment", "development", "production", "production", "prod"),
     ("DASHBOARD_INSTANCE", "dashboard.instance_name", "", "node-a", "node-a", None),
+    ("DASHBOARD_ADVERTISE_URL", "dashboard.advertise_url", "", "http://dashboard-1:8080",
+     "http://dashboard-1:8080", "dashboard-1:8080"),
     ("WEBSOCKET_PROTOCOL", "websocket.protocol", "ws", "wss", "wss", "http"),
     ("WEBSOCKET_HOST", "websocket.host", "localhost", "dash.example", "dash.example", None),
     ("WEBSOCKET_PORT", "websocket.port", 8000, "443", 443, "eighty"),

@@ -233,3 +233,43 @@ async def test_amqp_broker_carries_broadcasts(cluster):
             await listener.until(lambda: {e["source"] for e in listener.envelopes} >= {"node-a", "node-b"})
         finally:
             await listener.sio.disconnect()
+
+
+async def holder_and_other(instances, http):
+    async def find():
+        while True:
+            flags = [(await i.health(http))["dependencies"]["message_queue"]["shared_collectors_here"]
+                     for i in instances]
+            if flags.count(True) == 1:
+                return instances[flags.index(True)], instances[1 - flags.index(True)]
+            await asyncio.sleep(0.1)
+    return await asyncio.wait_for(find(), 10)
+
+
+async def test_arena_and_inference_live_on_the_lease_holder_and_every_instance_serves_them(cluster):
+    async with cluster(2) as (instances, http):
+        holder, other = await holder_and_other(instances, http)
+        # A producer talks to the instance that does not hold the lease: it is forwarded.
+        async with http.post(other.url + "/api/arena/debates",
+                             json={"topic": "tabs or spaces", "participants": ["a", "b"]}) as response:
+            assert response.status == 201, await response.text()
+            debate_id = (await response.json())["id"]
+        async with http.get(holder.url + f"/api/arena/debates/{debate_id}") as response:
+            assert (await response.json())["topic"] == "tabs or spaces"
+        # A browser on the other instance adds a turn through a socket event.
+        client = socketio.AsyncClient(reconnection=False)
+        await client.connect(other.url, socketio_path="/ws", namespaces=["/arena"], transports=["websocket"])
+        try:
+            ack = await client.call("add_turn", {"id": debate_id, "speaker": "a", "text": "spaces"},
+                                    namespace="/arena", timeout=10)
+            assert ack["ok"] is True and ack["turn"] == 1
+            missing = await client.call("add_turn", {"id": "nope", "speaker": "a", "text": "x"},
+                                        namespace="/arena", timeout=10)
+            assert missing["ok"] is False and missing["error"]["code"]
+        finally:
+            await client.disconnect()
+        async with http.get(other.url + f"/api/arena/debates/{debate_id}") as response:
+            assert len((await response.json())["turns"]) == 1
+        async with http.post(other.url + "/api/ingest/inference",
+                             json=[{"model": "m1", "latency_ms": 10, "ok": True}] * 5) as response:
+            assert response.status == 202, await response.text()
