@@ -237,3 +237,31 @@ async def test_chat_round_trip_shows_done(browser):
             await done.wait_for(timeout=WAIT_MS)
             assert "hello from the fake MCP" in await done.text_content()
             await page.screenshot("chat_round_trip")
+
+
+@web.middleware
+async def block_websocket_upgrades(request, handler):
+    """What a proxy that does not pass WebSocket does: the upgrade is refused, HTTP goes through."""
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return web.Response(status=403, text="WebSocket blocked")
+    return await handler(request)
+
+
+async def test_blocked_websocket_falls_back_to_long_polling(browser):
+    settings = make_settings(extra=FAST)
+    app = create_app(settings)
+    app.middlewares.insert(0, block_websocket_upgrades)
+    runner = web.AppRunner(app, shutdown_timeout=2.0)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        server = RunningServer(app, settings, "127.0.0.1", port)
+        page = await open_page(browser, server)
+        await page.wait("() => document.querySelector('#panel-omni_monitor .conn').textContent.includes('polling')")
+        await page.wait(HAS_POINTS, 3)
+        text = await page.page.locator("#panel-omni_monitor .conn").text_content()
+        assert text.startswith("connected") and "polling" in text
+        await page.screenshot("blocked_websocket_polling")
+    finally:
+        await runner.cleanup()
