@@ -29,6 +29,7 @@ from .streams import stream_specs
 from .web.api import setup_api
 from .web.cache import HubReadCache
 from .web.compression import gzip_middleware
+from .web.dependencies import setup_dependencies
 from .web.forwarding import forward_event, forwarding_middleware, must_forward
 from .web.health import Health
 from .web.interactive import setup_interactive
@@ -98,6 +99,7 @@ def create_app(settings: Settings) -> web.Application:
     setup_api(app)
     setup_page(app)
     setup_interactive(app)
+    setup_dependencies(app)
     app.router.add_get("/metrics", metrics)
     app.on_response_prepare.append(_track_websockets)
     app.on_shutdown.append(_disconnect_clients)

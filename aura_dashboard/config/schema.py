@@ -197,6 +197,7 @@ class MlBackendSettings(Section):
     timeout_ms: PositiveInt
     retry_attempts: NonNegativeInt
     health_check_interval_ms: PositiveInt
+    models_path: UrlPath
 
 
 class GovernanceBackendSettings(Section):
@@ -383,6 +384,9 @@ class HealthCheckSettings(Section):
     timeout_ms: PositiveInt
     retries: NonNegativeInt
     alerts: HealthAlertSettings
+    slow_response_ms: PositiveInt
+    error_rate_window: PositiveInt
+    error_rate_threshold: Annotated[float, Field(gt=0, le=1)]
 
 
 class Settings(Section):

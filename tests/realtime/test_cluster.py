@@ -40,7 +40,7 @@ class Instance:
         self.name, self.port = name, free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHBOARD_", "FEATURE_"))}
         env.update(DASHBOARD_HOST="127.0.0.1", DASHBOARD_PORT=str(self.port), DASHBOARD_INSTANCE=name,
-                   DASHBOARD_CLUSTER=cluster, MESSAGE_QUEUE_URL=queue, DATABASE_HOST="", LOG_FILE="",
+                   DASHBOARD_CLUSTER=cluster, MESSAGE_QUEUE_URL=queue, DATABASE_HOST="", LOG_FILE="", AUDIT_STORE_PATH=":memory:",
                    LOG_LEVEL="WARNING")
         self.proc = subprocess.Popen([sys.executable, "-m", "aura_dashboard", "--config", str(config)],
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -1,0 +1,215 @@
+"""The durable audit log: every entry lands in an embedded SQLite file first, then in
+PostgreSQL when it is configured and reachable.
+
+Writing to SQLite first means nothing audited is lost while PostgreSQL is down: entries wait
+there (`synced = 0`) and are copied in order when it returns. Each entry has a unique `uid`
+and PostgreSQL ignores a `uid` it already holds, so a copy interrupted half-way and retried
+never doubles an entry. SQLite calls run in a worker thread (one at a time, behind a lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiopg
+
+log = logging.getLogger(__name__)
+
+_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    uid TEXT NOT NULL UNIQUE,
+    ts REAL NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    synced INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS audit_unsynced ON audit (synced, id);
+"""
+_PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS aura_audit (
+    uid TEXT PRIMARY KEY,
+    ts DOUBLE PRECISION NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail JSONB NOT NULL,
+    written_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)
+"""
+SYNC_BATCH = 500
+
+
+class SqliteAudit:
+    """The embedded store (blocking calls; used from a worker thread)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.executescript(_SQLITE_SCHEMA)
+        self._lock = threading.Lock()
+
+    def add(self, entry: dict[str, Any]) -> int:
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT INTO audit (uid, ts, actor, action, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                (entry["uid"], entry["ts"], entry["actor"], entry["action"], entry["target"],
+                 json.dumps(entry["detail"])))
+            return cur.lastrowid
+
+    def unsynced(self, limit: int) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(
+                "SELECT id, uid, ts, actor, action, target, detail FROM audit WHERE synced = 0 "
+                "ORDER BY id LIMIT ?", (limit,)).fetchall()
+
+    def mark_synced(self, ids: list[int]) -> None:
+        with self._lock:
+            self._conn.executemany("UPDATE audit SET synced = 1 WHERE id = ?", [(i,) for i in ids])
+
+    def pending(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM audit WHERE synced = 0").fetchone()[0]
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, uid, ts, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?",
+                (limit,)).fetchall()
+        return [_row(row) for row in rows]
+
+    def summary(self, since_ts: float) -> dict[str, Any]:
+        with self._lock:
+            counts = dict(self._conn.execute(
+                "SELECT action, count(*) FROM audit WHERE ts >= ? GROUP BY action", (since_ts,)).fetchall())
+            last = self._conn.execute(
+                "SELECT id, uid, ts, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        return {"last_hour": counts, "last": _row(last) if last else None}
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _row(row: tuple) -> dict[str, Any]:
+    _, uid, ts, actor, action, target, detail = row
+    return {"id": uid, "ts": ts, "actor": actor, "action": action, "target": target,
+            "detail": json.loads(detail) if isinstance(detail, str) else detail}
+
+
+class AuditStore:
+    """`await record(action, actor, target, detail)`; `recent(limit)`; copies to PostgreSQL."""
+
+    def __init__(self, sqlite_path: str, *, postgres_dsn: str | None = None,
+                 publish: Callable[[dict[str, Any]], Awaitable[Any]] | None = None,
+                 clock: Callable[[], float] = time.time, sync_interval_s: float = 2.0):
+        self.local = SqliteAudit(sqlite_path)
+        self.postgres_dsn = postgres_dsn
+        self.publish = publish
+        self.sync_interval_s = sync_interval_s
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._pool: aiopg.Pool | None = None
+        self.postgres_status = "disabled" if not postgres_dsn else "unknown"
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    async def record(self, action: str, actor: str, target: str, detail: dict | None = None) -> dict[str, Any]:
+        entry = {"uid": uuid.uuid4().hex, "ts": self._clock(), "actor": actor, "action": action,
+                 "target": target, "detail": detail or {}}
+        await self._run(self.local.add, entry)
+        public = {"id": entry["uid"], **{k: entry[k] for k in ("ts", "actor", "action", "target", "detail")}}
+        if self.publish is not None:
+            try:
+                await self.publish(public)
+            except Exception:
+                log.exception("audit entry not published")
+        self._wake.set()
+        return public
+
+    async def recent(self, limit: int) -> list[dict[str, Any]]:
+        return await self._run(self.local.recent, limit)
+
+    async def summary(self, window_s: float = 3600) -> dict[str, Any]:
+        data = await self._run(self.local.summary, self._clock() - window_s)
+        data["pending_to_postgres"] = await self._run(self.local.pending)
+        data["postgres"] = self.postgres_status
+        return data
+
+    # -- copying to PostgreSQL -----------------------------------------------------------
+    async def sync_once(self) -> int:
+        """Copy waiting entries to PostgreSQL in order; returns how many. Raises when it is down."""
+        if not self.postgres_dsn:
+            return 0
+        if self._pool is None:
+            self._pool = await aiopg.create_pool(self.postgres_dsn, minsize=0, maxsize=1, timeout=10)
+            async with self._pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute(_PG_SCHEMA)
+        copied = 0
+        while rows := await self._run(self.local.unsynced, SYNC_BATCH):
+            async with self._pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute("BEGIN")
+                for _, uid, ts, actor, action, target, detail in rows:
+                    await cur.execute(
+                        "INSERT INTO aura_audit (uid, ts, actor, action, target, detail) "
+                        "VALUES (%s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (uid) DO NOTHING",
+                        (uid, ts, actor, action, target, detail))
+                await cur.execute("COMMIT")
+            await self._run(self.local.mark_synced, [row[0] for row in rows])
+            copied += len(rows)
+        return copied
+
+    async def run_sync(self) -> None:
+        """Copy to PostgreSQL whenever entries are written (and every interval), until cancelled."""
+        while True:
+            try:
+                async with asyncio.timeout(30):
+                    copied = await self.sync_once()
+                if self.postgres_status != "up" and self.postgres_dsn:
+                    log.info("audit log: PostgreSQL reachable again")
+                self.postgres_status = "up" if self.postgres_dsn else "disabled"
+                if copied:
+                    log.debug("audit log: %d entries copied to PostgreSQL", copied)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.postgres_status != "down":
+                    log.warning("audit log: PostgreSQL unavailable, entries wait in %s: %s",
+                                self.local.path, str(exc).splitlines()[0] if str(exc) else exc)
+                self.postgres_status = "down"
+                await self._drop_pool()
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(self.sync_interval_s):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    async def _drop_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()
+            try:
+                async with asyncio.timeout(2):
+                    await pool.wait_closed()
+            except Exception:
+                pass
+
+    async def close(self) -> None:
+        await self._drop_pool()
+        await self._run(self.local.close)
