@@ -19,6 +19,8 @@ from .collectors.temperature import TemperatureCollector
 from .config import RuntimeOverrides, Settings
 from .namespaces import register_namespaces
 from .panels.alerts import AlertEngine, ThresholdWatch
+from .realtime.broadcast import Broadcaster
+from .realtime.broadcast import install as install_fast_path
 from .realtime.emitters import Emitter, EmitterSet
 from .realtime.hub import StreamHub
 from .realtime.server import build_socketio
@@ -49,11 +51,14 @@ def create_app(settings: Settings) -> web.Application:
     sio = build_socketio(settings, overrides)
     sio.attach(app, socketio_path=settings.websocket.path)
     updates = settings.updates
+    broadcaster = Broadcaster(sio)
+    install_fast_path(sio, broadcaster, compress=updates.websocket_compression)
 
     hub = StreamHub(sio, source=instance_name(settings),
                     buffer_size=settings.websocket.message_buffer_size,
                     batch_interval_s=updates.batch_interval_ms / 1000 if updates.batch_updates else None,
-                    pushing=lambda: overrides.is_on("real_time_updates"))
+                    pushing=lambda: overrides.is_on("real_time_updates"),
+                    broadcaster=broadcaster)
     for spec in stream_specs(settings, overrides):
         hub.add_stream(spec)
 

@@ -1,0 +1,217 @@
+"""Broadcasting one event to a room: encoded once, the same WebSocket frame written to every client.
+
+python-socketio's stock broadcast encodes the Socket.IO packet once, but then pays per
+recipient an asyncio task, a put on the Engine.IO socket's queue, a wake-up of that socket's
+writer task, an Engine.IO encode and an aiohttp frame build (plus a per-client deflate when
+permessage-deflate was negotiated). `Broadcaster.emit` keeps the protocol byte for byte (the
+packet is encoded by python-socketio's own packet class) and builds the WebSocket frame once;
+for each recipient that is *idle* it writes that frame straight to the connection's transport.
+
+Ordering. Every other packet of a socket (pings, acknowledgements, per-client events, the
+close packet) still goes through Engine.IO's queue and its writer task. A frame written
+directly must not overtake any of those, so a recipient takes the fast path only when
+nothing of its own is in flight: its queue is empty *and* its writer task is parked in
+`queue.get()` (a pending getter future in the queue's `_getters`). A packet that was put in
+the queue but not yet written either sits in the queue or has woken (and so removed) the
+writer's getter, and a writer suspended in `drain()` has no getter either; in each case the
+recipient takes the stock path: the packet is queued behind the rest, and as long as the
+writer is busy later broadcasts queue behind it too, so per-socket order is the order of
+sends.
+
+Bound. A direct write does not wait for the client to read. A recipient whose transport
+already buffers more than `max_buffered_bytes` takes the stock path, whose writer awaits
+`drain()`; so the fast path never adds more than one frame beyond that bound, and a client
+that stops reading ends up with its packets on its Engine.IO queue, bounded (or not) exactly as
+the stock path bounds it.
+
+The stock `sio.emit` is used whole when the client manager is not python-socketio's plain
+`AsyncManager` (a message queue such as Redis fans the event out across instances), and
+per recipient for long-polling clients, upgrading sockets, sockets whose ping timed out,
+connections with permessage-deflate negotiated, and packets with binary attachments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import struct
+import time
+from typing import Any
+
+import socketio
+from aiohttp import web
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, final, uncompressed WebSocket text frame (RFC 6455 §5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload
+
+
+class Broadcaster:
+    """`await emit(event, data, room, namespace)`: one encode per broadcast, one frame for all."""
+
+    def __init__(self, sio: socketio.AsyncServer, *, enabled: bool = True,
+                 max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES):
+        self.sio = sio
+        self.enabled = enabled
+        self.max_buffered_bytes = max_buffered_bytes
+        self._connections: dict[str, web.WebSocketResponse] = {}
+        self.fast_deliveries = 0
+        self.stock_deliveries = 0
+
+    # -- connections, registered by `FastPathWebSocket` ------------------------------------
+    def register(self, eio_sid: str, response: web.WebSocketResponse) -> None:
+        self._connections[eio_sid] = response
+
+    def unregister(self, eio_sid: str, response: web.WebSocketResponse) -> None:
+        if self._connections.get(eio_sid) is response:
+            del self._connections[eio_sid]
+
+    def connections(self) -> int:
+        return len(self._connections)
+
+    # -- broadcasting ----------------------------------------------------------------------
+    def applies(self) -> bool:
+        """The fast path needs this process to know every recipient (no message queue)."""
+        return self.enabled and type(self.sio.manager) is socketio.AsyncManager
+
+    async def emit(self, event: str, data: Any, *, room: str, namespace: str) -> None:
+        if not self.applies():
+            await self.sio.emit(event, data, room=room, namespace=namespace)
+            return
+        manager = self.sio.manager
+        if namespace not in manager.rooms:
+            return
+        # The same packet, built the same way, as python-socketio's AsyncManager.emit builds it.
+        pkt = self.sio.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, data])
+        encoded = pkt.encode()
+        if isinstance(encoded, list):  # binary attachments: leave them to the stock path
+            await self.sio.emit(event, data, room=room, namespace=namespace)
+            return
+        eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        frame = text_frame(eio_pkt.encode().encode("utf-8"))
+
+        sockets = self.sio.eio.sockets
+        connections = self._connections
+        limit = self.max_buffered_bytes
+        deadline = time.time() - self.sio.eio.ping_timeout
+        slow: list[str] = []
+        fast = 0
+        for _sid, eio_sid in manager.get_participants(namespace, room):
+            sock = sockets.get(eio_sid)
+            response = connections.get(eio_sid)
+            if sock is None or response is None:
+                slow.append(eio_sid)
+                continue
+            transport = _idle_transport(sock, response, deadline, limit)
+            if transport is None:
+                slow.append(eio_sid)
+                continue
+            transport.write(frame)
+            fast += 1
+        self.fast_deliveries += fast
+        if slow:
+            self.stock_deliveries += len(slow)
+            await _send_stock(self.sio, slow, eio_pkt)
+
+
+def _idle_transport(sock, response: web.WebSocketResponse, deadline: float, limit: int):
+    """The transport to write to when this recipient may take the fast path, else None."""
+    if sock.closing or sock.closed or sock.upgrading or not sock.upgraded:
+        return None
+    if sock.last_ping and sock.last_ping < deadline:
+        return None  # the stock send closes a socket whose ping timed out
+    queue = sock.queue
+    getters = getattr(queue, "_getters", None)
+    if getters is None or queue.qsize() or not any(not getter.done() for getter in getters):
+        return None  # something of this socket's own is queued or being written
+    writer = response._writer
+    if writer is None or writer._closing or response.closed or response.compress:
+        return None
+    transport = writer.transport
+    if transport is None or transport.is_closing() or transport.get_write_buffer_size() > limit:
+        return None
+    return transport
+
+
+async def _send_stock(sio: socketio.AsyncServer, eio_sids: list[str], eio_pkt) -> None:
+    """What python-socketio's AsyncManager does per recipient: queue the packet, concurrently."""
+    if len(eio_sids) == 1:
+        await sio._send_eio_packet(eio_sids[0], eio_pkt)
+        return
+    await asyncio.wait([asyncio.create_task(sio._send_eio_packet(eio_sid, eio_pkt))
+                        for eio_sid in eio_sids])
+
+
+class FastPathWebSocket:
+    """python-engineio's aiohttp WebSocket adapter, with two differences.
+
+    Its `WebSocketResponse` negotiates permessage-deflate only when `compress` is true
+    (python-engineio always accepts it), and each connection is registered with the
+    `Broadcaster` while its handler runs, so a broadcast can write to it directly.
+    """
+
+    def __init__(self, handler, server, *, broadcaster: Broadcaster, compress: bool):
+        self.handler = handler
+        self.server = server
+        self.broadcaster = broadcaster
+        self.compress = compress
+        self._sock: web.WebSocketResponse | None = None
+
+    async def __call__(self, environ):
+        request = environ["aiohttp.request"]
+        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size,
+                                           compress=self.compress)
+        await self._sock.prepare(request)
+        self.environ = environ
+        eio_socket = getattr(self.handler, "__self__", None)
+        eio_sid = getattr(eio_socket, "sid", None)
+        if eio_sid is not None:
+            self.broadcaster.register(eio_sid, self._sock)
+        try:
+            await self.handler(self)
+        finally:
+            if eio_sid is not None:
+                self.broadcaster.unregister(eio_sid, self._sock)
+        return self._sock
+
+    async def close(self):
+        await self._sock.close()
+
+    async def send(self, message):
+        if isinstance(message, bytes):
+            result = self._sock.send_bytes(message)
+        else:
+            result = self._sock.send_str(message)
+        if inspect.isawaitable(result):
+            await result
+
+    async def wait(self):
+        msg = await self._sock.receive()
+        if not isinstance(msg.data, bytes) and not isinstance(msg.data, str):
+            raise OSError()
+        return msg.data
+
+
+def install(sio: socketio.AsyncServer, broadcaster: Broadcaster, *, compress: bool) -> None:
+    """Make this server's WebSocket connections `FastPathWebSocket`s (this server only)."""
+
+    def websocket(handler, server):
+        return FastPathWebSocket(handler, server, broadcaster=broadcaster, compress=compress)
+
+    # A copy: python-engineio's `_async` is the driver module's own dict, shared by every server.
+    sio.eio._async = {**sio.eio._async, "websocket": websocket}
