@@ -55,7 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="dashboard variants: stock (python-socketio broadcast, deflate accepted; "
                         "the code before issue 9), nodeflate, fast")
     p.add_argument("--client-procs", type=int, default=2, help="Node client processes")
-    p.add_argument("--uvloop", action="store_true", help="run the dashboard on uvloop")
+    p.add_argument("--uvloop", action="store_true",
+                   help="run the dashboard's non-stock variants on uvloop (as `aura-dashboard` does when installed)")
     p.add_argument("--no-npm", action="store_true", help="skip `npm ci` in bench/node")
     args = p.parse_args(argv)
     args.scenarios = {int(s) for s in args.scenarios.split(",")}
@@ -114,7 +115,7 @@ async def server(kind: str, variant: str = "fast", profile: str = "fanout", uvlo
         argv = ["node", str(NODE_DIR / "server.mjs"), str(port)]
     else:
         argv = [sys.executable, "-m", "bench.dashboard_server", str(port), "--variant", variant,
-                "--profile", profile] + (["--uvloop"] if uvloop else [])
+                "--profile", profile] + (["--uvloop"] if uvloop and variant != "stock" else [])
     srv = Server(kind if kind == "node" else f"dashboard[{variant}]", argv, port)
     srv.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 preexec_fn=raise_fd_limit)
