@@ -37,6 +37,7 @@ import inspect
 import logging
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 import socketio
@@ -93,31 +94,80 @@ class Broadcaster:
         if not self.applies():
             await self.sio.emit(event, data, room=room, namespace=namespace)
             return
-        manager = self.sio.manager
-        if namespace not in manager.rooms:
+        if namespace not in self.sio.manager.rooms:
             return
-        # The same packet, built the same way, as python-socketio's AsyncManager.emit builds it.
-        pkt = self.sio.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, data])
-        encoded = pkt.encode()
-        if isinstance(encoded, list):  # binary attachments: leave them to the stock path
+        encoded = self._encode(event, data, namespace)
+        if encoded is None:  # binary attachments: leave them to the stock path
             await self.sio.emit(event, data, room=room, namespace=namespace)
             return
-        eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        frame = text_frame(eio_pkt.encode().encode("utf-8"))
+        await self._deliver([eio_sid for _sid, eio_sid in self.sio.manager.get_participants(namespace, room)],
+                            *encoded)
 
+    async def emit_batches(self, pending: list[tuple[str, str, Any]], *,
+                           room_of: Callable[[str], str]) -> None:
+        """Send `(stream, namespace, envelope)`s, in publish order, as `batch` events.
+
+        Each client gets one `batch` per window holding the envelopes of every stream it is
+        subscribed to, in publish order. Clients subscribed to the same set of streams share
+        one encoding and one frame. Without the fast path (a message queue, where other
+        instances' clients are not known here) each stream room gets its own `batch`.
+        """
+        if not self.applies():
+            by_stream: dict[tuple[str, str], list] = {}
+            for stream, namespace, envelope in pending:
+                by_stream.setdefault((stream, namespace), []).append(envelope)
+            for (stream, namespace), batch in by_stream.items():
+                await self.sio.emit("batch", batch, room=room_of(stream), namespace=namespace)
+            return
+        namespaces: dict[str, list[tuple[str, Any]]] = {}
+        for stream, namespace, envelope in pending:
+            namespaces.setdefault(namespace, []).append((stream, envelope))
+        rooms = self.sio.manager.rooms
+        for namespace, items in namespaces.items():
+            ns_rooms = rooms.get(namespace)
+            if not ns_rooms:
+                continue
+            # Which of these streams each client is subscribed to; clients with the same set
+            # form one group.
+            streams_of: dict[str, tuple[str, ...]] = {}
+            for stream in dict.fromkeys(stream for stream, _ in items):
+                members = ns_rooms.get(room_of(stream))
+                if members:
+                    for eio_sid in members._fwdm.values():
+                        streams_of[eio_sid] = streams_of.get(eio_sid, ()) + (stream,)
+            groups: dict[tuple[str, ...], list[str]] = {}
+            for eio_sid, streams in streams_of.items():
+                groups.setdefault(streams, []).append(eio_sid)
+            for streams, eio_sids in groups.items():
+                wanted = set(streams)
+                batch = [envelope for stream, envelope in items if stream in wanted]
+                encoded = self._encode("batch", batch, namespace)
+                if encoded is None:
+                    await _send_stock_packet(self.sio, eio_sids, namespace, "batch", batch)
+                    continue
+                await self._deliver(eio_sids, *encoded)
+
+    def _encode(self, event: str, data: Any, namespace: str):
+        """The Engine.IO packet and its WebSocket frame, built as python-socketio builds them."""
+        pkt = self.sio.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, data])
+        encoded = pkt.encode()
+        if isinstance(encoded, list):
+            return None
+        eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        return eio_pkt, text_frame(eio_pkt.encode().encode("utf-8"))
+
+    async def _deliver(self, eio_sids, eio_pkt, frame: bytes) -> None:
         sockets = self.sio.eio.sockets
         connections = self._connections
         limit = self.max_buffered_bytes
         deadline = time.time() - self.sio.eio.ping_timeout
         slow: list[str] = []
         fast = 0
-        for _sid, eio_sid in manager.get_participants(namespace, room):
+        for eio_sid in eio_sids:
             sock = sockets.get(eio_sid)
             response = connections.get(eio_sid)
-            if sock is None or response is None:
-                slow.append(eio_sid)
-                continue
-            transport = _idle_transport(sock, response, deadline, limit)
+            transport = None if sock is None or response is None else \
+                _idle_transport(sock, response, deadline, limit)
             if transport is None:
                 slow.append(eio_sid)
                 continue
@@ -146,6 +196,14 @@ def _idle_transport(sock, response: web.WebSocketResponse, deadline: float, limi
     if transport is None or transport.is_closing() or transport.get_write_buffer_size() > limit:
         return None
     return transport
+
+
+async def _send_stock_packet(sio: socketio.AsyncServer, eio_sids: list[str], namespace: str,
+                             event: str, data: Any) -> None:
+    """A packet with binary attachments, sent as python-socketio sends it."""
+    pkt = sio.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, data])
+    for eio_sid in eio_sids:
+        await sio._send_packet(eio_sid, pkt)
 
 
 async def _send_stock(sio: socketio.AsyncServer, eio_sids: list[str], eio_pkt) -> None:

@@ -73,6 +73,7 @@ class StreamHub:
         self._pushing = pushing
         self._clock = clock
         self._streams: dict[str, _Stream] = {}
+        self._pending_order: list[str] = []  # the stream of each pending envelope, in publish order
 
     # -- streams --------------------------------------------------------------------------
     def add_stream(self, spec: StreamSpec) -> None:
@@ -112,6 +113,7 @@ class StreamHub:
         if self._pushing():
             if self.batch_interval_s:
                 state.pending.append(envelope)
+                self._pending_order.append(stream)
             else:
                 await self.broadcaster.emit(stream, envelope, room=room_of(stream),
                                             namespace=state.spec.namespace)
@@ -125,15 +127,17 @@ class StreamHub:
         return envelope
 
     async def flush(self) -> int:
-        """Send every pending envelope as one `batch` event per stream room; returns how many."""
-        sent = 0
-        for name, state in self._streams.items():
-            if not state.pending:
-                continue
-            batch, state.pending = state.pending, []
-            sent += len(batch)
-            await self.broadcaster.emit("batch", batch, room=room_of(name), namespace=state.spec.namespace)
-        return sent
+        """Send every pending envelope in `batch` events (one per client where the broadcaster
+        can group clients, else one per stream room); returns how many envelopes."""
+        if not self._pending_order:
+            return 0
+        order, self._pending_order = self._pending_order, []
+        waiting = {name: iter(state.pending) for name, state in self._streams.items() if state.pending}
+        for state in self._streams.values():
+            state.pending = []
+        pending = [(name, self._streams[name].spec.namespace, next(waiting[name])) for name in order]
+        await self.broadcaster.emit_batches(pending, room_of=room_of)
+        return len(pending)
 
     async def run_batcher(self) -> None:
         """Flush every `batch_interval_s` until cancelled; a failed flush is logged, not fatal."""

@@ -186,3 +186,29 @@ async def test_js_client_receives_broadcast_envelopes(node, transport, batching)
             assert hub.broadcaster.fast_deliveries > 0 and hub.broadcaster.stock_deliveries == 0
         else:
             assert hub.broadcaster.fast_deliveries == 0 and hub.broadcaster.stock_deliveries > 0
+
+
+async def test_a_client_gets_one_batch_per_window_holding_all_its_streams_in_publish_order():
+    updates = {**QUIET["updates"], "batch_updates": True, "batch_interval_ms": 600000}  # flushed by hand
+    async with running_server(make_settings({}, {**QUIET, "updates": updates})) as srv, \
+            aiohttp.ClientSession() as http:
+        both = await RawClient.connect(http, srv, streams=("alerts", "backends"))
+        alerts = await RawClient.connect(http, srv, streams=("alerts",))
+        backends = await RawClient.connect(http, srv, streams=("backends",))
+        await wait_members(srv, 2)
+        await wait_members(srv, 2, room_of("backends"))
+        hub = srv.app[HUB]
+        a1 = await hub.publish("alerts", payload(1))
+        b1 = await hub.publish("backends", {"mcp": {"status": "up"}})
+        a2 = await hub.publish("alerts", payload(2))
+        assert await hub.flush() == 3
+        await hub.broadcaster.emit("alerts", "end", room=ROOM, namespace=NS)
+        await hub.broadcaster.emit("alerts", "end", room=room_of("backends"), namespace=NS)
+        sio = srv.app[SIO]
+        for client, expected in ((both, [a1, b1, a2]), (alerts, [a1, a2]), (backends, [b1])):
+            text = await client.text()
+            assert text == "4" + sio.packet_class(2, namespace=NS, data=["batch", expected]).encode()
+            assert json.loads(text[len(f"42{NS},"):]) == ["batch", expected]
+            assert await client.text() == f'42{NS},["alerts","end"]'  # nothing else came first
+            await client.ws.close()
+        assert hub.broadcaster.stock_deliveries == 0
