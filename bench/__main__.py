@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--client-procs", type=int, default=2, help="Node client processes")
     p.add_argument("--uvloop", action="store_true",
                    help="run the dashboard's non-stock variants on uvloop (as `aura-dashboard` does when installed)")
+    p.add_argument("--profile", action="store_true",
+                   help="py-spy the fast dashboard during max-rate fan-out at the largest size")
     p.add_argument("--no-npm", action="store_true", help="skip `npm ci` in bench/node")
     args = p.parse_args(argv)
     args.scenarios = {int(s) for s in args.scenarios.split(",")}
@@ -218,7 +220,8 @@ async def measure_fanout(srv: Server, cl: Clients, rate: float, seconds: float, 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds + 120)) as http:
         async with http.post(srv.url + "/bench/publish",
                              json={"rate": rate, "seconds": seconds, "bytes": nbytes}) as r:
-            published = (await r.json())["published"]
+            answer = await r.json()
+            published = answer["published"]
     # Then wait until the last envelope has drained to the clients.
     last, last_change = -1, time.monotonic()
     while True:
@@ -232,6 +235,8 @@ async def measure_fanout(srv: Server, cl: Clients, rate: float, seconds: float, 
     cpu = srv.cpu() - cpu0
     d = report["deliveries"]
     return {"published": published, "deliveries": d,
+            # the server's own time to hand one envelope to every client (to the kernel)
+            "publish_ms_p50": answer.get("publish_ms_p50"), "publish_ms_p99": answer.get("publish_ms_p99"),
             "deliveries_per_s": round(d / elapsed) if elapsed > 0 else None,
             "cpu_s_per_10k": round(cpu / d * 10000, 3) if d else None,
             "p50_ms": report["p50_ms"], "p99_ms": report["p99_ms"],
@@ -247,11 +252,52 @@ async def fanout(args, transport: str, sizes_: list[int], title: str) -> list[di
                     row = {"scenario": title, "server": srv.name, "clients": n, "connected": connected,
                            "failed": failed}
                     for mode, rate in (("rate", args.rate), ("max", 0.0)):
+                        spy = None
+                        if (args.profile and mode == "max" and variant == "fast"
+                                and n == max(sizes_) and transport == "websocket"):
+                            spy = start_profile(srv, args.seconds)
                         m = await measure_fanout(srv, cl, rate, args.seconds, args.bytes)
+                        if spy:
+                            row["profile"] = await finish_profile(*spy)
                         row[mode] = m
                     rows.append(row)
                     print_row(row)
     return rows
+
+
+def start_profile(srv: Server, seconds: float):
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        print("  (py-spy is not installed: no profile)")
+        return None
+    out = RESULTS / f"profile-{time.strftime('%Y%m%d-%H%M%S')}.txt"
+    RESULTS.mkdir(exist_ok=True)
+    proc = subprocess.Popen([spy, "record", "-p", str(srv.proc.pid), "-d", str(max(1, int(seconds))),
+                             "-r", "200", "-f", "raw", "-o", str(out), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return proc, out
+
+
+async def finish_profile(proc: subprocess.Popen, out: Path) -> dict:
+    while proc.poll() is None:
+        await asyncio.sleep(0.2)
+    if not out.exists():
+        return {"error": proc.stderr.read().decode()[-500:]}
+    leaf: dict[str, int] = {}
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        total += int(count)
+        top = stack.split(";")[-1]
+        leaf[top] = leaf.get(top, 0) + int(count)
+    top = sorted(leaf.items(), key=lambda kv: -kv[1])[:12]
+    print(f"  py-spy, {total} samples, self time by function ({out.relative_to(ROOT)}):")
+    for name, count in top:
+        print(f"    {count / total * 100:5.1f}%  {name}")
+    return {"samples": total, "file": str(out.relative_to(ROOT)),
+            "self_percent": {name: round(count / total * 100, 1) for name, count in top}}
 
 
 def print_row(row: dict) -> None:
@@ -259,7 +305,8 @@ def print_row(row: dict) -> None:
         m = row[mode]
         print(f"  {row['scenario']:<10} {row['server']:<20} clients={row['clients']:<6} {mode:<4} "
               f"deliveries/s={m['deliveries_per_s']} cpu-s/10k={m['cpu_s_per_10k']} "
-              f"p50={m['p50_ms']}ms p99={m['p99_ms']}ms", flush=True)
+              f"p50={m['p50_ms']}ms p99={m['p99_ms']}ms "
+              f"(server fan-out per envelope p50={m['publish_ms_p50']}ms p99={m['publish_ms_p99']}ms)", flush=True)
 
 
 def fanout_ratios(rows: list[dict]) -> list[str]:

@@ -43,14 +43,19 @@ async def publish(request: web.Request) -> web.Response:
     rate, seconds, pad = float(spec["rate"]), float(spec["seconds"]), "x" * int(spec["bytes"])
     start = time.time()
     n = 0
+    took: list[float] = []
     while time.time() - start < seconds:
+        t0 = time.perf_counter()
         await hub.publish("alerts", {"n": n, "pad": pad})  # ts = now, inside the envelope
+        took.append(time.perf_counter() - t0)
         n += 1
         if rate > 0:
             await asyncio.sleep(max(0.0, start + n / rate - time.time()))
         else:
             await asyncio.sleep(0)  # as fast as possible, letting the connections' writers run
-    return web.json_response({"published": n})
+    took.sort()
+    return web.json_response({"published": n, "publish_ms_p50": round(took[len(took) // 2] * 1000, 2),
+                              "publish_ms_p99": round(took[int(len(took) * 0.99)] * 1000, 2)})
 
 
 async def ping(request: web.Request) -> web.Response:

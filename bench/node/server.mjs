@@ -12,9 +12,9 @@ const http = createServer((req, res) => {
     let body = "";
     req.on("data", (c) => (body += c));
     req.on("end", async () => {
-      const published = await publish(JSON.parse(body));
+      const result = await publish(JSON.parse(body));
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ published }));
+      res.end(JSON.stringify(result));
     });
     return;
   }
@@ -37,12 +37,17 @@ async function publish({ rate, seconds, bytes }) {
   const pad = "x".repeat(bytes);
   const start = now();
   let n = 0;
+  const took = [];
   while (now() - start < seconds) {
+    const t0 = performance.now();
     io.to(room).emit("alerts", { stream: "alerts", seq: ++seq, ts: now(), source: "node", data: { n, pad } });
+    took.push(performance.now() - t0);
     n++;
     if (rate > 0) await sleep(start + n / rate - now());
     else await tick();
   }
-  return n;
+  took.sort((a, b) => a - b);
+  const at = (p) => Math.round(took[Math.floor(took.length * p)] * 100) / 100;
+  return { published: n, publish_ms_p50: at(0.5), publish_ms_p99: at(0.99) };
 }
 http.listen(port, "127.0.0.1", () => console.log("listening"));
