@@ -6,7 +6,7 @@ import { io } from "socket.io-client";
 
 const spec = JSON.parse(process.argv[2]);
 const socket = io(spec.url + spec.namespace, {
-  path: spec.path, transports: spec.transports, upgrade: false, reconnection: false,
+  path: spec.path, transports: spec.transports, upgrade: spec.upgrade ?? false, reconnection: false,
   forceNew: true, timeout: 5000,
 });
 const events = [];

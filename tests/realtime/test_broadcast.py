@@ -212,3 +212,23 @@ async def test_a_client_gets_one_batch_per_window_holding_all_its_streams_in_pub
             assert await client.text() == f'42{NS},["alerts","end"]'  # nothing else came first
             await client.ws.close()
         assert hub.broadcaster.stock_deliveries == 0
+
+
+async def test_js_client_upgrading_from_polling_gets_every_envelope_in_order(node):
+    async with running_server(make_settings({}, QUIET)) as srv:
+        count = 200
+        spec = {"url": srv.url, "path": srv.ws_path, "namespace": NS, "transports": ["polling", "websocket"],
+                "upgrade": True, "streams": ["alerts"], "count": count}
+        proc = await asyncio.create_subprocess_exec(node, str(JS_DIR / "listen.mjs"), json.dumps(spec),
+                                                    stdout=asyncio.subprocess.PIPE, cwd=JS_DIR)
+        await wait_members(srv, 1)
+        hub = srv.app[HUB]
+        sent = []
+        for i in range(count):  # the upgrade may complete before or during these
+            sent.append(await hub.publish("alerts", {"i": i}))
+            await asyncio.sleep(0.002)
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        result = json.loads(out)
+        assert result["error"] is None and result["transport"] == "websocket"
+        assert [data for _event, data in result["events"]] == sent
+        assert hub.broadcaster.fast_deliveries > 0  # once upgraded, the fast path serves it
