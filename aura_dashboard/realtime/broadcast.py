@@ -11,7 +11,7 @@ Ordering. Every other packet of a socket (pings, acknowledgements, per-client ev
 close packet) still goes through Engine.IO's queue and its writer task. A frame written
 directly must not overtake any of those, so a recipient takes the fast path only when
 nothing of its own is in flight: its queue is empty *and* its writer task is parked in
-`queue.get()` (a pending getter future in the queue's `_getters`). A packet that was put in
+`queue.get()` (the one waiter in the queue's `_getters`, not yet woken). A packet that was put in
 the queue but not yet written either sits in the queue or has woken (and so removed) the
 writer's getter, and a writer suspended in `drain()` has no getter either; in each case the
 recipient takes the stock path: the packet is queued behind the rest, and as long as the
@@ -186,11 +186,13 @@ def _idle_transport(sock, response: web.WebSocketResponse, deadline: float, limi
     if sock.last_ping and sock.last_ping < deadline:
         return None  # the stock send closes a socket whose ping timed out
     queue = sock.queue
+    # Idle: nothing queued, and exactly one waiter, the writer task, parked in queue.get().
+    # (A woken or cancelled waiter leaves the deque before its task runs again, or is done.)
     getters = getattr(queue, "_getters", None)
-    if getters is None or queue.qsize() or not any(not getter.done() for getter in getters):
+    if getters is None or len(getters) != 1 or getters[0].done() or queue.qsize():
         return None  # something of this socket's own is queued or being written
     writer = response._writer
-    if writer is None or writer._closing or response.closed or response.compress:
+    if writer is None or writer._closing or response.closed:
         return None
     transport = writer.transport
     if transport is None or transport.is_closing() or transport.get_write_buffer_size() > limit:
@@ -237,7 +239,9 @@ class FastPathWebSocket:
         await self._sock.prepare(request)
         self.environ = environ
         eio_socket = getattr(self.handler, "__self__", None)
-        eio_sid = getattr(eio_socket, "sid", None)
+        # A connection with permessage-deflate negotiated is never registered: its messages are
+        # compressed per client by aiohttp, on the stock path.
+        eio_sid = None if self._sock.compress else getattr(eio_socket, "sid", None)
         if eio_sid is not None:
             self.broadcaster.register(eio_sid, self._sock)
         try:
