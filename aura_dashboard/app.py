@@ -21,6 +21,8 @@ from .namespaces import register_namespaces
 from .panels.alerts import AlertEngine, ThresholdWatch
 from .realtime.cluster import client_manager
 from .realtime.cluster_link import ClusterLink
+from .realtime.broadcast import Broadcaster
+from .realtime.broadcast import install as install_fast_path
 from .realtime.emitters import Emitter, EmitterSet
 from .realtime.hub import StreamHub
 from .realtime.server import build_socketio
@@ -56,13 +58,16 @@ def create_app(settings: Settings) -> web.Application:
     sio.attach(app, socketio_path=settings.websocket.path)
     updates = settings.updates
     cluster = ClusterLink.create(settings, instance_name(settings), overrides)
+    broadcaster = Broadcaster(sio)
+    install_fast_path(sio, broadcaster, compress=updates.websocket_compression)
 
     hub = StreamHub(sio, source=instance_name(settings),
                     buffer_size=settings.websocket.message_buffer_size,
                     batch_interval_s=updates.batch_interval_ms / 1000 if updates.batch_updates else None,
                     pushing=lambda: overrides.is_on("real_time_updates"),
                     store=cluster.replay if cluster else None,
-                    leader=(lambda: cluster.lease.held) if cluster else (lambda: True))
+                    leader=(lambda: cluster.lease.held) if cluster else (lambda: True),
+                    broadcaster=broadcaster)
     for spec in stream_specs(settings, overrides):
         hub.add_stream(spec)
 

@@ -77,13 +77,23 @@ def serve(args: argparse.Namespace) -> int:
     print(f"Aura dashboard {__version__} serving on http://{shown}:{port}/ "
           f"(config: {loaded.config_path})", flush=True)
     try:
-        web.run_app(app, host=host, port=port, print=None,
+        web.run_app(app, host=host, port=port, print=None, loop=_event_loop(),
                     shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=logging.getLogger("aiohttp.access"))
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", host, port, exc.strerror or exc)
         print(f"aura-dashboard: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _event_loop():
+    """uvloop's loop when it is installed (the `fast` extra), else None: asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    log.info("event loop: uvloop %s", uvloop.__version__)
+    return uvloop.new_event_loop()
 
 
 def main(argv: list[str] | None = None) -> int:

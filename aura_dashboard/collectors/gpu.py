@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import shutil
 from typing import Any
 
 from ..config.schema import GpuMonitoringSettings
@@ -34,8 +35,12 @@ class GpuCollector:
     def __init__(self, settings: GpuMonitoringSettings, *, nvml: Any = None, gputil: Any = None,
                  load_libraries: bool = True):
         self.settings = settings
-        self._nvml = nvml if nvml is not None else (_import("pynvml") if load_libraries else None)
-        self._gputil = gputil if gputil is not None else (_import("GPUtil") if load_libraries else None)
+        # The libraries are imported at the first sample, and GPUtil only when NVML cannot be
+        # used: with GPU monitoring off nothing is loaded (GPUtil alone pulls in distutils and
+        # pkg_resources, ~10 MiB of RSS).
+        self._nvml = nvml
+        self._gputil = gputil
+        self._load_libraries = load_libraries
         self._backend: str | None = None  # "nvml", "gputil" or None once decided
         self._reason = ""
         self._decided = False
@@ -72,6 +77,8 @@ class GpuCollector:
     def _decide(self) -> None:
         self._decided = True
         reasons = []
+        if self._nvml is None and self._load_libraries:
+            self._nvml = _import("pynvml")
         if self._nvml is not None:
             try:
                 self._nvml.nvmlInit()
@@ -87,6 +94,15 @@ class GpuCollector:
                 self._shutdown_nvml(force=True)
         else:
             reasons.append("NVML: nvidia-ml-py is not installed")
+        if self._gputil is None and self._load_libraries:
+            # GPUtil reads nvidia-smi's output: without it there is nothing to import it for.
+            if shutil.which("nvidia-smi") is None:
+                reasons.append("GPUtil: nvidia-smi is not on PATH")
+                self._backend = None
+                self._reason = "; ".join(reasons)
+                log.info("no GPU to monitor (%s)", self._reason)
+                return
+            self._gputil = _import("GPUtil")
         if self._gputil is not None:
             try:
                 gpus = self._gputil.getGPUs()

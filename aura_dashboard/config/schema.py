@@ -123,6 +123,8 @@ class UpdateSettings(Section):
     batch_interval_ms: PositiveInt
     compression_enabled: bool
     compression_threshold_bytes: NonNegativeInt
+    # WebSocket permessage-deflate; off like Node socket.io's default (docs/benchmarks.md).
+    websocket_compression: bool = False
 
 
 # 4. monitoring -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Any
 
 import socketio
 
+from .broadcast import Broadcaster
 from .replay import LocalReplay, ReplayStore, replay_from
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,11 @@ class StreamHub:
                  pushing: Callable[[], bool] = lambda: True,
                  clock: Callable[[], float] = time.time,
                  store: ReplayStore | None = None,
-                 leader: Callable[[], bool] = lambda: True):
+                 leader: Callable[[], bool] = lambda: True,
+                 broadcaster: Broadcaster | None = None):
         self.sio = sio
+        # Every push leaves through the broadcaster (its fast path, or the stock sio.emit).
+        self.broadcaster = broadcaster or Broadcaster(sio, enabled=False)
         self.source = source
         self.buffer_size = buffer_size
         self.batch_interval_s = batch_interval_s
@@ -77,6 +81,7 @@ class StreamHub:
         self.local = LocalReplay(buffer_size)
         self.store: ReplayStore = store or self.local
         self.leader = leader
+        self._pending_order: list[str] = []  # the stream of each pending envelope, in publish order
 
     # -- streams --------------------------------------------------------------------------
     def add_stream(self, spec: StreamSpec) -> None:
@@ -125,9 +130,10 @@ class StreamHub:
         if self._pushing():
             if self.batch_interval_s:
                 state.pending.append(envelope)
+                self._pending_order.append(stream)
             else:
-                await self.sio.emit(stream, envelope, room=room_of(stream),
-                                    namespace=state.spec.namespace)
+                await self.broadcaster.emit(stream, envelope, room=room_of(stream),
+                                            namespace=state.spec.namespace)
         for watcher in list(state.watchers):
             try:
                 result = watcher(envelope)
@@ -138,15 +144,17 @@ class StreamHub:
         return envelope
 
     async def flush(self) -> int:
-        """Send every pending envelope as one `batch` event per stream room; returns how many."""
-        sent = 0
-        for name, state in self._streams.items():
-            if not state.pending:
-                continue
-            batch, state.pending = state.pending, []
-            sent += len(batch)
-            await self.sio.emit("batch", batch, room=room_of(name), namespace=state.spec.namespace)
-        return sent
+        """Send every pending envelope in `batch` events (one per client where the broadcaster
+        can group clients, else one per stream room); returns how many envelopes."""
+        if not self._pending_order:
+            return 0
+        order, self._pending_order = self._pending_order, []
+        waiting = {name: iter(state.pending) for name, state in self._streams.items() if state.pending}
+        for state in self._streams.values():
+            state.pending = []
+        pending = [(name, self._streams[name].spec.namespace, next(waiting[name])) for name in order]
+        await self.broadcaster.emit_batches(pending, room_of=room_of)
+        return len(pending)
 
     async def run_batcher(self) -> None:
         """Flush every `batch_interval_s` until cancelled; a failed flush is logged, not fatal."""

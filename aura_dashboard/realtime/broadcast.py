@@ -1,0 +1,279 @@
+"""Broadcasting one event to a room: encoded once, the same WebSocket frame written to every client.
+
+python-socketio's stock broadcast encodes the Socket.IO packet once, but then pays per
+recipient an asyncio task, a put on the Engine.IO socket's queue, a wake-up of that socket's
+writer task, an Engine.IO encode and an aiohttp frame build (plus a per-client deflate when
+permessage-deflate was negotiated). `Broadcaster.emit` keeps the protocol byte for byte (the
+packet is encoded by python-socketio's own packet class) and builds the WebSocket frame once;
+for each recipient that is *idle* it writes that frame straight to the connection's transport.
+
+Ordering. Every other packet of a socket (pings, acknowledgements, per-client events, the
+close packet) still goes through Engine.IO's queue and its writer task. A frame written
+directly must not overtake any of those, so a recipient takes the fast path only when
+nothing of its own is in flight: its queue is empty *and* its writer task is parked in
+`queue.get()` (the one waiter in the queue's `_getters`, not yet woken). A packet that was put in
+the queue but not yet written either sits in the queue or has woken (and so removed) the
+writer's getter, and a writer suspended in `drain()` has no getter either; in each case the
+recipient takes the stock path: the packet is queued behind the rest, and as long as the
+writer is busy later broadcasts queue behind it too, so per-socket order is the order of
+sends.
+
+Bound. A direct write does not wait for the client to read. A recipient whose transport
+already buffers more than `max_buffered_bytes` takes the stock path, whose writer awaits
+`drain()`; so the fast path never adds more than one frame beyond that bound, and a client
+that stops reading ends up with its packets on its Engine.IO queue, bounded (or not) exactly as
+the stock path bounds it.
+
+The stock `sio.emit` is used whole when the client manager is not python-socketio's plain
+`AsyncManager` (a message queue such as Redis fans the event out across instances), and
+per recipient for long-polling clients, upgrading sockets, sockets whose ping timed out,
+connections with permessage-deflate negotiated, and packets with binary attachments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+import socketio
+from aiohttp import web
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked, final, uncompressed WebSocket text frame (RFC 6455 §5.2), as a server sends it."""
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload
+
+
+class Broadcaster:
+    """`await emit(event, data, room, namespace)`: one encode per broadcast, one frame for all."""
+
+    def __init__(self, sio: socketio.AsyncServer, *, enabled: bool = True,
+                 max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES):
+        self.sio = sio
+        self.enabled = enabled
+        self.max_buffered_bytes = max_buffered_bytes
+        self._connections: dict[str, web.WebSocketResponse] = {}
+        self.fast_deliveries = 0
+        self.stock_deliveries = 0
+
+    # -- connections, registered by `FastPathWebSocket` ------------------------------------
+    def register(self, eio_sid: str, response: web.WebSocketResponse) -> None:
+        self._connections[eio_sid] = response
+
+    def unregister(self, eio_sid: str, response: web.WebSocketResponse) -> None:
+        if self._connections.get(eio_sid) is response:
+            del self._connections[eio_sid]
+
+    def connections(self) -> int:
+        return len(self._connections)
+
+    # -- broadcasting ----------------------------------------------------------------------
+    def applies(self) -> bool:
+        """The fast path needs this process to know every recipient (no message queue)."""
+        return self.enabled and type(self.sio.manager) is socketio.AsyncManager
+
+    async def emit(self, event: str, data: Any, *, room: str, namespace: str) -> None:
+        if not self.applies():
+            await self.sio.emit(event, data, room=room, namespace=namespace)
+            return
+        if namespace not in self.sio.manager.rooms:
+            return
+        encoded = self._encode(event, data, namespace)
+        if encoded is None:  # binary attachments: leave them to the stock path
+            await self.sio.emit(event, data, room=room, namespace=namespace)
+            return
+        await self._deliver([eio_sid for _sid, eio_sid in self.sio.manager.get_participants(namespace, room)],
+                            *encoded)
+
+    async def emit_batches(self, pending: list[tuple[str, str, Any]], *,
+                           room_of: Callable[[str], str]) -> None:
+        """Send `(stream, namespace, envelope)`s, in publish order, as `batch` events.
+
+        Each client gets one `batch` per window holding the envelopes of every stream it is
+        subscribed to, in publish order. Clients subscribed to the same set of streams share
+        one encoding and one frame. Without the fast path (a message queue, where other
+        instances' clients are not known here) each stream room gets its own `batch`.
+        """
+        if not self.applies():
+            by_stream: dict[tuple[str, str], list] = {}
+            for stream, namespace, envelope in pending:
+                by_stream.setdefault((stream, namespace), []).append(envelope)
+            for (stream, namespace), batch in by_stream.items():
+                await self.sio.emit("batch", batch, room=room_of(stream), namespace=namespace)
+            return
+        namespaces: dict[str, list[tuple[str, Any]]] = {}
+        for stream, namespace, envelope in pending:
+            namespaces.setdefault(namespace, []).append((stream, envelope))
+        rooms = self.sio.manager.rooms
+        for namespace, items in namespaces.items():
+            ns_rooms = rooms.get(namespace)
+            if not ns_rooms:
+                continue
+            # Which of these streams each client is subscribed to; clients with the same set
+            # form one group.
+            streams_of: dict[str, tuple[str, ...]] = {}
+            for stream in dict.fromkeys(stream for stream, _ in items):
+                members = ns_rooms.get(room_of(stream))
+                if members:
+                    for eio_sid in members._fwdm.values():
+                        streams_of[eio_sid] = streams_of.get(eio_sid, ()) + (stream,)
+            groups: dict[tuple[str, ...], list[str]] = {}
+            for eio_sid, streams in streams_of.items():
+                groups.setdefault(streams, []).append(eio_sid)
+            for streams, eio_sids in groups.items():
+                wanted = set(streams)
+                batch = [envelope for stream, envelope in items if stream in wanted]
+                encoded = self._encode("batch", batch, namespace)
+                if encoded is None:
+                    await _send_stock_packet(self.sio, eio_sids, namespace, "batch", batch)
+                    continue
+                await self._deliver(eio_sids, *encoded)
+
+    def _encode(self, event: str, data: Any, namespace: str):
+        """The Engine.IO packet and its WebSocket frame, built as python-socketio builds them."""
+        pkt = self.sio.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, data])
+        encoded = pkt.encode()
+        if isinstance(encoded, list):
+            return None
+        eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        return eio_pkt, text_frame(eio_pkt.encode().encode("utf-8"))
+
+    async def _deliver(self, eio_sids, eio_pkt, frame: bytes) -> None:
+        sockets = self.sio.eio.sockets
+        connections = self._connections
+        limit = self.max_buffered_bytes
+        deadline = time.time() - self.sio.eio.ping_timeout
+        slow: list[str] = []
+        fast = 0
+        for eio_sid in eio_sids:
+            sock = sockets.get(eio_sid)
+            response = connections.get(eio_sid)
+            transport = None if sock is None or response is None else \
+                _idle_transport(sock, response, deadline, limit)
+            if transport is None:
+                slow.append(eio_sid)
+                continue
+            transport.write(frame)
+            fast += 1
+        self.fast_deliveries += fast
+        if slow:
+            self.stock_deliveries += len(slow)
+            await _send_stock(self.sio, slow, eio_pkt)
+
+
+def _idle_transport(sock, response: web.WebSocketResponse, deadline: float, limit: int):
+    """The transport to write to when this recipient may take the fast path, else None."""
+    if sock.closing or sock.closed or sock.upgrading or not sock.upgraded:
+        return None
+    if sock.last_ping and sock.last_ping < deadline:
+        return None  # the stock send closes a socket whose ping timed out
+    queue = sock.queue
+    # Idle: nothing queued, and exactly one waiter, the writer task, parked in queue.get().
+    # (A woken or cancelled waiter leaves the deque before its task runs again, or is done.)
+    getters = getattr(queue, "_getters", None)
+    if getters is None or len(getters) != 1 or getters[0].done() or queue.qsize():
+        return None  # something of this socket's own is queued or being written
+    writer = response._writer
+    if writer is None or writer._closing or response.closed:
+        return None
+    transport = writer.transport
+    if transport is None or transport.is_closing() or transport.get_write_buffer_size() > limit:
+        return None
+    return transport
+
+
+async def _send_stock_packet(sio: socketio.AsyncServer, eio_sids: list[str], namespace: str,
+                             event: str, data: Any) -> None:
+    """A packet with binary attachments, sent as python-socketio sends it."""
+    pkt = sio.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, data])
+    for eio_sid in eio_sids:
+        await sio._send_packet(eio_sid, pkt)
+
+
+async def _send_stock(sio: socketio.AsyncServer, eio_sids: list[str], eio_pkt) -> None:
+    """What python-socketio's AsyncManager does per recipient: queue the packet, concurrently."""
+    if len(eio_sids) == 1:
+        await sio._send_eio_packet(eio_sids[0], eio_pkt)
+        return
+    await asyncio.wait([asyncio.create_task(sio._send_eio_packet(eio_sid, eio_pkt))
+                        for eio_sid in eio_sids])
+
+
+class FastPathWebSocket:
+    """python-engineio's aiohttp WebSocket adapter, with two differences.
+
+    Its `WebSocketResponse` negotiates permessage-deflate only when `compress` is true
+    (python-engineio always accepts it), and each connection is registered with the
+    `Broadcaster` while its handler runs, so a broadcast can write to it directly.
+    """
+
+    def __init__(self, handler, server, *, broadcaster: Broadcaster, compress: bool):
+        self.handler = handler
+        self.server = server
+        self.broadcaster = broadcaster
+        self.compress = compress
+        self._sock: web.WebSocketResponse | None = None
+
+    async def __call__(self, environ):
+        request = environ["aiohttp.request"]
+        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size,
+                                           compress=self.compress)
+        await self._sock.prepare(request)
+        self.environ = environ
+        eio_socket = getattr(self.handler, "__self__", None)
+        # A connection with permessage-deflate negotiated is never registered: its messages are
+        # compressed per client by aiohttp, on the stock path.
+        eio_sid = None if self._sock.compress else getattr(eio_socket, "sid", None)
+        if eio_sid is not None:
+            self.broadcaster.register(eio_sid, self._sock)
+        try:
+            await self.handler(self)
+        finally:
+            if eio_sid is not None:
+                self.broadcaster.unregister(eio_sid, self._sock)
+        return self._sock
+
+    async def close(self):
+        await self._sock.close()
+
+    async def send(self, message):
+        if isinstance(message, bytes):
+            result = self._sock.send_bytes(message)
+        else:
+            result = self._sock.send_str(message)
+        if inspect.isawaitable(result):
+            await result
+
+    async def wait(self):
+        msg = await self._sock.receive()
+        if not isinstance(msg.data, bytes) and not isinstance(msg.data, str):
+            raise OSError()
+        return msg.data
+
+
+def install(sio: socketio.AsyncServer, broadcaster: Broadcaster, *, compress: bool) -> None:
+    """Make this server's WebSocket connections `FastPathWebSocket`s (this server only)."""
+
+    def websocket(handler, server):
+        return FastPathWebSocket(handler, server, broadcaster=broadcaster, compress=compress)
+
+    # A copy: python-engineio's `_async` is the driver module's own dict, shared by every server.
+    sio.eio._async = {**sio.eio._async, "websocket": websocket}

@@ -1,0 +1,85 @@
+"""The dashboard as the benchmark runs it: the real app, plus POST /bench/publish to drive it.
+
+`python -m bench.dashboard_server PORT --variant fast|nodeflate|stock --profile fanout|idle`
+- `fanout`: only the benchmark's publisher pushes (on the `alerts` stream, batching off), so
+  a delivery is one envelope; `idle`: the shipped configuration with every emitter on.
+- variants: `stock` is python-socketio's own broadcast with permessage-deflate accepted (the
+  code before issue 9), `nodeflate` the same without deflate, `fast` the broadcast fast path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+
+from aiohttp import web
+
+from aura_dashboard.app import create_app
+from aura_dashboard.appkeys import HUB
+from aura_dashboard.config import load_config
+
+FANOUT = {"updates": {"batch_updates": False},
+          "monitoring": {"system": {"enabled": False}},
+          "health_checks": {"enabled": False}}
+IDLE_ENV = {"ENABLE_GPU_MONITORING": "true", "ENABLE_TEMPERATURE_MONITORING": "true",
+            "FEATURE_GPU_MONITORING": "true", "FEATURE_TEMPERATURE_MONITORING": "true"}
+
+
+def settings_for(variant: str, profile: str):
+    extra: dict = {"logging": {"file": {"enabled": False}}, "dashboard": {"debug": False}}
+    if profile == "fanout":
+        extra.update(FANOUT)
+    extra.setdefault("updates", {})["websocket_compression"] = variant == "stock"
+    env = {"LOG_FILE": "", "DATABASE_HOST": "", "LOG_LEVEL": "WARNING",
+           **(IDLE_ENV if profile == "idle" else {})}
+    return load_config(None, env_file=os.devnull, environ=env, extra_yaml=extra).settings
+
+
+async def publish(request: web.Request) -> web.Response:
+    spec = await request.json()
+    hub = request.app[HUB]
+    rate, seconds, pad = float(spec["rate"]), float(spec["seconds"]), "x" * int(spec["bytes"])
+    start = time.time()
+    n = 0
+    took: list[float] = []
+    while time.time() - start < seconds:
+        t0 = time.perf_counter()
+        await hub.publish("alerts", {"n": n, "pad": pad})  # ts = now, inside the envelope
+        took.append(time.perf_counter() - t0)
+        n += 1
+        if rate > 0:
+            await asyncio.sleep(max(0.0, start + n / rate - time.time()))
+        else:
+            await asyncio.sleep(0)  # as fast as possible, letting the connections' writers run
+    took.sort()
+    return web.json_response({"published": n, "publish_ms_p50": round(took[len(took) // 2] * 1000, 2),
+                              "publish_ms_p99": round(took[int(len(took) * 0.99)] * 1000, 2)})
+
+
+async def ping(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("--variant", choices=["fast", "nodeflate", "stock"], default="fast")
+    parser.add_argument("--profile", choices=["fanout", "idle"], default="fanout")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (when installed)")
+    args = parser.parse_args()
+    app = create_app(settings_for(args.variant, args.profile))
+    app[HUB].broadcaster.enabled = args.variant == "fast"
+    app.router.add_post("/bench/publish", publish)
+    app.router.add_get("/bench/ping", ping)
+    loop = None
+    if args.uvloop:
+        import uvloop
+        loop = uvloop.new_event_loop()
+    web.run_app(app, host="127.0.0.1", port=args.port, print=lambda *_: print("listening", flush=True),
+                access_log=None, loop=loop)
+
+
+if __name__ == "__main__":
+    main()
