@@ -7,6 +7,8 @@ its address's bucket like any REST request.
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp_cors
 from aiohttp import hdrs, web
 
@@ -78,10 +80,36 @@ def api_key_middleware(settings: Settings, keys: KeyRing):
     return api_key
 
 
+POLLING_POST_TIMEOUT_S = 5.0
+
+
+def polling_post_timeout(settings: Settings):
+    """Bounds a long-polling POST on the Socket.IO path.
+
+    On a packet it refuses (too large, an OPEN from the client...) python-engineio closes the
+    session and waits for its close packet to be polled; a client that never polls again
+    would hold that POST, and its handler, forever. A POST only hands packets over, so a
+    few seconds is plenty; past them it is answered 400 and the session is gone.
+    """
+    socketio_path = settings.websocket.path
+
+    @web.middleware
+    async def bounded_post(request: web.Request, handler):
+        if request.method != hdrs.METH_POST or not _is_socketio(request, socketio_path):
+            return await handler(request)
+        try:
+            async with asyncio.timeout(POLLING_POST_TIMEOUT_S):
+                return await handler(request)
+        except TimeoutError:
+            return web.json_response(error_body("bad_request", "the session was closed"), status=400)
+
+    return bounded_post
+
+
 def security_middlewares(settings: Settings) -> list:
     """The middlewares to put after the error middleware: rate limit first, so guessing keys
     is throttled too, then the API key."""
-    out = []
+    out = [polling_post_timeout(settings)]
     if settings.security.rate_limiting.enabled:
         out.append(rate_limit_middleware(settings))
     keys = KeyRing.from_settings(settings.security)

@@ -121,3 +121,16 @@ async def test_cors_echoes_allowed_origin_only(start_server):
                 assert resp.status == 200 and resp.headers["Access-Control-Allow-Origin"] == good
             async with http.get(eio, headers={"Origin": bad}) as resp:
                 assert resp.status == 400 and "Access-Control-Allow-Origin" not in resp.headers
+
+
+async def test_refused_polling_post_is_answered_even_when_the_client_never_polls(start_server):
+    async with start_server(extra=NO_LIMIT) as srv:
+        url = f"{srv.url}{srv.ws_path}/?EIO=4&transport=polling"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as resp:
+                sid = (await resp.text())[1:]
+                sid = __import__("json").loads(sid)["sid"]
+            # An OPEN packet from a client: Engine.IO closes the session and waits for a poll.
+            async with http.post(f"{url}&sid={sid}", data="0",
+                                 timeout=aiohttp.ClientTimeout(total=60)) as resp:
+                assert resp.status == 400
