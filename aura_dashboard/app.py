@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, web
 
-from .appkeys import (ALERTS, CLUSTER, COLLECTORS, EMITTERS, HEALTH, HUB, NAMESPACES, OVERRIDES,
-                      PROM_REGISTRY, READ_CACHE, SETTINGS, SIO, TASKS, WEBSOCKETS)
+from .appkeys import (ALERTS, BACKLOG_WATCH, CLIENT_ADDRESS, CLUSTER, COLLECTORS, EMITTERS, HEALTH,
+                      HUB, NAMESPACES, OVERRIDES, PROM_REGISTRY, READ_CACHE, SECURITY_EVENTS,
+                      SETTINGS, SIO, TASKS, WEBSOCKETS)
 from .collectors.cgroup import CgroupReader
 from .collectors.gpu import GpuCollector
 from .collectors.system import SystemCollector
@@ -25,8 +26,10 @@ from .realtime.broadcast import Broadcaster
 from .realtime.broadcast import install as install_fast_path
 from .realtime.emitters import Emitter, EmitterSet
 from .realtime.hub import StreamHub
+from .realtime.limits import BacklogWatch, SocketGuard
 from .realtime.server import build_socketio
 from .realtime.tasks import TaskSet
+from .security import ClientAddress, SecurityEvents
 from .streams import stream_specs
 from .web.api import setup_api
 from .web.cache import HubReadCache
@@ -39,6 +42,7 @@ from .web.metrics import build_registry, metrics
 from .web.page import setup_page
 from .web.middleware import error_middleware
 from .web.routes import setup_routes
+from .web.security import security_middlewares, setup_cors
 
 log = logging.getLogger(__name__)
 WS_CLOSE_TIMEOUT_S = 1.0
@@ -49,7 +53,7 @@ def instance_name(settings: Settings) -> str:
 
 
 def create_app(settings: Settings) -> web.Application:
-    middlewares = [error_middleware]
+    middlewares = [error_middleware, *security_middlewares(settings)]
     if settings.performance.gzip_compression:
         middlewares.insert(0, gzip_middleware(settings.performance))
     app = web.Application(middlewares=middlewares)
@@ -78,6 +82,12 @@ def create_app(settings: Settings) -> web.Application:
     app[HEALTH] = Health(instance_name(settings))
     app[HUB] = hub
     app[NAMESPACES] = register_namespaces(sio, settings, overrides, hub)
+    app[SECURITY_EVENTS] = SecurityEvents()
+    app[CLIENT_ADDRESS] = ClientAddress(settings.security.trusted_proxies)
+    guard = SocketGuard(settings, app[SECURITY_EVENTS], app[CLIENT_ADDRESS])
+    for namespace in app[NAMESPACES].values():
+        namespace.guard = guard
+    app[BACKLOG_WATCH] = BacklogWatch(sio, settings.websocket.max_client_backlog, settings.websocket.path)
     app[WEBSOCKETS] = weakref.WeakSet()
     app[READ_CACHE] = HubReadCache(settings.performance.cache)
     app[EMITTERS] = EmitterSet(hub, app[TASKS])
@@ -106,7 +116,9 @@ def create_app(settings: Settings) -> web.Application:
     setup_interactive(app)
     setup_dependencies(app)
     app.router.add_get("/metrics", metrics)
+    setup_cors(app, settings)  # after every route
     app.on_response_prepare.append(_track_websockets)
+    app.on_response_prepare.append(app[BACKLOG_WATCH].track_upgrade)
     app.on_shutdown.append(_disconnect_clients)
     app.cleanup_ctx.append(_background_tasks)
     app.cleanup_ctx.append(_host_streams)
@@ -151,6 +163,7 @@ async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB]
     if hub.batch_interval_s:
         app[TASKS].spawn(hub.run_batcher(), name="hub:batcher")
+    app[TASKS].spawn(app[BACKLOG_WATCH].run(), name="limits:backlog")
     yield
     await app[TASKS].close()
 

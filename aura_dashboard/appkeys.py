@@ -13,7 +13,9 @@ from .panels.alerts import AlertEngine
 from .realtime.cluster_link import ClusterLink
 from .realtime.emitters import EmitterSet
 from .realtime.hub import StreamHub
+from .realtime.limits import BacklogWatch
 from .realtime.tasks import TaskSet
+from .security import ClientAddress, SecurityEvents
 from .web.cache import HubReadCache
 from .web.health import Health
 
@@ -31,3 +33,7 @@ READ_CACHE = web.AppKey("read_cache", HubReadCache)
 PROM_REGISTRY = web.AppKey("prom_registry", CollectorRegistry)
 COLLECTORS = web.AppKey("collectors", dict)
 CLUSTER = web.AppKey("cluster", ClusterLink)
+# Failed authentications and other refusals: `app[SECURITY_EVENTS].add_listener(fn)`.
+SECURITY_EVENTS = web.AppKey("security_events", SecurityEvents)
+CLIENT_ADDRESS = web.AppKey("client_address", ClientAddress)
+BACKLOG_WATCH = web.AppKey("backlog_watch", BacklogWatch)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .errors import BadRequest
 
 MAX_DEPTH = 8
+MAX_STRING_LENGTH = 65_536  # characters in any one string (a key or a value) of a payload
 
 P = TypeVar("P", bound="Payload")
 
@@ -34,6 +35,27 @@ def _depth(value: Any, limit: int, level: int = 0) -> int:
     return level
 
 
+def _hostile(value: Any, level: int = 0) -> str | None:
+    """Why `value` is refused before any model sees it: depth, huge strings, binary data."""
+    if level > MAX_DEPTH:
+        return f"is nested deeper than {MAX_DEPTH} levels"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "carries binary data where none is expected"
+    if isinstance(value, str):
+        return f"has a string longer than {MAX_STRING_LENGTH} characters" if len(value) > MAX_STRING_LENGTH else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            why = _hostile(key, level + 1) or _hostile(item, level + 1)
+            if why:
+                return why
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            why = _hostile(item, level + 1)
+            if why:
+                return why
+    return None
+
+
 def _where(loc: tuple) -> str:
     out = ""
     for part in loc:
@@ -49,6 +71,9 @@ def parse(model: type[P], data: Any, *, what: str = "payload") -> P:
         raise BadRequest(f"{what} must be a JSON object, not {type(data).__name__}")
     if _depth(data, MAX_DEPTH) > MAX_DEPTH:
         raise BadRequest(f"{what} is nested deeper than {MAX_DEPTH} levels")
+    why = _hostile(data)
+    if why:
+        raise BadRequest(f"{what} {why}")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

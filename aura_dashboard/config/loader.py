@@ -292,6 +292,11 @@ def _cross_checks(settings: Settings) -> list[str]:
     if security.api_key_enabled and not security.api_keys():
         problems.append("security.api_key: is empty while security.api_key_enabled is true "
                         "(set DASHBOARD_API_KEY, or turn SECURITY_API_KEY_ENABLED off)")
+    cors = security.cors
+    if cors.enabled and "*" in cors.allowed_origins and settings.dashboard.environment == "production":
+        problems.append("security.cors.allowed_origins: \"*\" is refused while dashboard.environment "
+                        "is production (any web site could then call the API from a visitor's "
+                        "browser); list the dashboard's origins instead")
     reconnect = settings.websocket.reconnect
     if reconnect.initial_delay_ms > reconnect.max_delay_ms:
         problems.append(f"websocket.reconnect.initial_delay_ms: {reconnect.initial_delay_ms} is over "

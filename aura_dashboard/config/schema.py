@@ -6,6 +6,7 @@ before validation, so every field here is required and carries no default of its
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -50,6 +51,15 @@ def _check_broker(value: str) -> str:
     if value and (urlsplit(value).scheme not in ("redis", "rediss", "amqp", "amqps")
                   or not urlsplit(value).netloc):
         raise ValueError("is not a redis://, rediss://, amqp:// or amqps:// URL (or empty)")
+    return value
+
+
+def _check_networks(value: list[str]) -> list[str]:
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network") from None
     return value
 
 
@@ -102,6 +112,7 @@ class WebSocketSettings(Section):
     pong_timeout_ms: PositiveInt
     message_buffer_size: PositiveInt
     max_message_size_bytes: PositiveInt
+    max_client_backlog: PositiveInt
     message_queue: Annotated[str, AfterValidator(_check_broker)]
     cluster_name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
     lease_ttl_ms: Annotated[int, Field(ge=1000)]
@@ -290,6 +301,9 @@ class RateLimitSettings(Section):
     enabled: bool
     requests_per_minute: PositiveInt
     burst_size: PositiveInt
+    socket_events_per_minute: PositiveInt
+    socket_burst_size: PositiveInt
+    max_tracked_clients: PositiveInt
 
 
 class CorsSettings(Section):
@@ -304,6 +318,7 @@ class SecuritySettings(Section):
     api_key_enabled: bool
     api_key: SecretStr
     api_key_header: Annotated[str, Field(min_length=1)]
+    trusted_proxies: Annotated[list[str], BeforeValidator(_split_list), AfterValidator(_check_networks)]
     rate_limiting: RateLimitSettings
     cors: CorsSettings
 

@@ -13,6 +13,7 @@ import socketio
 from ..config import RuntimeOverrides, Settings
 from ..errors import DashboardError, ack_error
 from ..realtime.hub import StreamHub
+from ..realtime.limits import SocketGuard
 from ..realtime.subscriptions import subscribe, unsubscribe
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ class PanelNamespace(socketio.AsyncNamespace):
     clients subscribe to the panel's streams."""
 
     spec: PanelSpec
+    # The API key and the per-connection event bucket; create_app sets it on every namespace.
+    guard: SocketGuard | None = None
 
     def __init__(self, settings: Settings, overrides: RuntimeOverrides, hub: StreamHub):
         super().__init__(self.spec.namespace)
@@ -77,6 +80,8 @@ class PanelNamespace(socketio.AsyncNamespace):
         return self.settings.panels.omni_monitor.graph_history_points
 
     async def on_connect(self, sid: str, environ: dict, auth: object = None) -> None:
+        if self.guard is not None:
+            await self.guard.authorize(self.namespace, environ, auth)
         if not self.enabled:
             message = (f"the {self.spec.name} panel is disabled "
                        f"(features.{self.spec.feature} or panels.{self.spec.config_section}.enabled)")
@@ -94,6 +99,13 @@ class PanelNamespace(socketio.AsyncNamespace):
     async def trigger_event(self, event: str, *args: Any) -> Any:
         """Events without a handler are answered `unknown_event` instead of being dropped."""
         handler_name = "on_" + event
+        if self.guard is not None and args:
+            if event == "disconnect":
+                self.guard.forget(args[0])
+            elif event != "connect":
+                wait = self.guard.take_event(args[0])
+                if wait > 0:
+                    return ack_error("rate_limited", f"too many events; retry in {wait:.1f}s")
         if event not in ("connect", "disconnect") and not hasattr(self, handler_name):
             sid = args[0] if args else None
             log.debug("unknown event %r from %s on %s", event, sid, self.namespace)

@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from ..appkeys import ALERTS, EMITTERS, HEALTH, HUB, OVERRIDES, SETTINGS, TASKS
+from ..appkeys import ALERTS, EMITTERS, HEALTH, HUB, OVERRIDES, SECURITY_EVENTS, SETTINGS, TASKS
 from ..collectors.backends import BackendMonitor
 from ..collectors.database import DatabaseCollector, dsn_of
 from ..config import FeatureChange
@@ -55,8 +55,13 @@ def setup_dependencies(app: web.Application) -> None:
                                 {"kind": alert["kind"], "value": alert.get("value"),
                                  "message": alert.get("message")})
 
+    async def audit_security(event: dict[str, Any]) -> None:
+        # Failed authentications arrive already rate-limited per client address.
+        await app[AUDIT].record(event["action"], event["actor"], event["target"], event.get("detail"))
+
     overrides.add_listener(audit_flag)
     alerts.add_listener(audit_alert)
+    app[SECURITY_EVENTS].add_listener(audit_security)
     hub.watch("backends", BackendAlerts(app).on_backends)
 
     app[HEALTH].register("database", lambda: _brief(app[DATABASE].last))

@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from ..appkeys import CLUSTER
+from ..appkeys import CLUSTER, SETTINGS
 from ..errors import DashboardError
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,11 @@ async def forwarding_middleware(request: web.Request, handler):
 
 async def forward_event(app: web.Application, path: str, payload: Any) -> dict[str, Any]:
     """An arena event on a non-holder, as the holder's REST answer in acknowledgement shape."""
-    status, data = await forward(app, "POST", path, orjson.dumps(payload),
-                                 {"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    security = app[SETTINGS].security
+    if security.api_key_enabled and security.api_keys():  # the browser was let in by this instance
+        headers[security.api_key_header] = security.api_keys()[0]
+    status, data = await forward(app, "POST", path, orjson.dumps(payload), headers)
     if isinstance(data, dict) and "error" in data:
         return {"ok": False, **data}
     return data

@@ -78,6 +78,8 @@ TABLE = [
     ("COLLECT_METRICS", "performance.collect_metrics", False, "true", True, "x"),
     ("SECURITY_API_KEY_ENABLED", "security.api_key_enabled", False, "false", False, "x"),
     ("DASHBOARD_API_KEY", "security.api_key", "", "k1,k2", "k1,k2", None),
+    ("TRUSTED_PROXIES", "security.trusted_proxies", [], "10.0.0.1, 172.16.0.0/12",
+     ["10.0.0.1", "172.16.0.0/12"], "proxy.local"),
     ("NAS_IP", "security.cors.allowed_origins.2", "http://localhost:8080", "10.0.0.5",
      "http://10.0.0.5:8080", None),
     ("AUDIT_STORE_PATH", "panels.governance.audit_store_path", "./data/audit.db", "/srv/a.db",
@@ -260,3 +262,12 @@ def test_dot_env_does_not_override_real_environment_in_os_environ(tmp_path, monk
     settings = load_config(SHIPPED_CONFIG, env_file=env_file).settings
     assert settings.dashboard.port == 7100
     assert os.environ["DASHBOARD_PORT"] == "7100"
+
+
+def test_cors_star_refused_in_production_only():
+    star = {"security": {"cors": {"allowed_origins": ["*"]}}}
+    with pytest.raises(ConfigError) as caught:
+        load({"DASHBOARD_ENV": "production"}, extra=star)
+    assert any(p.startswith("security.cors.allowed_origins:") and "production" in p
+               for p in caught.value.problems), caught.value.problems
+    assert load({"DASHBOARD_ENV": "development"}, extra=star).settings.security.cors.allowed_origins == ["*"]

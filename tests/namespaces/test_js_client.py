@@ -50,3 +50,27 @@ async def test_polling_refused_without_fallback(node, start_server):
     assert not results[0]["connected"]
     assert results[1]["connected"] and results[1]["transport"] == "websocket"
     assert status == 400
+
+
+async def test_api_key_on_every_namespace_and_both_transports(node, start_server):
+    env = {"SECURITY_API_KEY_ENABLED": "true", "DASHBOARD_API_KEY": "key-one,key-two"}
+    async with start_server(env=env) as srv:
+        checks = []
+        for ns in NAMESPACES:
+            for t in ("websocket", "polling"):
+                checks += [
+                    {"namespace": ns, "transports": [t]},
+                    {"namespace": ns, "transports": [t], "auth": {"api_key": "key-on"}},
+                    {"namespace": ns, "transports": [t], "auth": {"api_key": "key-one"}},
+                    {"namespace": ns, "transports": [t], "extraHeaders": {"X-API-Key": "key-two"}},
+                ]
+        results = await probe(node, srv, checks)
+    assert len(results) == len(checks)
+    for check, result in zip(checks, results):
+        good = (check.get("auth") or {}).get("api_key") == "key-one" or "extraHeaders" in check
+        if good:
+            assert result["connected"], result
+        else:
+            assert not result["connected"], result
+            assert result["error"]["data"]["code"] == "unauthorized"
+            assert "key-" not in json.dumps(result["error"])

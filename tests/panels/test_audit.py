@@ -113,3 +113,21 @@ async def test_flag_changes_and_alerts_are_audited_and_streamed_end_to_end():
                 await asyncio.sleep(0.1)
         data = await asyncio.wait_for(governance_summary(), 20)
         assert data["service"]["status"] in ("down", "unknown") and data["audit"]["last"]["action"]
+
+
+async def test_failed_authentication_is_audited():
+    settings = make_settings({"SECURITY_API_KEY_ENABLED": "true", "DASHBOARD_API_KEY": "k-good"})
+    async with running_server(settings) as srv, aiohttp.ClientSession() as http:
+        async with http.get(srv.url + "/api/config", headers={"X-API-Key": "k-bad"}) as response:
+            assert response.status == 401
+
+        async def audited():
+            while True:
+                async with http.get(srv.url + "/api/audit", headers={"X-API-Key": "k-good"}) as response:
+                    entries = (await response.json())["entries"]
+                found = [e for e in entries if e["action"] == "auth_failed"]
+                if found:
+                    return found
+                await asyncio.sleep(0.1)
+        (entry,) = await asyncio.wait_for(audited(), 10)
+        assert "/api/config" in entry["target"] and "k-bad" not in repr(entry)

@@ -1,0 +1,143 @@
+"""Socket.IO guards: the API key on connect, a token bucket per connection, and the cut-off
+of slow consumers.
+
+python-engineio queues every outgoing packet of a session in an unbounded `asyncio.Queue`
+(`eio_socket.queue`); a client that stops reading would make it grow without end (and,
+over WebSocket, park the writer in a drain that never returns). `BacklogWatch` looks at
+every queue a few times a second and disconnects a session whose backlog passes
+`websocket.max_client_backlog`, dropping what was queued and aborting its TCP connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import socketio
+from aiohttp import hdrs, web
+
+from ..config import Settings
+from ..security import BucketTable, ClientAddress, KeyRing, SecurityEvents, bearer
+
+log = logging.getLogger(__name__)
+SWEEP_INTERVAL_S = 0.25
+
+
+class SocketGuard:
+    """Who may connect to a namespace, and how fast a connection may send events."""
+
+    def __init__(self, settings: Settings, events: SecurityEvents, client_address: ClientAddress):
+        security = settings.security
+        self.keys = KeyRing.from_settings(security)
+        self.header = security.api_key_header
+        self.events = events
+        self.client_address = client_address
+        limits = security.rate_limiting
+        self.buckets = (BucketTable(limits.socket_events_per_minute, limits.socket_burst_size,
+                                    limits.max_tracked_clients) if limits.enabled else None)
+
+    def client_of(self, environ: dict) -> str:
+        request = environ.get("aiohttp.request")
+        if request is None:
+            return environ.get("REMOTE_ADDR", "unknown")
+        return self.client_address(request.remote, request.headers.get(hdrs.X_FORWARDED_FOR))
+
+    async def authorize(self, namespace: str, environ: dict, auth: Any) -> str | None:
+        """The key id the connection authenticated with (None when keys are off); refuses
+        the connection with `unauthorized` otherwise, saying nothing about the key."""
+        if self.keys is None:
+            return None
+        candidate = auth.get("api_key") if isinstance(auth, dict) else None
+        if not candidate:
+            request = environ.get("aiohttp.request")
+            if request is not None:
+                candidate = (request.headers.get(self.header)
+                             or bearer(request.headers.get(hdrs.AUTHORIZATION)))
+        kid = self.keys.match(candidate)
+        if kid is None:
+            await self.events.emit("auth_failed", self.client_of(environ), namespace,
+                                   {"reason": "missing API key" if not candidate else "wrong API key",
+                                    "transport": "socket.io"})
+            message = f"a valid API key is required (auth.api_key or the {self.header} header)"
+            raise socketio.exceptions.ConnectionRefusedError(
+                message, {"code": "unauthorized", "message": message})
+        return kid
+
+    def take_event(self, sid: str) -> float:
+        """0.0 when the connection may send this event, else the seconds to wait."""
+        return self.buckets.take(sid) if self.buckets is not None else 0.0
+
+    def forget(self, sid: str) -> None:
+        if self.buckets is not None:
+            self.buckets.forget(sid)
+
+
+class BacklogWatch:
+    """Disconnects Engine.IO sessions whose outgoing queue passes `max_backlog` packets."""
+
+    def __init__(self, sio: socketio.AsyncServer, max_backlog: int, socketio_path: str,
+                 interval_s: float = SWEEP_INTERVAL_S):
+        self.sio = sio
+        self.max_backlog = max_backlog
+        self.socketio_path = socketio_path.rstrip("/")
+        self.interval_s = interval_s
+        self.cut_off = 0
+        # eio sid -> the TCP transport of its WebSocket, for sessions upgraded from polling
+        # (a session that opened on WebSocket is found through its handshake request).
+        self._upgrades: dict[str, asyncio.BaseTransport] = {}
+
+    async def track_upgrade(self, request: web.Request, response: web.StreamResponse) -> None:
+        """on_response_prepare: remember which connection carries an upgraded session."""
+        if (isinstance(response, web.WebSocketResponse) and "sid" in request.query
+                and request.path.rstrip("/") == self.socketio_path and request.transport is not None):
+            self._upgrades[request.query["sid"]] = request.transport
+
+    def _transport(self, eio_sid: str) -> asyncio.BaseTransport | None:
+        transport = self._upgrades.pop(eio_sid, None)
+        if transport is not None:
+            return transport
+        environ = self.sio.environ.get(eio_sid) or {}
+        request = environ.get("aiohttp.request")
+        if request is not None and environ.get("QUERY_STRING", "").find("transport=websocket") >= 0:
+            return request.transport
+        return None
+
+    async def sweep(self) -> int:
+        """One look at every session; returns how many were cut off."""
+        sockets = self.sio.eio.sockets
+        count = 0
+        for eio_sid, eio_socket in list(sockets.items()):
+            if eio_socket.closed or eio_socket.queue.qsize() <= self.max_backlog:
+                continue
+            await self._cut_off(eio_sid, eio_socket)
+            count += 1
+        for eio_sid in [s for s in self._upgrades if s not in sockets]:
+            del self._upgrades[eio_sid]
+        return count
+
+    async def _cut_off(self, eio_sid: str, eio_socket: Any) -> None:
+        backlog = eio_socket.queue.qsize()
+        transport = self._transport(eio_sid)
+        log.warning("slow consumer %s: %d packets waiting (websocket.max_client_backlog is %d); "
+                    "disconnecting it", eio_sid, backlog, self.max_backlog)
+        queue = eio_socket.queue
+        while not queue.empty():  # what it never read is dropped now, not when it goes
+            queue.get_nowait()
+            queue.task_done()
+        try:
+            await eio_socket.close(wait=False, abort=True, reason=self.sio.eio.reason.TRANSPORT_ERROR)
+        except Exception:
+            log.exception("closing slow consumer %s failed", eio_sid)
+        queue.put_nowait(None)  # wakes its writer (WebSocket) or its pending poll
+        if transport is not None and not transport.is_closing():
+            transport.abort()  # a writer stuck in drain only wakes when the connection goes
+        self.cut_off += 1
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("backlog sweep failed")
