@@ -265,3 +265,25 @@ async def test_blocked_websocket_falls_back_to_long_polling(browser):
         await page.screenshot("blocked_websocket_polling")
     finally:
         await runner.cleanup()
+
+
+async def test_api_key_is_asked_once_and_kept_for_the_tab(browser):
+    settings = make_settings(env={"SECURITY_API_KEY_ENABLED": "true", "DASHBOARD_API_KEY": "old-key,page-key"},
+                             extra=FAST)
+    async with serve(settings) as server:
+        tab = await browser.new_page(viewport={"width": 1400, "height": 1200})
+        page = Page(tab, server)
+        await tab.goto(server.url + "/")
+        await tab.locator("#key-dialog").wait_for(state="visible", timeout=WAIT_MS)
+        await tab.fill("#key-input", "page-key")
+        await tab.locator("#key-form button, #key-form [type=submit]").first.click()
+        await page.wait("document.body.dataset.ready === 'true'")
+        await page.wait("() => document.querySelector('#panel-omni_monitor .conn').textContent.startsWith('connected')")
+        await page.wait(HAS_POINTS, 2)
+        assert await tab.evaluate("sessionStorage.getItem('aura.apiKey')") == "page-key"
+        # A reload in the same tab does not ask again.
+        await tab.reload()
+        await page.wait("document.body.dataset.ready === 'true'")
+        await page.wait(HAS_POINTS, 1)
+        assert await tab.locator("#key-dialog").is_hidden()
+        await page.screenshot("api_key_asked_once")
