@@ -21,6 +21,8 @@ from ..security import BucketTable, KeyRing, bearer, retry_after
 PUBLIC_PATHS = frozenset({"/healthz", "/health", "/", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/",)
 UNLIMITED_PATHS = frozenset({"/healthz", "/health"})
+# Who made an authenticated request (a key id, never the key), for the audit log.
+ACTOR = web.RequestKey("actor", str)
 
 
 def client_of(request: web.Request) -> str:
@@ -54,7 +56,7 @@ def rate_limit_middleware(settings: Settings):
 
 
 def api_key_middleware(settings: Settings, keys: KeyRing):
-    """401 `unauthorized` without an accepted key; sets `request["actor"]` to the key's id."""
+    """401 `unauthorized` without an accepted key; sets `request[ACTOR]` to the key's id."""
     header = settings.security.api_key_header
     socketio_path = settings.websocket.path
 
@@ -74,7 +76,7 @@ def api_key_middleware(settings: Settings, keys: KeyRing):
             return web.json_response(
                 error_body("unauthorized", f"a valid API key is required (header {header})"),
                 status=401)
-        request["actor"] = kid
+        request[ACTOR] = kid
         return await handler(request)
 
     return api_key
