@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import inspect
 import ipaddress
 import logging
 import math
@@ -18,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from .callbacks import notify_all
 from .config.schema import SecuritySettings
 
 log = logging.getLogger(__name__)
@@ -192,11 +192,5 @@ class SecurityEvents:
                  "detail": {**detail, "suppressed": suppressed} if suppressed else dict(detail)}
         log.warning("%s from %s on %s: %s%s", action, actor, target, detail.get("reason", ""),
                     f" ({suppressed} more suppressed)" if suppressed else "")
-        for listener in list(self._listeners):
-            try:
-                result = listener(event)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                log.exception("security event listener %r failed", listener)
+        await notify_all(self._listeners, event, logger=log, what="security event listener")
         return True

@@ -40,6 +40,18 @@ def dsn_of(settings: DatabaseSettings, connect_timeout_s: float) -> str:
         connect_timeout=max(1, int(connect_timeout_s)), application_name="aura-dashboard")
 
 
+async def close_pool(pool: aiopg.Pool | None) -> None:
+    """Terminate a pool without waiting on a database that may be gone (at most 2 s)."""
+    if pool is None:
+        return
+    pool.terminate()
+    try:
+        async with asyncio.timeout(2):
+            await pool.wait_closed()
+    except Exception:
+        pass
+
+
 class DatabaseCollector:
     """`await sample()`: the `database` stream's data; never raises for a database problem."""
 
@@ -71,13 +83,7 @@ class DatabaseCollector:
 
     async def _drop_pool(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.terminate()
-            try:
-                async with asyncio.timeout(2):
-                    await pool.wait_closed()
-            except Exception:
-                pass
+        await close_pool(pool)
 
     async def sample(self) -> dict[str, Any]:
         if not self.enabled:

@@ -6,11 +6,11 @@ Each change is announced to listeners (emitters start and stop, the audit log re
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from ..callbacks import notify_all
 from .schema import FeatureSettings
 
 log = logging.getLogger(__name__)
@@ -94,10 +94,5 @@ class RuntimeOverrides:
         return flag
 
     async def _notify(self, change: FeatureChange) -> None:
-        for listener in list(self._listeners):
-            try:
-                result = listener(change)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:  # one broken listener must not stop the others
-                log.exception("feature listener failed", extra={"flag": change.flag})
+        await notify_all(self._listeners, change, logger=log, what="feature listener",
+                         extra={"flag": change.flag})

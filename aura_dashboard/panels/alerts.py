@@ -10,13 +10,13 @@ audit log). The clock is injected so tests need no sleep.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..callbacks import notify_all
 from ..config.schema import ThresholdSettings
 
 log = logging.getLogger(__name__)
@@ -96,13 +96,7 @@ class AlertEngine:
         return alert
 
     async def _announce(self, alert: dict[str, Any]) -> None:
-        for sink in [self._publish, *self._listeners]:
-            try:
-                result = sink(alert)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                log.exception("alert sink failed")
+        await notify_all([self._publish, *self._listeners], alert, logger=log, what="alert sink")
 
 
 class ThresholdWatch:

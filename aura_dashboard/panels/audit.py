@@ -22,6 +22,8 @@ from typing import Any
 
 import aiopg
 
+from ..collectors.database import close_pool
+
 log = logging.getLogger(__name__)
 
 _SQLITE_SCHEMA = """
@@ -202,13 +204,7 @@ class AuditStore:
 
     async def _drop_pool(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.terminate()
-            try:
-                async with asyncio.timeout(2):
-                    await pool.wait_closed()
-            except Exception:
-                pass
+        await close_pool(pool)
 
     async def close(self) -> None:
         await self._drop_pool()

@@ -9,7 +9,6 @@ stream's room, encoded once for the whole room. With batching on, envelopes wait
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,7 @@ from typing import Any
 
 import socketio
 
+from ..callbacks import notify_all
 from .broadcast import Broadcaster
 from .replay import LocalReplay, ReplayStore, replay_from
 
@@ -134,13 +134,7 @@ class StreamHub:
             else:
                 await self.broadcaster.emit(stream, envelope, room=room_of(stream),
                                             namespace=state.spec.namespace)
-        for watcher in list(state.watchers):
-            try:
-                result = watcher(envelope)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                log.exception("watcher of stream %s failed", stream)
+        await notify_all(state.watchers, envelope, logger=log, what=f"watcher of stream {stream}")
         return envelope
 
     async def flush(self) -> int:
