@@ -83,18 +83,36 @@ class RunningServer:
 
 
 @asynccontextmanager
-async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
-    """The real app on a real TCP port of 127.0.0.1, stopped (with cleanup) afterwards."""
-    app = create_app(settings)
-    runner = web.AppRunner(app, shutdown_timeout=2.0)
+async def serve_app(app: web.Application, port: int | None = None,
+                    shutdown_timeout: float = 2.0) -> AsyncIterator[int]:
+    """Any aiohttp app (the dashboard, a fake backend) on 127.0.0.1:`port` (a free one by
+    default); yields the port, and cleans the app up afterwards."""
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
     await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    port = port or free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield RunningServer(app, settings, "127.0.0.1", port)
+        yield port
     finally:
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def running_server(settings: Settings, port: int | None = None,
+                         app: web.Application | None = None) -> AsyncIterator[RunningServer]:
+    """The real app (built from `settings` unless given) on a real TCP port of 127.0.0.1."""
+    app = app if app is not None else create_app(settings)
+    async with serve_app(app, port) as bound:
+        yield RunningServer(app, settings, "127.0.0.1", bound)
+
+
+async def until_event(changed: asyncio.Event, predicate, timeout: float = 20) -> None:
+    """Wait until `predicate()` holds, checking each time `changed` is set (by a client)."""
+    async def loop():
+        while not predicate():
+            changed.clear()
+            await changed.wait()
+    await asyncio.wait_for(loop(), timeout)
 
 
 @pytest.fixture

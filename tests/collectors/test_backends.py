@@ -9,7 +9,7 @@ import aiohttp
 import socketio
 from aiohttp import web
 
-from tests.conftest import free_port, make_settings, running_server
+from tests.conftest import free_port, make_settings, running_server, until_event
 
 
 class FakeBackend:
@@ -74,12 +74,8 @@ async def test_statuses_error_rates_and_alerts_follow_the_backend():
         await client.connect(srv.url, socketio_path="/ws", namespaces=["/omni_monitor", "/ai_system"],
                              transports=["websocket"])
 
-        async def until(predicate, timeout=20):
-            async def loop():
-                while not predicate():
-                    changed.clear()
-                    await changed.wait()
-            await asyncio.wait_for(loop(), timeout)
+        def until(predicate):
+            return until_event(changed, predicate)
 
         def status(name="ml"):
             return seen["backends"][-1][name]["status"] if seen["backends"] else None

@@ -12,7 +12,7 @@ import socketio
 
 from aura_dashboard.collectors.database import DatabaseCollector
 from tests import pg
-from tests.conftest import make_settings, need_service, running_server
+from tests.conftest import make_settings, need_service, running_server, until_event
 
 
 @pytest.fixture
@@ -71,12 +71,8 @@ async def test_stopped_database_turns_down_and_comes_back_up_while_the_rest_stre
                       namespace="/omni_monitor")
         await client.connect(srv.url, socketio_path="/ws", namespaces=["/omni_monitor"], transports=["websocket"])
 
-        async def until(predicate, timeout=20):
-            async def loop():
-                while not predicate():
-                    changed.clear()
-                    await changed.wait()
-            await asyncio.wait_for(loop(), timeout)
+        def until(predicate):
+            return until_event(changed, predicate)
 
         def last_status():
             return got["database"][-1]["data"]["status"] if got["database"] else None

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from aura_dashboard.web.interactive import CHAT
-from tests.conftest import free_port, make_settings, running_server
+from tests.conftest import free_port, make_settings, running_server, serve_app
 from tests.panels.live import LiveClient, fast
 
 
@@ -39,14 +39,8 @@ class FakeMcp:
     async def serve(self) -> AsyncIterator[str]:
         app = web.Application()
         app.router.add_post("/api/chat", self.chat)
-        runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        try:
+        async with serve_app(app, shutdown_timeout=0.5) as port:
             yield f"http://127.0.0.1:{port}"
-        finally:
-            await runner.cleanup()
 
 
 @asynccontextmanager

@@ -20,7 +20,7 @@ from aiohttp import web
 from aura_dashboard.app import create_app
 from aura_dashboard.appkeys import HUB, OVERRIDES, WEBSOCKETS
 from aura_dashboard.web.page import missing_vendor_files
-from tests.conftest import ROOT, RunningServer, free_port, make_settings, need_service
+from tests.conftest import ROOT, RunningServer, free_port, make_settings, need_service, running_server, serve_app
 
 CHROMIUM = os.environ.get("AURA_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 OUTPUT = Path(os.environ.get("AURA_TEST_OUTPUT") or ROOT / "test-output")
@@ -39,18 +39,7 @@ FAST = {
 pytestmark = pytest.mark.timeout(240)
 
 
-@asynccontextmanager
-async def serve(settings, port: int | None = None) -> AsyncIterator[RunningServer]:
-    """The real app on 127.0.0.1:`port` (a free one by default), cleaned up afterwards."""
-    app = create_app(settings)
-    runner = web.AppRunner(app, shutdown_timeout=2.0)
-    await runner.setup()
-    port = port or free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield RunningServer(app, settings, "127.0.0.1", port)
-    finally:
-        await runner.cleanup()
+serve = running_server  # the real app on 127.0.0.1:`port` (a free one by default)
 
 
 @pytest.fixture
@@ -200,14 +189,8 @@ async def fake_mcp(reply: str) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_post("/api/chat", chat)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with serve_app(app) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def chat_has_message_event(server: RunningServer) -> bool:
@@ -251,20 +234,13 @@ async def test_blocked_websocket_falls_back_to_long_polling(browser):
     settings = make_settings(extra=FAST)
     app = create_app(settings)
     app.middlewares.insert(0, block_websocket_upgrades)
-    runner = web.AppRunner(app, shutdown_timeout=2.0)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        server = RunningServer(app, settings, "127.0.0.1", port)
+    async with running_server(settings, app=app) as server:
         page = await open_page(browser, server)
         await page.wait("() => document.querySelector('#panel-omni_monitor .conn').textContent.includes('polling')")
         await page.wait(HAS_POINTS, 3)
         text = await page.page.locator("#panel-omni_monitor .conn").text_content()
         assert text.startswith("connected") and "polling" in text
         await page.screenshot("blocked_websocket_polling")
-    finally:
-        await runner.cleanup()
 
 
 async def test_api_key_is_asked_once_and_kept_for_the_tab(browser):
