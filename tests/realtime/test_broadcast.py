@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 import socketio
 
-from aura_dashboard.appkeys import EMITTERS, HUB, SIO
+from aura_dashboard.web.keys import EMITTERS, HUB, SIO
 from aura_dashboard.realtime.broadcast import text_frame
 from aura_dashboard.realtime.hub import room_of
 from tests.conftest import JS_DIR, make_settings, running_server

@@ -8,7 +8,7 @@ import os
 import socket
 import struct
 
-from aura_dashboard.appkeys import BACKLOG_WATCH, HUB, SIO
+from aura_dashboard.web.keys import BACKLOG_WATCH, HUB, SIO
 from aura_dashboard.realtime.hub import room_of
 from tests.conftest import make_settings, running_server
 from tests.realtime.test_streams_live import Client

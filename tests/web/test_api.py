@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from aura_dashboard.appkeys import HUB, READ_CACHE
+from aura_dashboard.web.keys import HUB, READ_CACHE
 from tests.conftest import make_settings, running_server
 
 FAST = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False}}
@@ -21,7 +21,7 @@ async def get_json(http, url, status=200):
 
 async def first_sample(srv, stream="system"):
     hub = srv.app[HUB]
-    while hub.latest(stream) is None:
+    while await hub.latest(stream) is None:
         await asyncio.sleep(0.05)
 
 
