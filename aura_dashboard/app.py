@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from .collectors.backends import BACKENDS, BackendMonitor
+from .collectors.dashboard import DASHBOARD, DashboardSelf
 from .collectors.database import DATABASE, DatabaseCollector, dsn_of
 from .collectors.gpu import GPU, GpuCollector
 from .collectors.models import MODELS, ModelsProbe
@@ -70,6 +71,7 @@ WS_CLOSE_TIMEOUT_S = 1.0
 # The table of streams, in the order the docs and the page list them.
 STREAMS: tuple[StreamContract, ...] = (
     SYSTEM, GPU, TEMPERATURE, DATABASE, BACKENDS, ALERTS, GOVERNANCE, AUDIT, MODELS, INFERENCE, DEBATES, STATUS,
+    DASHBOARD,
 )
 
 
@@ -107,6 +109,10 @@ def create_app(settings: Settings) -> web.Application:
     database = DatabaseCollector(db, query_timeout_s=settings.performance.query_timeout_ms / 1000)
     backends = BackendMonitor(hc, settings.backends, http)
     models = ModelsProbe(settings.backends.ml, hc.timeout_ms / 1000, http, lambda: backends.snapshot()["ml"])
+    itself = DashboardSelf(
+        clients=lambda: {ns.namespace: ns.clients() for ns in namespaces.values()},
+        publish_p99_s=lambda: hub.publish_p99_s(), mailboxes=lambda: {box.name: box.pending() for box in mailboxes},
+        emitter_lags_s=lambda: {name: e.stats.last_lag_s for name, e in emitters.emitters.items()})
 
     # -- panels ---------------------------------------------------------------------------
     thresholds = monitoring.thresholds
@@ -144,6 +150,7 @@ def create_app(settings: Settings) -> web.Application:
         "system": system.sample, "gpu": gpu.sample, "temperature": temperature.sample,
         "database": database.sample, "backends": backends.sample, "governance": governance.sample,
         "models": models.sample, "inference": inference.sample, "status": chat.sample,
+        "dashboard": itself.sample,
     }
     timeouts = {"backends": hc.timeout_ms / 1000 * (hc.retries + 1) + 1, "models": hc.timeout_ms / 1000 + 1}
     emitters = EmitterSet(hub, tasks, [
