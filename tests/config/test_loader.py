@@ -85,6 +85,9 @@ TABLE = [
     ("AUDIT_STORE_PATH", "panels.governance.audit_store_path", "./data/audit.db", "/srv/a.db",
      "/srv/a.db", None),
     ("SHOW_GPU_METRICS", "panels.omni_monitor.show_gpu_metrics", False, "true", True, "x"),
+    ("HISTORY_ENABLED", "history.enabled", True, "false", False, "x"),
+    ("HISTORY_STORE", "history.store", "sqlite", "postgres", "postgres", "mysql"),
+    ("HISTORY_STORE_PATH", "history.sqlite_path", "./data/history.db", "/srv/h.db", "/srv/h.db", None),
 ]
 IDS = [row[0] for row in TABLE]
 
