@@ -126,7 +126,7 @@ async def test_every_stream_publishes_envelopes_that_fit_its_contract():
                 system = next(s for s in described["streams"] if s["name"] == "system")
                 assert system["interval_ms"] == 200 and system["shared"] is False
                 assert {"path": "cpu.percent", "unit": "percent", "meaning": "CPU in use, all cores",
-                        "series": True} in system["fields"]
+                        "series": True, "labels": []} in system["fields"]
                 assert [p["name"] for p in described["panels"]] == [p.name for p in PANELS]
                 assert described["panels"][0]["streams"] == ["system", "gpu", "temperature", "database",
                                                              "backends", "alerts", "dashboard"]
