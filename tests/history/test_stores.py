@@ -13,26 +13,12 @@ from aura_dashboard.history import (Aggregator, BucketRow, HistoryWriter, Postgr
                                     TierSpec)
 from aura_dashboard.history.store import ReadRequest
 from tests import pg
-from tests.collectors.test_database import db_settings, machine_db, throwaway  # noqa: F401 (fixtures)
+from tests.collectors.test_database import db_settings
 from tests.history.test_tiers import TOY, Clock, env
 
 
 def row(start, value, *, tier="fine", field="cpu.percent", keys=(), source="host-a", count=1, stream="toy"):
     return BucketRow(tier, stream, source, field, tuple(keys), start, value, value, value, value, count)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request, tmp_path):
-    if request.param == "sqlite":
-        s = SqliteHistory(str(tmp_path / "history.db"))
-    else:
-        name = request.getfixturevalue("machine_db")
-        s = PostgresHistory(dsn_of(db_settings({"DATABASE_HOST": pg.MACHINE_PG["host"],
-                                                "DATABASE_PORT": str(pg.MACHINE_PG["port"]),
-                                                "DATABASE_NAME": name, "DATABASE_USER": "postgres"}), 3))
-    await s.open()
-    yield s
-    await s.close()
 
 
 async def read_all(store, tier="fine", step=10, source="host-a", fields=None, start=0, end=10**10):

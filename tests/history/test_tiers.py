@@ -19,9 +19,9 @@ class Any_(PayloadModel):
 TOY = StreamContract(name="toy", namespace="/omni_monitor", payload=Any_, fields=(
     FieldSpec("cpu.percent", "percent", "", series=True),
     FieldSpec("cpu.count", "count", ""),
-    FieldSpec("net.*.rx", "bytes/s", "", series=True),
-    FieldSpec("[].power_w", "watts", "", series=True),
-    FieldSpec("load[]", "count", "", series=True),
+    FieldSpec("net.*.rx", "bytes/s", "", series=True, labels=("interface",)),
+    FieldSpec("[].power_w", "watts", "", series=True, labels=("gpu",)),
+    FieldSpec("load[]", "count", "", series=True, labels=("index",)),
 ))
 
 
