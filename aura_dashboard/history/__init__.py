@@ -27,9 +27,16 @@ __all__ = ["Aggregator", "BucketRow", "History", "HistoryReader", "HistoryStore"
            "tiers_of", "tokens_of"]
 
 
+ROLLUP = 6  # a rollup bucket holds this many of its tier's buckets
+
+
 def tiers_of(settings: HistorySettings) -> list[TierSpec]:
-    return [TierSpec("fine", settings.fine.resolution_s, settings.fine.retention_s),
-            TierSpec("coarse", settings.coarse.resolution_s, settings.coarse.retention_s)]
+    """The configured tiers, each followed by its rollup (same retention, 6 times the bucket)."""
+    fine, coarse = settings.fine, settings.coarse
+    return [TierSpec("fine", fine.resolution_s, fine.retention_s, "fine"),
+            TierSpec("fine_rollup", fine.resolution_s * ROLLUP, fine.retention_s, "fine"),
+            TierSpec("coarse", coarse.resolution_s, coarse.retention_s, "coarse"),
+            TierSpec("coarse_rollup", coarse.resolution_s * ROLLUP, coarse.retention_s, "coarse")]
 
 
 @dataclass

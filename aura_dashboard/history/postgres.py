@@ -11,13 +11,14 @@ dropped after any failure, so a server that went away is reconnected on the next
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 
 import aiopg
 
 from ..collectors.database import close_pool
-from .store import TIER_NAMES, ReadRequest, ReadRow, keys_text
+from .store import TIER_NAMES, ReadRequest, ReadSeries, keys_text
 from .tiers import BucketRow
 
 log = logging.getLogger(__name__)
@@ -152,24 +153,46 @@ class PostgresHistory:
                 raise
         await self._execute(work)
 
-    async def read(self, q: ReadRequest) -> list[ReadRow]:
-        where, args = ["s.stream = %s", "t.bucket >= %s", "t.bucket < %s"], [q.stream, q.start, q.end]
+    async def read(self, q: ReadRequest) -> list[ReadSeries]:
+        where, args = ["stream = %s"], [q.stream]
         if q.source is not None:
-            where.append("s.source = %s")
+            where.append("source = %s")
             args.append(q.source)
         if q.fields is not None:
-            where.append("s.field = ANY(%s)")
+            where.append("field = ANY(%s)")
             args.append(list(q.fields))
-        step = int(q.step)
-        sql = (f"SELECT s.field, s.keys, (t.bucket / {step}) * {step} AS step_start, min(t.min), "
-               f"sum(t.avg * t.count) / sum(t.count), max(t.max), sum(t.count), max(t.bucket) "
-               f"FROM aura_history_{_tier(q.tier)} AS t JOIN aura_history_series AS s ON s.id = t.series "
-               f"WHERE {' AND '.join(where)} GROUP BY s.field, s.keys, step_start")
+        step, table = int(q.step), f"aura_history_{_tier(q.tier)}"
 
-        async def work(cur) -> list[ReadRow]:
-            await cur.execute(sql, args)
-            return [ReadRow(field, tuple(json.loads(keys)), int(t), lo, avg, hi, int(count), int(last))
-                    for field, keys, t, lo, avg, hi, count, last in await cur.fetchall()]
+        async def work(cur) -> list[ReadSeries]:
+            await cur.execute(f"SELECT id, field, keys FROM aura_history_series WHERE {' AND '.join(where)}", args)
+            groups: dict[tuple[str, str], list[int]] = {}
+            for sid, field, keys in await cur.fetchall():  # several sources' same series are merged
+                groups.setdefault((field, keys), []).append(sid)
+            if not groups:
+                return []
+            names = list(groups)
+            ids = [sid for key in names for sid in groups[key]]
+            group_of = [g for g, key in enumerate(names) for _ in groups[key]]
+            if step == q.resolution and len(ids) == len(names):
+                await cur.execute(f"SELECT m.g, t.bucket, t.min, t.avg, t.max, t.count, t.bucket FROM {table} t "
+                                  f"JOIN unnest(%s::int[], %s::int[]) AS m(id, g) ON t.series = m.id "
+                                  f"WHERE t.bucket >= %s AND t.bucket < %s ORDER BY m.g, t.bucket",
+                                  (ids, group_of, q.start, q.end))
+            else:
+                await cur.execute(f"SELECT m.g, (t.bucket / {step}) * {step} AS b, min(t.min), "
+                                  f"sum(t.avg * t.count) / sum(t.count), max(t.max), sum(t.count)::bigint, "
+                                  f"max(t.bucket) FROM {table} t "
+                                  f"JOIN unnest(%s::int[], %s::int[]) AS m(id, g) ON t.series = m.id "
+                                  f"WHERE t.bucket >= %s AND t.bucket < %s GROUP BY m.g, b ORDER BY m.g, b",
+                                  (ids, group_of, q.start, q.end))
+            rows = await cur.fetchall()
+            out = []
+            for g, grouped in itertools.groupby(rows, key=lambda row: row[0]):
+                _, t, lo, avg, hi, n, last = zip(*grouped)
+                field, keys = names[g]
+                out.append(ReadSeries(field, tuple(json.loads(keys)), list(t), list(lo), list(avg), list(hi),
+                                      list(n), max(last)))
+            return out
         return await self._execute(work)
 
     async def sources(self, stream: str) -> list[str]:

@@ -10,33 +10,21 @@ than two steps, the columns hold a row of nulls: a chart draws a gap there, neve
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..contract import StreamContract
 from ..errors import BadRequest, DashboardError
 from .series import SeriesField, concrete_name, series_fields
-from .store import HistoryStore, ReadRequest
+from .store import HistoryStore, ReadRequest, ReadSeries
 from .tiers import TierSpec
 
 Envelope = dict[str, Any]
 MAX_SPAN_S = 10 * 366 * 86400.0
-
-
-@dataclass
-class _Bin:
-    min: float
-    sum: float
-    max: float
-    count: int
-
-    def merge(self, lo: float, total: float, hi: float, count: int) -> None:
-        self.min, self.max = min(self.min, lo), max(self.max, hi)
-        self.sum += total
-        self.count += count
+RETENTION_SLACK_S = 300.0
 
 
 class HistoryReader:
@@ -98,55 +86,57 @@ class HistoryReader:
         if source is None and not contract.shared:
             source = self.own_source
         live = [e for e in await self._live(stream) if source is None or e.get("source") == source]
-        min_step = (end - start) / self.max_points
-        wanted = max(step or 0.0, min_step)
-        fine = self.tiers[0]
+        wanted = max(step or 0.0, (end - start) / self.max_points)
+        finest = self.tiers[0]
         now = self._clock()
-        if self.store is None or (live and start >= live[0]["ts"] and wanted < fine.resolution_s):
+        restarts: list[float] = []
+        if self.store is None or (live and start >= live[0]["ts"] and wanted < finest.resolution_s):
             tier, step_s = "live", wanted
-            bins = self._live_bins(chosen, live, start, end, step_s, raw=step is None)
-            restarts: list[float] = []
+            series = self._live_series(chosen, live, start, end, step_s, raw=step is None)
         else:
-            spec = fine if start >= now - fine.retention_s else self.tiers[-1]
-            tier = spec.name
+            spec = self._tier_for(start, wanted, now)
+            tier = spec.shown_as
             step_s = math.ceil(max(wanted, spec.resolution_s) / spec.resolution_s) * spec.resolution_s
-            first = int(start // step_s) * step_s
-            rows = await self.store.read(ReadRequest(spec.name, stream, source, tuple(f.path for f in chosen),
-                                                     first, math.ceil(end), step_s))
-            bins: dict[tuple[str, tuple[str, ...]], dict[float, _Bin]] = {}
-            written_until: dict[tuple[str, tuple[str, ...]], int] = {}
-            for r in rows:
-                key = (r.field, r.keys)
-                bins.setdefault(key, {})[r.t] = _Bin(r.min, r.avg * r.count, r.max, r.count)
-                written_until[key] = max(written_until.get(key, 0), r.last_bucket + spec.resolution_s)
-            self._add_live(bins, chosen, live, start, end, step_s, written_until)
+            series = await self.store.read(ReadRequest(spec.name, stream, source, tuple(f.path for f in chosen),
+                                                       int(start // step_s) * step_s, math.ceil(end), step_s,
+                                                       spec.resolution_s))
+            self._add_live(series, chosen, live, start, end, step_s, spec.resolution_s)
             restarts = await self.store.restarts(source, start, end)
-        return self._answer(stream, source, start, end, tier, step_s, chosen, bins, restarts,
-                            sources=sorted({e["source"] for e in live}
-                                           | set(await self.store.sources(stream) if self.store else ())))
+        sources = {e["source"] for e in live} | set(await self.store.sources(stream) if self.store else ())
+        return self._answer(stream, source, start, end, tier, step_s, chosen, series, restarts, sorted(sources))
 
-    # -- binning ----------------------------------------------------------------------------
-    def _live_bins(self, fields: list[SeriesField], live: list[Envelope], start: float, end: float,
-                   step: float, *, raw: bool) -> dict:
+    def _tier_for(self, start: float, wanted: float, now: float) -> TierSpec:
+        """The family whose retention reaches back to `start` (a few minutes' slack: a client's
+        "last 24 h" is a little older by the time it arrives), then its coarsest tier whose
+        buckets are no wider than the step wanted (else its finest)."""
+        families: dict[str, list[TierSpec]] = {}
+        for tier in self.tiers:
+            families.setdefault(tier.shown_as, []).append(tier)
+        ordered = sorted(families.values(), key=lambda ts: min(t.retention_s for t in ts))
+        family = next((ts for ts in ordered if start >= now - min(t.retention_s for t in ts) - RETENTION_SLACK_S),
+                      ordered[-1])
+        family = sorted(family, key=lambda t: t.resolution_s)
+        return max((t for t in family if t.resolution_s <= wanted), key=lambda t: t.resolution_s, default=family[0])
+
+    # -- series from the live buffer -------------------------------------------------------------
+    def _live_series(self, fields: list[SeriesField], live: list[Envelope], start: float, end: float,
+                     step: float, *, raw: bool) -> list[ReadSeries]:
         inside = [e for e in live if start <= e["ts"] < end]
         raw = raw and len(inside) <= self.max_points
-        bins: dict[tuple[str, tuple[str, ...]], dict[float, _Bin]] = {}
+        out: dict[tuple[str, tuple[str, ...]], ReadSeries] = {}
         for envelope in inside:
             t = envelope["ts"] if raw else math.floor(envelope["ts"] / step) * step
             for field in fields:
                 for keys, value in field.values(envelope["data"]):
-                    per = bins.setdefault((field.path, keys), {})
-                    b = per.get(t)
-                    if b is None:
-                        per[t] = _Bin(value, value, value, 1)
-                    else:
-                        b.merge(value, value, value, 1)
-        return bins
+                    _merge_point(out, field.path, keys, t, value)
+        return list(out.values())
 
-    def _add_live(self, bins: dict, fields: list[SeriesField], live: list[Envelope], start: float, end: float,
-                  step: int, written_until: dict) -> None:
+    def _add_live(self, series: list[ReadSeries], fields: list[SeriesField], live: list[Envelope], start: float,
+                  end: float, step: int, resolution: int) -> None:
         """Fill the steps after each series' last written bucket from the live buffer."""
-        horizon = min(written_until.values(), default=start)
+        by_key = {(s.field, s.keys): s for s in series}
+        written = {key: s.last_bucket + resolution for key, s in by_key.items()}
+        horizon = min(written.values(), default=start)
         for envelope in live:
             ts = envelope["ts"]
             if ts < horizon or ts < start or ts >= end:
@@ -154,41 +144,79 @@ class HistoryReader:
             t = int(ts // step) * step
             for field in fields:
                 for keys, value in field.values(envelope["data"]):
-                    key = (field.path, keys)
-                    if ts < written_until.get(key, start):
-                        continue
-                    per = bins.setdefault(key, {})
-                    b = per.get(t)
-                    if b is None:
-                        per[t] = _Bin(value, value, value, 1)
-                    else:
-                        b.merge(value, value, value, 1)
+                    if ts >= written.get((field.path, keys), start):
+                        _merge_point(by_key, field.path, keys, t, value)
+        series[:] = list(by_key.values())
 
     # -- the answer: columns --------------------------------------------------------------------
     def _answer(self, stream: str, source: str | None, start: float, end: float, tier: str, step: float,
-                fields: list[SeriesField], bins: dict, restarts: list[float], *, sources: list[str]) -> dict[str, Any]:
-        times = sorted({t for per in bins.values() for t in per})
-        interval = self._interval_s(stream) or 0.0
-        apart = 2 * max(step, interval)
-        marks = set(restarts)
-        for a, b in zip(times, times[1:]):
-            if b - a > apart:
-                marks.add((a + b) / 2)
-        index = {t: i for i, t in enumerate(times)}
-        rows = sorted([(t, True) for t in times] + [(t, False) for t in marks if t not in index])
+                fields: list[SeriesField], series: list[ReadSeries], restarts: list[float],
+                sources: list[str]) -> dict[str, Any]:
         order = {f.path: i for i, f in enumerate(fields)}
+        series = sorted(series, key=lambda s: (order[s.field], _natural(s.keys)))
+        shared = series[0].t if series and all(s.t == series[0].t for s in series) else None
+        times = shared if shared is not None else sorted({t for s in series for t in s.t})
+        apart = 2 * max(step, self._interval_s(stream) or 0.0)
+        # Where a null row goes: before index i of `times` (a restart, or a hole in the data).
+        breaks: dict[int, list[float]] = {}
+        for r in restarts:
+            breaks.setdefault(bisect.bisect_left(times, r), []).append(r)
+        for i in range(1, len(times)):
+            if times[i] - times[i - 1] > apart and i not in breaks:
+                breaks[i] = [(times[i] + times[i - 1]) / 2]
+        t_column = _with_breaks(times, breaks, lambda i: sorted(breaks[i]))
         columns: dict[str, Any] = {}
-        for (path, keys) in sorted(bins, key=lambda k: (order[k[0]], _natural(k[1]))):
-            per = bins[(path, keys)]
-            lo, avg, hi = [], [], []
-            for t, real in rows:
-                b = per.get(t) if real else None
-                lo.append(b.min if b else None)
-                avg.append(b.sum / b.count if b else None)
-                hi.append(b.max if b else None)
-            columns[concrete_name(path, keys)] = {"field": path, "keys": list(keys), "min": lo, "avg": avg, "max": hi}
+        for s in series:
+            if s.t is times or s.t == times:
+                lo, avg, hi = s.min, s.avg, s.max
+            else:
+                at = dict(zip(s.t, range(len(s.t))))
+                index = [at.get(t) for t in times]
+                lo, avg, hi = ([None if i is None else col[i] for i in index] for col in (s.min, s.avg, s.max))
+            columns[concrete_name(s.field, s.keys)] = {
+                "field": s.field, "keys": list(s.keys),
+                "min": _with_breaks(lo, breaks), "avg": _with_breaks(avg, breaks), "max": _with_breaks(hi, breaks)}
         return {"stream": stream, "source": source, "from": start, "to": end, "tier": tier, "step": step,
-                "t": [t for t, _ in rows], "fields": columns, "restarts": sorted(restarts), "sources": sources}
+                "t": t_column, "fields": columns, "restarts": sorted(restarts), "sources": sources}
+
+
+def _with_breaks(column: list, breaks: dict[int, list[float]], fill=None) -> list:
+    """`column` with the break rows inserted (nulls; in the time column, their times)."""
+    if not breaks:
+        return list(column)
+    out: list = []
+    last = 0
+    for i in sorted(breaks):
+        out += column[last:i]
+        out += fill(i) if fill is not None else [None] * len(breaks[i])
+        last = i
+    out += column[last:]
+    return out
+
+
+def _merge_point(into: dict, field: str, keys: tuple[str, ...], t: float, value: float) -> None:
+    s = into.get((field, keys))
+    if s is None:
+        into[(field, keys)] = ReadSeries(field, keys, [t], [value], [value], [value], [1], 0)
+        return
+    if s.t and s.t[-1] == t:
+        n = s.count[-1]
+        s.min[-1], s.max[-1] = min(s.min[-1], value), max(s.max[-1], value)
+        s.avg[-1] = (s.avg[-1] * n + value) / (n + 1)
+        s.count[-1] = n + 1
+    elif not s.t or t > s.t[-1]:
+        for column, v in ((s.t, t), (s.min, value), (s.avg, value), (s.max, value), (s.count, 1)):
+            column.append(v)
+    else:  # older than the last step: an envelope out of order
+        i = bisect.bisect_left(s.t, t)
+        if i < len(s.t) and s.t[i] == t:
+            n = s.count[i]
+            s.min[i], s.max[i] = min(s.min[i], value), max(s.max[i], value)
+            s.avg[i] = (s.avg[i] * n + value) / (n + 1)
+            s.count[i] = n + 1
+        else:
+            for column, v in ((s.t, t), (s.min, value), (s.avg, value), (s.max, value), (s.count, 1)):
+                column.insert(i, v)
 
 
 def _natural(keys: tuple[str, ...]) -> tuple:

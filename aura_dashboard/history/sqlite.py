@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from .store import TIER_NAMES, ReadRequest, ReadRow, keys_text
+from .store import TIER_NAMES, ReadRequest, ReadSeries, keys_text
 from .tiers import BucketRow
 
 _SCHEMA = """
@@ -124,22 +124,43 @@ class SqliteHistory:
         if rows:
             await self._call(self._write, rows, run)
 
-    def _read(self, q: ReadRequest) -> list[ReadRow]:
-        where, args = ["s.stream = ?", "t.bucket >= ?", "t.bucket < ?"], [q.stream, q.start, q.end]
+    def _read(self, q: ReadRequest) -> list[ReadSeries]:
+        where, args = ["stream = ?"], [q.stream]
         if q.source is not None:
-            where.append("s.source = ?")
+            where.append("source = ?")
             args.append(q.source)
         if q.fields is not None:
-            where.append(f"s.field IN ({', '.join('?' * len(q.fields))})")
+            where.append(f"field IN ({', '.join('?' * len(q.fields))})")
             args += list(q.fields)
-        sql = (f"SELECT s.field, s.keys, (t.bucket / {int(q.step)}) * {int(q.step)} AS step_start, min(t.min), "
-               f"sum(t.avg * t.count) / sum(t.count), max(t.max), sum(t.count), max(t.bucket) "
-               f"FROM tier_{_tier(q.tier)} AS t JOIN series AS s ON s.id = t.series "
-               f"WHERE {' AND '.join(where)} GROUP BY s.field, s.keys, step_start")
-        return [ReadRow(field, tuple(json.loads(keys)), t, lo, avg, hi, count, last)
-                for field, keys, t, lo, avg, hi, count, last in self._conn.execute(sql, args)]
+        found = self._conn.execute(f"SELECT id, field, keys FROM series WHERE {' AND '.join(where)}", args).fetchall()
+        if not found:
+            return []
+        groups: dict[tuple[str, str], list[int]] = {}
+        for sid, field, keys in found:  # the same field and keys of several sources are merged
+            groups.setdefault((field, keys), []).append(sid)
+        step, table = int(q.step), f"tier_{_tier(q.tier)}"
+        # One indexed range per series; rows come back as columns through zip (in C), and a
+        # step of several buckets is merged in SQL.
+        plain = (f"SELECT bucket, min, avg, max, count FROM {table} "
+                 f"WHERE series = ? AND bucket >= ? AND bucket < ? ORDER BY bucket")
+        out = []
+        for (field, keys), ids in groups.items():
+            if step == q.resolution and len(ids) == 1:
+                rows = self._conn.execute(plain, (ids[0], q.start, q.end)).fetchall()
+            else:
+                rows = self._conn.execute(
+                    f"SELECT (bucket / {step}) * {step} AS b, min(min), sum(avg * count) / sum(count), max(max), "
+                    f"sum(count), max(bucket) FROM {table} WHERE series IN ({', '.join('?' * len(ids))}) "
+                    f"AND bucket >= ? AND bucket < ? GROUP BY b ORDER BY b", (*ids, q.start, q.end)).fetchall()
+            if not rows:
+                continue
+            columns = list(zip(*rows))
+            last = max(columns[5]) if len(columns) > 5 else columns[0][-1]
+            out.append(ReadSeries(field, tuple(json.loads(keys)), list(columns[0]), list(columns[1]),
+                                  list(columns[2]), list(columns[3]), list(columns[4]), last))
+        return out
 
-    async def read(self, request: ReadRequest) -> list[ReadRow]:
+    async def read(self, request: ReadRequest) -> list[ReadSeries]:
         return await self._call(self._read, request)
 
     async def sources(self, stream: str) -> list[str]:

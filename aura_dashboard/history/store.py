@@ -18,24 +18,26 @@ from typing import Protocol
 
 from .tiers import BucketRow
 
-TIER_NAMES = ("fine", "coarse")
+# Each configured tier has a rollup of 6 of its buckets, kept as long: a day at 1,500 points
+# reads 1-minute buckets and a month 30-minute ones, never six times as many rows.
+TIER_NAMES = ("fine", "fine_rollup", "coarse", "coarse_rollup")
 
 
 def keys_text(keys: tuple[str, ...] | list[str]) -> str:
     return json.dumps(list(keys), separators=(",", ":"), ensure_ascii=False)
 
 
-@dataclass(frozen=True)
-class ReadRow:
-    """A series' merged buckets over one step: what a query answers per point."""
+@dataclass
+class ReadSeries:
+    """One series' buckets merged by step, as columns (steps without data left out)."""
 
     field: str
     keys: tuple[str, ...]
-    t: int                  # the step's start
-    min: float
-    avg: float
-    max: float
-    count: int
+    t: list[int]            # each step's start, ascending
+    min: list[float]
+    avg: list[float]
+    max: list[float]
+    count: list[int]
     last_bucket: int        # the start of the newest tier bucket merged in
 
 
@@ -50,6 +52,7 @@ class ReadRequest:
     start: int
     end: int                        # exclusive
     step: int
+    resolution: int = 0             # the tier's bucket width (a step of one bucket merges nothing)
 
 
 class HistoryStore(Protocol):
@@ -60,7 +63,7 @@ class HistoryStore(Protocol):
     async def open(self) -> None: ...
     async def begin_run(self, source: str, started: float) -> int: ...
     async def write(self, rows: list[BucketRow], run: int) -> None: ...
-    async def read(self, request: ReadRequest) -> list[ReadRow]: ...
+    async def read(self, request: ReadRequest) -> list[ReadSeries]: ...
     async def sources(self, stream: str) -> list[str]: ...
     async def restarts(self, source: str | None, start: float, end: float) -> list[float]: ...
     async def delete_before(self, tier: str, cutoff: int, batch: int) -> int: ...

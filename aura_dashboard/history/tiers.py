@@ -28,11 +28,17 @@ SeriesKey = tuple[str, str, str, tuple[str, ...]]  # stream, source, field, keys
 
 @dataclass(frozen=True)
 class TierSpec:
-    """A tier: buckets of `resolution_s` seconds, kept `retention_s` seconds."""
+    """A tier: buckets of `resolution_s` seconds, kept `retention_s` seconds. `family` is the
+    configured tier it belongs to (a rollup of the fine tier is of the `fine` family)."""
 
     name: str
     resolution_s: int
     retention_s: float
+    family: str = ""
+
+    @property
+    def shown_as(self) -> str:
+        return self.family or self.name
 
     def start_of(self, ts: float) -> int:
         return int(ts // self.resolution_s) * self.resolution_s

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from aura_dashboard.history import Aggregator, HistoryReader, HistoryWriter, TierSpec
+from aura_dashboard.history.store import ReadRequest
 from tests.history.test_tiers import TOY, Clock, env
 
 DAY = 86400
@@ -57,6 +58,5 @@ async def test_a_month_on_a_fast_clock(store):
     # The fine tier keeps a day: a range before it is answered from the coarse tier.
     early = await reader.read("toy", end - 2 * DAY, end - 2 * DAY + 3600)
     assert early["tier"] == "coarse"
-    from aura_dashboard.history.store import ReadRequest
-    fine = await store.read(ReadRequest("fine", "toy", "host-a", None, 0, 10**10, DAY))
-    assert min(r.t for r in fine) >= end - 2 * DAY and sum(r.count for r in fine) <= DAY // 10 + 360
+    (fine,) = await store.read(ReadRequest("fine", "toy", "host-a", None, 0, 10**10, DAY))
+    assert min(fine.t) >= end - 2 * DAY and sum(fine.count) <= DAY // 10 + 360

@@ -22,8 +22,9 @@ def row(start, value, *, tier="fine", field="cpu.percent", keys=(), source="host
 
 
 async def read_all(store, tier="fine", step=10, source="host-a", fields=None, start=0, end=10**10):
-    rows = await store.read(ReadRequest(tier, "toy", source, fields, start, end, step))
-    return sorted((r.field, r.keys, r.t, r.min, r.avg, r.max, r.count) for r in rows)
+    series = await store.read(ReadRequest(tier, "toy", source, fields, start, end, step))
+    return sorted((s.field, s.keys, t, lo, avg, hi, n)
+                  for s in series for t, lo, avg, hi, n in zip(s.t, s.min, s.avg, s.max, s.count))
 
 
 async def test_writes_are_idempotent_per_run_and_merged_across_runs(store):
@@ -84,11 +85,11 @@ async def test_store_never_grows_past_retention_with_a_fast_clock(tmp_path):
         writer.collect()
         await writer.flush()
         await writer.retain()
-        fine = await store.read(ReadRequest("fine", "toy", "host-a", None, 0, 10**10, 10))
-        coarse = await store.read(ReadRequest("coarse", "toy", "host-a", None, 0, 10**10, 300))
-        oldest_fine = min(r.t for r in fine)
+        fine = await read_all(store)
+        coarse = await read_all(store, tier="coarse", step=300)
+        oldest_fine = min(r[2] for r in fine)
         assert oldest_fine >= clock.now - 3600 - 10, "a fine bucket outlived its retention"
-        assert min(r.t for r in coarse) >= clock.now - 6 * 3600 - 300
+        assert min(r[2] for r in coarse) >= clock.now - 6 * 3600 - 300
         counts.append((len(fine), len(coarse)))
     # Two series: at most an hour of 10 s buckets and six hours of 5 min ones each, plus the edges.
     assert max(f for f, _ in counts) <= 2 * (360 + 1) and max(c for _, c in counts) <= 2 * (72 + 2)
@@ -119,9 +120,9 @@ async def test_postgres_stopped_mid_run_gets_its_buckets_once_when_it_returns(th
     throwaway.start()
     await writer.flush()
     # A retry of a batch already committed (the answer lost) doubles nothing.
-    first = (await store.read(ReadRequest("fine", "toy", "host-a", None, 0, 10**10, 10)))
-    writer.pending.extend(agg_rows := [BucketRow("fine", "toy", "host-a", "cpu.percent", (), r.t, r.min, r.avg,
-                                                 r.max, r.max, r.count) for r in first[:3]])
+    first = (await read_all(store))[:3]
+    writer.pending.extend(agg_rows := [BucketRow("fine", "toy", "host-a", field, keys, t, lo, avg, hi, hi, n)
+                                       for field, keys, t, lo, avg, hi, n in first])
     await writer.flush()
     rows = throwaway.query("SELECT bucket, count FROM aura_history_fine ORDER BY bucket")
     assert len(rows) == 12 and all(count == 1 for _, count in rows) and agg_rows
