@@ -97,11 +97,21 @@ async def serve_app(app: web.Application, port: int | None = None,
         await runner.cleanup()
 
 
+def with_port(settings: Settings, port: int) -> Settings:
+    """`settings` with `dashboard.port` = `port`: the port the server really listens on, which
+    the page's default public URL (and so its allowed origins) follows."""
+    return settings.model_copy(update={"dashboard": settings.dashboard.model_copy(update={"port": port})})
+
+
 @asynccontextmanager
 async def running_server(settings: Settings, port: int | None = None,
                          app: web.Application | None = None) -> AsyncIterator[RunningServer]:
-    """The real app (built from `settings` unless given) on a real TCP port of 127.0.0.1."""
-    app = app if app is not None else create_app(settings)
+    """The real app on a real TCP port of 127.0.0.1; built here from `settings` (with
+    `dashboard.port` set to that port) unless given."""
+    if app is None:
+        port = port or free_port()
+        settings = with_port(settings, port)
+        app = create_app(settings)
     async with serve_app(app, port) as bound:
         yield RunningServer(app, settings, "127.0.0.1", bound)
 

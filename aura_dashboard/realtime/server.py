@@ -7,34 +7,21 @@ import logging
 import socketio
 
 from ..config import FeatureChange, RuntimeOverrides, Settings
-from ..config.schema import CorsSettings
+from ..origins import AllowedOrigins
 
 log = logging.getLogger(__name__)
 
 
 class OriginPolicy:
-    """Which browser origins may open a Socket.IO session (`security.cors`).
+    """python-engineio's `cors_allowed_origins` callable: which browser origins may open a
+    Socket.IO session, the same as REST's (`origins.AllowedOrigins`). Clients that send no
+    Origin (scripts) are not affected."""
 
-    The page's own origin is always allowed; with CORS enabled so are the configured
-    origins, and `"*"` allows any. Clients that send no Origin (scripts) are not affected.
-    """
-
-    def __init__(self, cors: CorsSettings):
-        self.enabled = cors.enabled
-        self.allow_any = cors.enabled and "*" in cors.allowed_origins
-        self.origins = frozenset(o.rstrip("/") for o in cors.allowed_origins) if cors.enabled else frozenset()
+    def __init__(self, origins: AllowedOrigins):
+        self.origins = origins
 
     def __call__(self, origin: str | None, environ: dict | None = None) -> bool:
-        if origin is None or self.allow_any or origin.rstrip("/") in self.origins:
-            return True
-        return environ is not None and origin.rstrip("/") == _own_origin(environ)
-
-
-def _own_origin(environ: dict) -> str | None:
-    host = environ.get("HTTP_HOST")
-    if not host:
-        return None
-    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
+        return self.origins.allows(origin)
 
 
 def transports(websocket_fallback: bool) -> list[str]:
@@ -50,7 +37,7 @@ def build_socketio(settings: Settings, overrides: RuntimeOverrides,
         ping_interval=ws.ping_interval_ms / 1000,
         ping_timeout=ws.pong_timeout_ms / 1000,
         max_http_buffer_size=ws.max_message_size_bytes,
-        cors_allowed_origins=OriginPolicy(settings.security.cors),
+        cors_allowed_origins=OriginPolicy(AllowedOrigins(settings.dashboard, settings.security.cors)),
         cors_credentials=settings.security.cors.allow_credentials,
         transports=transports(overrides.is_on("websocket_fallback")),
         http_compression=settings.updates.compression_enabled,

@@ -14,7 +14,7 @@ from ..config.overrides import UnknownFeature
 from ..errors import BadRequest, DashboardError, NotFound
 from ..realtime.hub import UnknownStream
 from ..validation import parse
-from .security import ACTOR
+from .security import ACTOR, client_of
 
 
 def json_response(data, status: int = 200, headers: dict | None = None) -> web.Response:
@@ -95,7 +95,7 @@ async def patch_features(request: web.Request) -> web.Response:
                  and value is not None and not isinstance(value, bool)]
     if problems:
         raise BadRequest("; ".join(problems))
-    actor = request.get(ACTOR) or f"api:{request.remote}"
+    actor = request.get(ACTOR) or f"api:{client_of(request)}"
     changed = []
     for flag, value in body.items():
         try:

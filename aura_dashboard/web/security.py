@@ -15,6 +15,7 @@ from aiohttp import hdrs, web
 from ..appkeys import CLIENT_ADDRESS, SECURITY_EVENTS
 from ..config import Settings
 from ..errors import error_body
+from ..origins import AllowedOrigins
 from ..security import BucketTable, KeyRing, bearer, retry_after
 
 # Open without a key: liveness for load balancers, and the page itself (it asks for the key).
@@ -25,8 +26,14 @@ UNLIMITED_PATHS = frozenset({"/healthz", "/health"})
 ACTOR = web.RequestKey("actor", str)
 
 
-def client_of(request: web.Request) -> str:
-    return request.app[CLIENT_ADDRESS](request.remote, request.headers.get(hdrs.X_FORWARDED_FOR))
+def client_of(request: web.BaseRequest) -> str:
+    """The client's address, through `security.trusted_proxies` (`X-Forwarded-For`); the
+    peer's when the request never reached the app (a malformed request line)."""
+    try:
+        resolve = request.app[CLIENT_ADDRESS]  # type: ignore[attr-defined]
+    except (AttributeError, KeyError):
+        return request.remote or "-"
+    return resolve(request.remote, request.headers.get(hdrs.X_FORWARDED_FOR))
 
 
 def _is_socketio(request: web.Request, socketio_path: str) -> bool:
@@ -121,7 +128,8 @@ def security_middlewares(settings: Settings) -> list:
 
 
 def setup_cors(app: web.Application, settings: Settings) -> None:
-    """CORS on every REST route (`security.cors`); call once all routes are added.
+    """CORS on every REST route (`security.cors`, for the origins of `origins.py`); call
+    once all routes are added.
 
     The Socket.IO path is skipped: Engine.IO answers its own CORS with the same origins
     (`realtime/server.py` `OriginPolicy`).
@@ -133,8 +141,8 @@ def setup_cors(app: web.Application, settings: Settings) -> None:
     options = aiohttp_cors.ResourceOptions(
         allow_credentials=cors.allow_credentials, allow_headers=headers,
         allow_methods=cors.allowed_methods, expose_headers=[hdrs.RETRY_AFTER], max_age=600)
-    config = aiohttp_cors.setup(app, defaults={origin.rstrip("/"): options
-                                               for origin in cors.allowed_origins})
+    origins = AllowedOrigins(settings.dashboard, cors).for_cors()
+    config = aiohttp_cors.setup(app, defaults={origin: options for origin in origins})
     socketio_path = settings.websocket.path.rstrip("/")
     for resource in list(app.router.resources()):
         info = resource.get_info()
