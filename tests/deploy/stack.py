@@ -108,9 +108,11 @@ class ComposeStack:
     project: str = field(default_factory=lambda: f"auratest{uuid.uuid4().hex[:10]}")
     port: int = field(default_factory=free_port)
     subnet: ipaddress.IPv4Network | None = None
-    # One tag per checkout: repeated runs reuse the build cache, checkouts never share a tag.
-    version: str = field(default_factory=lambda: "test-" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:10])
+    version: str = ""  # the image tag: the project's name (removed at the end; BuildKit keeps the cache)
     probes: list["Probe"] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.version = self.version or self.project
 
     @property
     def env_file(self) -> Path:
@@ -155,9 +157,10 @@ class ComposeStack:
     def down(self) -> None:
         """Everything the stack made goes, whatever happened (blocking: runs at teardown)."""
         for probe in self.probes:
-            subprocess.run(["docker", "rm", "-f", probe.name], capture_output=True, timeout=60)
+            subprocess.run(["docker", "rm", "-f", "-v", probe.name], capture_output=True, timeout=60)
         subprocess.run([*self.base(), "down", "-v", "--remove-orphans", "--timeout", "5"],
                        capture_output=True, timeout=180)
+        subprocess.run(["docker", "image", "rm", self.image], capture_output=True, timeout=60)
 
     async def containers(self, service: str = "dashboard") -> list[dict]:
         """The running containers of `service`: ID, Name, State, Health."""
@@ -178,15 +181,29 @@ class ComposeStack:
         return str(self.subnet.network_address + 250 - index)
 
     async def probe(self, index: int) -> "Probe":
+        """The index-th client (created on first use) at `probe_address(index)`."""
         for probe in self.probes:
             if probe.index == index:
                 return probe
-        probe = Probe(self, index, self.probe_address(index), f"{self.project}-probe-{index}")
+        return await self.client_at(self.probe_address(index), index)
+
+    async def client_at(self, address: str, index: int = -1) -> "Probe":
+        """A container of the dashboard's image at `address` on the stack's network (it also
+        keeps that address from being handed to anything else while it lives)."""
+        probe = Probe(self, index, address, f"{self.project}-client-{address.replace('.', '-')}")
         result = await run("docker", "run", "-d", "--rm", "--name", probe.name, "--network", self.network,
-                           "--ip", probe.address, "--entrypoint", "sleep", self.image, "900")
-        result.check(f"probe {probe.address}")
+                           "--ip", address, "--entrypoint", "sleep", self.image, "900")
+        result.check(f"a client at {address}")
         self.probes.append(probe)
         return probe
+
+    async def addresses(self, service: str = "dashboard") -> set[str]:
+        """The addresses of the running containers of `service` on the stack's network."""
+        out = set()
+        for container in await self.containers(service):
+            inspect = json.loads((await run("docker", "inspect", container["Name"])).check("inspect").out)[0]
+            out |= {n["IPAddress"] for n in inspect["NetworkSettings"]["Networks"].values()}
+        return out
 
 
 HTTP_SCRIPT = r"""
@@ -209,7 +226,7 @@ print(json.dumps(out))
 class Probe:
     """A client at `address` on the stack's network (a container of the dashboard's image)."""
 
-    stack: ComposeStack
+    stack: ComposeStack = field(repr=False)
     index: int
     address: str
     name: str

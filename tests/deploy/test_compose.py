@@ -74,7 +74,8 @@ async def probes_by_instance(stack: ComposeStack, want: set[str], per_instance: 
         probe = await stack.probe(index)
         found.setdefault(await probe.instance(), []).append(probe)
     missing = [name for name in want if len(found.get(name, [])) < per_instance]
-    assert not missing, f"no client address of {MAX_PROBES} landed on {missing}: {found}"
+    spread = {name: [p.address for p in probes] for name, probes in found.items()}
+    assert not missing, f"no client address of {MAX_PROBES} landed on {missing}: {spread}"
     return found
 
 
@@ -222,7 +223,8 @@ async def main():
     result = {"before": before, "transport": client.transport(), "same_session": client.eio.sid == sid,
               "connected": client.connected, "disconnects": len(disconnects), "subscribed": ack.get("ok"),
               "envelopes": len(envelopes)}
-    await client.disconnect()
+    # Not a graceful disconnect: that waits for the open long-poll, up to the ping interval.
+    await client.eio.disconnect(abort=True)
     result["after"] = instance()
     print(json.dumps(result))
 
@@ -380,31 +382,33 @@ async def test_scaled_to_three_nginx_finds_the_new_replicas(stack):
 
 
 async def test_recreated_with_new_addresses_and_scaled_back_nginx_follows(stack):
-    before = {c["ID"] for c in await stack.containers()}
+    old = await stack.addresses()
+    (await stack.compose("stop", "dashboard")).check("stop the dashboards")
+    for address in old:  # held, so the new containers cannot get them back
+        await stack.client_at(address)
     await stack.up("--no-deps", "--force-recreate", "--scale", "dashboard=2", "dashboard")
-    containers = await stack.containers()
-    assert len(containers) == 2 and not before & {c["ID"] for c in containers}
-    addresses = set()
-    for container in containers:
-        inspect = json.loads((await run("docker", "inspect", container["Name"])).check("inspect").out)[0]
-        addresses |= {n["IPAddress"] for n in inspect["NetworkSettings"]["Networks"].values()}
-    upstream = lambda: stack.compose("exec", "-T", "nginx", "cat", "/etc/nginx/aura-upstream.conf")  # noqa: E731
+    new = await stack.addresses()
+    assert len(new) == 2 and not old & new, (old, new)
 
-    async def follows() -> bool:
-        text = (await upstream()).out
-        return {line.split()[1].rsplit(":", 1)[0] for line in text.splitlines() if line.startswith("server")} == addresses
+    async def upstream() -> set[str]:
+        text = (await stack.compose("exec", "-T", "nginx", "cat", "/etc/nginx/aura-upstream.conf")).out
+        return {line.split()[1].rsplit(":", 1)[0] for line in text.splitlines() if line.startswith("server ")}
 
-    await until(follows, 30, what="nginx's upstream holding the new addresses")
-    async with aiohttp.ClientSession() as http:
-        for _ in range(5):
-            async with http.get(stack.url + "/healthz") as response:
-                assert response.status == 200
-    names = {(await health_of(stack, c["Name"]))["instance"] for c in containers}
+    async def answered() -> list[int]:
+        async with aiohttp.ClientSession() as http:
+            statuses = []
+            for _ in range(5):
+                async with http.get(stack.url + "/healthz") as response:
+                    statuses.append(response.status)
+        return statuses if set(statuses) == {200} else []
+
+    await until(answered, 30, what="nginx answering through the new replicas (not 502)")
+    assert await upstream() == new
+    names = {(await health_of(stack, c["Name"]))["instance"] for c in await stack.containers()}
     await probes_by_instance(stack, names)
 
     async def nginx_healthy() -> bool:
-        state = (await run("docker", "inspect", "--format", "{{.State.Health.Status}}",
-                           f"{stack.project}-nginx-1")).out.strip()
-        return state == "healthy"
+        return (await run("docker", "inspect", "--format", "{{.State.Health.Status}}",
+                          f"{stack.project}-nginx-1")).out.strip() == "healthy"
 
     await until(nginx_healthy, 30, what="nginx healthy through a dashboard")
