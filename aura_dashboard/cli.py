@@ -69,7 +69,7 @@ def serve(args: argparse.Namespace) -> int:
     from .web.access_log import ClientAccessLogger
 
     settings = loaded.settings
-    configure_logging(settings.logging, instance=instance_name(settings))
+    configure_logging(settings.logging, instance=instance_name(settings.dashboard))
     for warning in loaded.warnings:
         log.warning(warning)
     app = create_app(settings)

@@ -17,7 +17,7 @@ import time
 from aiohttp import web
 
 from aura_dashboard.app import create_app
-from aura_dashboard.appkeys import HUB
+from aura_dashboard.web.keys import HUB
 from aura_dashboard.config import load_config
 
 FANOUT = {"updates": {"batch_updates": False},

@@ -21,6 +21,8 @@ from aiohttp import web
 
 from aura_dashboard.app import create_app
 from aura_dashboard.config import Settings, load_config
+from aura_dashboard.realtime.hub import StreamHub
+from aura_dashboard.web.keys import HUB
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = ROOT / "aura_dashboard" / "config" / "dashboard_config.yaml"
@@ -97,6 +99,47 @@ async def serve_app(app: web.Application, port: int | None = None,
         await runner.cleanup()
 
 
+class ContractCheck:
+    """Validates every envelope a server publishes against its stream's contract.
+
+    Every live test's server carries one (see `running_server`), so the payload models are
+    checked against what the producers really send, all through the suite.
+    """
+
+    # Streams validated so far in this test session, with how many envelopes.
+    seen: dict[str, int] = {}
+
+    def __init__(self, hub: StreamHub):
+        self.failures: list[str] = []
+        for contract in hub.contracts():
+            hub.published_signal(contract.name).connect(self._checker(contract))
+
+    def _checker(self, contract):
+        def check(envelope: dict) -> None:
+            try:
+                contract.validate(envelope["data"])
+            except Exception as exc:  # pydantic's ValidationError, with every problem
+                self.failures.append(f"{contract.name} seq {envelope['seq']}: {exc}")
+            ContractCheck.seen[contract.name] = ContractCheck.seen.get(contract.name, 0) + 1
+        return check
+
+    def assert_clean(self) -> None:
+        assert not self.failures, "envelopes that break their stream's contract:\n" + "\n".join(self.failures[:5])
+
+
+def alert_payload(i: int, message: str = "a test alert", value: Any = None) -> dict:
+    """A valid `alerts` payload, for tests that publish by hand (id `test:<i>`, value `i`)."""
+    return {"id": f"test:{i}", "kind": "test", "severity": "warning", "state": "firing",
+            "value": i if value is None else value, "threshold": None, "message": message,
+            "since": 1.0, "ts": 1.0}
+
+
+def backend_state(status: str = "up") -> dict:
+    """A valid state of one backend, as the `backends` stream carries it."""
+    return {"status": status, "url": "http://127.0.0.1:1/healthz", "latency_ms": 1.0, "http_status": 200,
+            "error_rate": 0.0, "last_ok": 1.0, "checks": 1}
+
+
 def with_port(settings: Settings, port: int) -> Settings:
     """`settings` with `dashboard.port` = `port`: the port the server really listens on, which
     the page's default public URL (and so its allowed origins) follows."""
@@ -107,13 +150,18 @@ def with_port(settings: Settings, port: int) -> Settings:
 async def running_server(settings: Settings, port: int | None = None,
                          app: web.Application | None = None) -> AsyncIterator[RunningServer]:
     """The real app on a real TCP port of 127.0.0.1; built here from `settings` (with
-    `dashboard.port` set to that port) unless given."""
+    `dashboard.port` set to that port, see `with_port`) unless given.
+
+    Every envelope it publishes is checked against its stream's contract.
+    """
     if app is None:
         port = port or free_port()
         settings = with_port(settings, port)
         app = create_app(settings)
+    check = ContractCheck(app[HUB])
     async with serve_app(app, port) as bound:
         yield RunningServer(app, settings, "127.0.0.1", bound)
+    check.assert_clean()
 
 
 async def until_event(changed: asyncio.Event, predicate, timeout: float = 20) -> None:

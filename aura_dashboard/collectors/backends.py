@@ -13,11 +13,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 
-from ..config.schema import Settings
+from ..config.schema import BackendSettings, HealthCheckSettings
+from ..contract import FieldSpec, PayloadModel, StreamContract
 
 
 @dataclass
@@ -38,9 +39,15 @@ class BackendProbe:
 
 
 class BackendMonitor:
-    def __init__(self, settings: Settings, session: Callable[[], aiohttp.ClientSession], *,
+    """Checks the mcp, ml and governance backends; `sample()` is the `backends` stream's data.
+
+    :param hc: the `health_checks` section.
+    :param b: the `backends` section (each backend's URL and check interval).
+    :param session: the shared outbound HTTP session (opened when the app starts).
+    """
+
+    def __init__(self, hc: HealthCheckSettings, b: BackendSettings, session: Callable[[], aiohttp.ClientSession], *,
                  monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):
-        hc, b = settings.health_checks, settings.backends
         self.timeout_s = hc.timeout_ms / 1000
         self.retries = hc.retries
         self.slow_ms = hc.slow_response_ms
@@ -102,3 +109,36 @@ class BackendMonitor:
                        "error_rate": round(failures / len(probe.results), 3),
                        "last_ok": probe.last_ok, "checks": probe.state.get("checks", 0) + 1}
         return probe.state
+
+
+# -- the `backends` stream's contract --------------------------------------------------------
+class BackendState(PayloadModel):
+    status: Literal["up", "slow", "down", "unknown"]
+    url: str
+    latency_ms: float | None
+    http_status: int | None
+    error: str | None = None
+    error_rate: float | None
+    last_ok: float | None
+    checks: int
+
+
+BACKENDS = StreamContract(
+    name="backends", namespace="/omni_monitor", payload=dict[str, BackendState], shared=True,
+    summary="HTTP health of the backends (mcp, ml, governance), each checked at its own interval.",
+    switches=("health_checks.enabled",),
+    interval=("backends.mcp.health_check_interval_ms", "backends.ml.health_check_interval_ms",
+              "backends.governance.health_check_interval_ms"),
+    fields=(
+        FieldSpec("*.status", "status", "up, slow (answered, slower than health_checks.slow_response_ms), "
+                  "down, or unknown before the first check"),
+        FieldSpec("*.url", "text", "the URL checked"),
+        FieldSpec("*.latency_ms", "ms", "time to the answer of the last check", series=True),
+        FieldSpec("*.http_status", "id", "HTTP status of the last answer"),
+        FieldSpec("*.error", "text", "why the last check failed"),
+        FieldSpec("*.error_rate", "ratio", "failed checks over the last health_checks.error_rate_window",
+                  series=True),
+        FieldSpec("*.last_ok", "unix_time", "when it last answered"),
+        FieldSpec("*.checks", "count", "checks made since the start"),
+    ),
+)

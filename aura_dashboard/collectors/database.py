@@ -12,12 +12,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import aiopg
 import psycopg2
 
 from ..config.schema import DatabaseSettings
+from ..contract import FieldSpec, PayloadModel, StreamContract
 
 log = logging.getLogger(__name__)
 
@@ -125,3 +126,41 @@ class DatabaseCollector:
 
     async def close(self) -> None:
         await self._drop_pool()
+
+
+# -- the `database` stream's contract --------------------------------------------------------
+class DatabaseData(PayloadModel):
+    status: Literal["up", "down", "disabled", "unknown"]
+    reason: str | None = None
+    host: str | None = None
+    port: int | None = None
+    database: str | None = None
+    latency_ms: float | None = None
+    connections: int | None = None
+    max_connections: int | None = None
+    size_bytes: int | None = None
+    transactions_per_s: float | None = None
+    cache_hit_ratio: float | None = None
+    longest_query_s: float | None = None
+
+
+DATABASE = StreamContract(
+    name="database", namespace="/omni_monitor", payload=DatabaseData, shared=True,
+    summary="PostgreSQL: reachable or not, connections, size, transactions and cache hits.",
+    switches=("backends.database.host",), feature="database_monitoring",
+    interval=("updates.intervals.database_metrics",),
+    fields=(
+        FieldSpec("status", "status", "up, down, or disabled (no host configured)"),
+        FieldSpec("reason", "text", "why it is down or disabled (never the password)"),
+        FieldSpec("host", "text", "the server's host"),
+        FieldSpec("port", "id", "the server's port"),
+        FieldSpec("database", "text", "the database sampled"),
+        FieldSpec("latency_ms", "ms", "round trip of SELECT 1", series=True),
+        FieldSpec("connections", "count", "open connections to the server", series=True),
+        FieldSpec("max_connections", "count", "the server's max_connections"),
+        FieldSpec("size_bytes", "bytes", "size of the database", series=True),
+        FieldSpec("transactions_per_s", "1/s", "commits and rollbacks per second", series=True),
+        FieldSpec("cache_hit_ratio", "ratio", "blocks found in the buffer cache", series=True),
+        FieldSpec("longest_query_s", "s", "age of the oldest running query", series=True),
+    ),
+)

@@ -14,6 +14,7 @@ import shutil
 from typing import Any
 
 from ..config.schema import GpuMonitoringSettings
+from ..contract import FieldSpec, PayloadModel, StreamContract, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -184,3 +185,45 @@ def _optional(read, default=None):
         return read()
     except Exception:
         return default
+
+
+# -- the `gpu` stream's contract -------------------------------------------------------------
+class GpuProcess(PayloadModel):
+    pid: int
+    memory_used: int | None
+
+
+class GpuData(PayloadModel):
+    index: int
+    name: str
+    uuid: str
+    utilization_percent: float
+    memory_total: int
+    memory_used: int
+    memory_percent: float
+    temperature_c: float | None
+    power_w: float | None
+    processes: list[GpuProcess] | None = None
+
+
+GPU = StreamContract(
+    name="gpu", namespace="/omni_monitor", payload=list[GpuData] | Unavailable,
+    summary="Each NVIDIA GPU of the host (NVML, else GPUtil), or why there is none.",
+    switches=("monitoring.gpu.enabled",), feature="gpu_monitoring",
+    interval=("updates.intervals.gpu_metrics",),
+    fields=(
+        FieldSpec("[].index", "id", "the GPU's index on this host"),
+        FieldSpec("[].name", "text", "the board's name"),
+        FieldSpec("[].uuid", "id", "the GPU's UUID"),
+        FieldSpec("[].utilization_percent", "percent", "GPU busy", series=True),
+        FieldSpec("[].memory_total", "bytes", "GPU memory"),
+        FieldSpec("[].memory_used", "bytes", "GPU memory in use", series=True),
+        FieldSpec("[].memory_percent", "percent", "GPU memory in use", series=True),
+        FieldSpec("[].temperature_c", "celsius", "GPU temperature", series=True),
+        FieldSpec("[].power_w", "watts", "power drawn (NVML only)", series=True),
+        FieldSpec("[].processes[].pid", "id", "a process using the GPU (monitoring.gpu.include_processes)"),
+        FieldSpec("[].processes[].memory_used", "bytes", "GPU memory that process uses"),
+        FieldSpec("available", "flag", "false when there is no GPU to report"),
+        FieldSpec("reason", "text", "why there is no GPU to report"),
+    ),
+)

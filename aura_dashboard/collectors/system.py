@@ -17,6 +17,7 @@ from typing import Any
 import psutil as _psutil
 
 from ..config.schema import SystemMonitoringSettings
+from ..contract import FieldSpec, PayloadModel, StreamContract
 from .cgroup import CgroupReader
 
 log = logging.getLogger(__name__)
@@ -26,17 +27,32 @@ class SystemCollector:
     """`await sample()` returns the `system` stream's data as plain dicts and numbers."""
 
     def __init__(self, settings: SystemMonitoringSettings, *, psutil: Any = _psutil,
-                 cgroup: CgroupReader | None = None,
+                 cgroup: CgroupReader | None = None, detect_cgroup: bool = False,
                  monotonic: Callable[[], float] = time.monotonic):
         self.settings = settings
         self.psutil = psutil
         self.cgroup = cgroup
+        self._detect_cgroup = detect_cgroup and cgroup is None
         self._monotonic = monotonic
         self._previous: tuple[float, Any, dict] | None = None  # (time, disk io, net io)
         self._missing_reported: set[str] = set()
-        # The first cpu_percent(None) call only primes psutil's counter; do it now.
+        self._primed = False
+
+    async def start(self) -> None:
+        """Prime psutil's CPU counters and find the container's cgroup, off the event loop."""
+        await asyncio.get_running_loop().run_in_executor(None, self._start_now)
+
+    def _start_now(self) -> None:
+        self._prime()
+        if self._detect_cgroup:
+            self.cgroup = CgroupReader.detect()
+            self._detect_cgroup = False
+
+    def _prime(self) -> None:
+        # The first cpu_percent(None) call only primes psutil's counter.
+        self._primed = True
         self.psutil.cpu_percent(interval=None)
-        if settings.cpu.include_per_cpu:
+        if self.settings.cpu.include_per_cpu:
             self.psutil.cpu_percent(interval=None, percpu=True)
 
     async def sample(self) -> dict[str, Any]:
@@ -44,6 +60,8 @@ class SystemCollector:
 
     def sample_now(self) -> dict[str, Any]:
         """The blocking part; runs in a worker thread."""
+        if not self._primed:
+            self._prime()
         s = self.settings
         data: dict[str, Any] = {}
         if s.cpu.enabled:
@@ -143,3 +161,101 @@ def _network_rates(previous, now: float, current: dict) -> dict[str, dict[str, f
             "packets_recv_per_s": _per_second(counters.packets_recv, old.packets_recv, elapsed),
         }
     return rates
+
+
+# -- the `system` stream's contract ----------------------------------------------------------
+class CpuData(PayloadModel):
+    percent: float
+    count: int | None
+    per_cpu: list[float] | None = None
+    load_avg: list[float] | None
+
+
+class MemoryData(PayloadModel):
+    total: int
+    available: int
+    used: int
+    percent: float
+    swap_total: int | None = None
+    swap_used: int | None = None
+    swap_percent: float | None = None
+
+
+class DiskUsage(PayloadModel):
+    total: int
+    used: int
+    free: int
+    percent: float
+
+
+class DiskRates(PayloadModel):
+    read_bytes_per_s: float
+    write_bytes_per_s: float
+    read_count_per_s: float
+    write_count_per_s: float
+
+
+class NetworkRates(PayloadModel):
+    bytes_sent_per_s: float
+    bytes_recv_per_s: float
+    packets_sent_per_s: float
+    packets_recv_per_s: float
+
+
+class CgroupData(PayloadModel):
+    cpu_limit_cores: float | None
+    memory_limit_bytes: int | None
+    cpu_percent_of_limit: float | None = None
+    memory_used_bytes: int | None = None
+    memory_percent_of_limit: float | None = None
+
+
+class SystemData(PayloadModel):
+    cpu: CpuData | None = None
+    memory: MemoryData | None = None
+    disk: dict[str, DiskUsage] | None = None
+    disk_missing: list[str] | None = None
+    disk_io: DiskRates | None = None
+    network: dict[str, NetworkRates] | None = None
+    cgroup: CgroupData | None = None
+
+
+SYSTEM = StreamContract(
+    name="system", namespace="/omni_monitor", payload=SystemData,
+    summary="The host's CPU, memory, disks and network, sampled by every instance for its own host.",
+    switches=("monitoring.system.enabled",), feature="system_monitoring",
+    interval=("updates.intervals.system_metrics",),
+    fields=(
+        FieldSpec("cpu.percent", "percent", "CPU in use, all cores", series=True),
+        FieldSpec("cpu.count", "count", "logical CPUs"),
+        FieldSpec("cpu.per_cpu[]", "percent", "CPU in use per core (monitoring.system.cpu.include_per_cpu)",
+                  series=True),
+        FieldSpec("cpu.load_avg[]", "count", "load average over 1, 5 and 15 minutes", series=True),
+        FieldSpec("memory.total", "bytes", "physical memory"),
+        FieldSpec("memory.available", "bytes", "memory available to new processes", series=True),
+        FieldSpec("memory.used", "bytes", "memory in use", series=True),
+        FieldSpec("memory.percent", "percent", "memory in use", series=True),
+        FieldSpec("memory.swap_total", "bytes", "swap space (monitoring.system.memory.include_virtual)"),
+        FieldSpec("memory.swap_used", "bytes", "swap in use", series=True),
+        FieldSpec("memory.swap_percent", "percent", "swap in use", series=True),
+        FieldSpec("disk.*.total", "bytes", "size of the file system holding the monitored path"),
+        FieldSpec("disk.*.used", "bytes", "space used", series=True),
+        FieldSpec("disk.*.free", "bytes", "space free"),
+        FieldSpec("disk.*.percent", "percent", "space used", series=True),
+        FieldSpec("disk_missing[]", "text", "monitored paths that do not exist here"),
+        FieldSpec("disk_io.read_bytes_per_s", "bytes/s", "disk reads", series=True),
+        FieldSpec("disk_io.write_bytes_per_s", "bytes/s", "disk writes", series=True),
+        FieldSpec("disk_io.read_count_per_s", "1/s", "disk read operations", series=True),
+        FieldSpec("disk_io.write_count_per_s", "1/s", "disk write operations", series=True),
+        FieldSpec("network.*.bytes_sent_per_s", "bytes/s", "bytes sent on the interface", series=True),
+        FieldSpec("network.*.bytes_recv_per_s", "bytes/s", "bytes received on the interface", series=True),
+        FieldSpec("network.*.packets_sent_per_s", "1/s", "packets sent on the interface", series=True),
+        FieldSpec("network.*.packets_recv_per_s", "1/s", "packets received on the interface", series=True),
+        FieldSpec("cgroup.cpu_limit_cores", "cores", "the container's CPU limit (when it has one)"),
+        FieldSpec("cgroup.memory_limit_bytes", "bytes", "the container's memory limit"),
+        FieldSpec("cgroup.cpu_percent_of_limit", "percent", "CPU used, of the container's limit", series=True),
+        FieldSpec("cgroup.memory_used_bytes", "bytes", "memory the container uses", series=True),
+        FieldSpec("cgroup.memory_percent_of_limit", "percent", "memory used, of the container's limit",
+                  series=True),
+    ),
+)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 import psutil as _psutil
+
+from ..contract import FieldSpec, PayloadModel, StreamContract, Unavailable
 
 
 class TemperatureCollector:
@@ -34,3 +36,22 @@ class TemperatureCollector:
                 label = entry.label or f"sensor{i}"
                 sensors.setdefault(chip, {})[label] = entry.current
         return {"available": True, "sensors": sensors}
+
+
+# -- the `temperature` stream's contract -----------------------------------------------------
+class TemperatureData(PayloadModel):
+    available: Literal[True]
+    sensors: dict[str, dict[str, float]]
+
+
+TEMPERATURE = StreamContract(
+    name="temperature", namespace="/omni_monitor", payload=TemperatureData | Unavailable,
+    summary="The host's temperature sensors by chip and label, or why there are none.",
+    switches=("monitoring.temperature.enabled",), feature="temperature_monitoring",
+    interval=("monitoring.temperature.sample_interval_ms",),
+    fields=(
+        FieldSpec("available", "flag", "whether sensors could be read"),
+        FieldSpec("sensors.*.*", "celsius", "a sensor's reading, by chip and label", series=True),
+        FieldSpec("reason", "text", "why there is nothing to report"),
+    ),
+)

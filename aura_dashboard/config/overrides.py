@@ -1,16 +1,15 @@
 """Runtime overrides of feature flags: the one place components ask "is X on?".
 
 Flags start at their configured values; the API may override them while the server runs.
-Each change is announced to listeners (emitters start and stop, the audit log records it).
+Each change is sent on `changed`, a `Signal` (emitters start and stop, the audit log records it).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ..callbacks import notify_all
+from ..signals import Signal
 from .schema import FeatureSettings
 
 log = logging.getLogger(__name__)
@@ -37,16 +36,13 @@ class FeatureChange:
     remote: bool = False   # made on another instance of the cluster and synced here
 
 
-Listener = Callable[[FeatureChange], Awaitable[None] | None]
-
-
 class RuntimeOverrides:
     """Configured flags plus the overrides made at run time, with change notification."""
 
     def __init__(self, features: FeatureSettings):
         self._configured: dict[str, bool] = features.model_dump()
         self._overrides: dict[str, bool] = {}
-        self._listeners: list[Listener] = []
+        self.changed: Signal[FeatureChange] = Signal("feature flags")
 
     def flags(self) -> list[str]:
         return list(self._configured)
@@ -64,12 +60,6 @@ class RuntimeOverrides:
         self._check(flag)
         return self._overrides.get(flag, self._configured[flag])
 
-    def add_listener(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: Listener) -> None:
-        self._listeners.remove(listener)
-
     async def set(self, flag: str, value: bool, actor: str = "system", *,
                   remote: bool = False, reset: bool = False) -> FeatureChange | None:
         """Override one flag; returns the change, or None when the value was already so."""
@@ -81,7 +71,7 @@ class RuntimeOverrides:
         if old == bool(value):
             return None
         change = FeatureChange(flag, old, bool(value), actor, reset=reset, remote=remote)
-        await self._notify(change)
+        await self.changed.send(change)
         return change
 
     async def reset(self, flag: str, actor: str = "system", *, remote: bool = False) -> FeatureChange | None:
@@ -92,7 +82,3 @@ class RuntimeOverrides:
         if flag not in self._configured:
             raise UnknownFeature(flag)
         return flag
-
-    async def _notify(self, change: FeatureChange) -> None:
-        await notify_all(self._listeners, change, logger=log, what="feature listener",
-                         extra={"flag": change.flag})

@@ -1,14 +1,16 @@
-"""One Socket.IO namespace per panel, registered from one table."""
+"""One Socket.IO namespace per panel: the table of panels, and their registration."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import socketio
 
-from ..config import FeatureChange, RuntimeOverrides, Settings
-from ..realtime.hub import StreamHub
+from ..config import FeatureChange
+from ..contract import PanelContract
 from .ai_system import AiSystemNamespace
 from .arena import ArenaNamespace
-from .base import PanelNamespace, PanelSpec, panel_enabled
+from .base import PanelNamespace
 from .chat import ChatNamespace
 from .governance import GovernanceNamespace
 from .omni_monitor import OmniMonitorNamespace
@@ -16,26 +18,28 @@ from .omni_monitor import OmniMonitorNamespace
 NAMESPACE_CLASSES: tuple[type[PanelNamespace], ...] = (
     OmniMonitorNamespace, GovernanceNamespace, AiSystemNamespace, ArenaNamespace, ChatNamespace,
 )
-PANELS: tuple[PanelSpec, ...] = tuple(cls.spec for cls in NAMESPACE_CLASSES)
+PANELS: tuple[PanelContract, ...] = tuple(cls.panel for cls in NAMESPACE_CLASSES)
 
 
-def register_namespaces(sio: socketio.AsyncServer, settings: Settings,
-                        overrides: RuntimeOverrides, hub: StreamHub) -> dict[str, PanelNamespace]:
-    """Register every panel's namespace; a panel switched off at run time drops its clients."""
-    handlers = {cls.spec.name: cls(settings, overrides, hub) for cls in NAMESPACE_CLASSES}
-    for handler in handlers.values():
+def register_namespaces(sio: socketio.AsyncServer, handlers: Iterable[PanelNamespace]) -> dict[str, PanelNamespace]:
+    """Register each panel's namespace on `sio`; returns them by panel name."""
+    by_name = {handler.panel.name: handler for handler in handlers}
+    for handler in by_name.values():
         sio.register_namespace(handler)
+    return by_name
 
-    async def close_disabled_panels(change: FeatureChange) -> None:
+
+def close_disabled_panels(handlers: dict[str, PanelNamespace]):
+    """A flag listener: a panel switched off at run time drops its clients."""
+
+    async def close(change: FeatureChange) -> None:
         if change.new:
             return
         for handler in handlers.values():
-            if handler.spec.feature == change.flag:
+            if handler.panel.feature == change.flag:
                 await handler.disconnect_all()
 
-    overrides.add_listener(close_disabled_panels)
-    return handlers
+    return close
 
 
-__all__ = ["NAMESPACE_CLASSES", "PANELS", "PanelNamespace", "PanelSpec", "panel_enabled",
-           "register_namespaces"]
+__all__ = ["NAMESPACE_CLASSES", "PANELS", "PanelNamespace", "close_disabled_panels", "register_namespaces"]

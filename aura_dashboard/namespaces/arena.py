@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
+from ..contract import PanelContract
 from ..errors import DashboardError
 from ..panels.arena import Arena
+from ..realtime.forwarding import LocalOnly
 from ..realtime.subscriptions import subscribe
-from .base import PanelNamespace, PanelSpec, answers_errors
+from .base import PanelNamespace, answers_errors
 
 
 class ArenaNamespace(PanelNamespace):
-    spec = PanelSpec(
-        name="arena",
-        namespace="/arena",
-        feature="intelligence_arena",
-        config_section="intelligence_arena",
-        streams=("debates",),
-    )
-    arena: Arena | None = None  # set by setup_interactive
-    # In a cluster the arena lives on the lease holder; elsewhere events are forwarded to it.
-    remote: Callable[[str, Any], Awaitable[dict[str, Any]]] | None = None
-    is_remote: Callable[[], bool] = staticmethod(lambda: False)
+    """:param arena: the debates (served here on the lease holder or alone).
+    :param forwarder: sends events to the lease holder while this instance is not it."""
 
-    def _arena(self) -> Arena:
-        if self.arena is None:
-            raise DashboardError("the arena is not running", code="unavailable", status=503)
-        return self.arena
+    panel = PanelContract(name="arena", namespace="/arena", feature="intelligence_arena",
+                          config_section="intelligence_arena", title="Intelligence arena")
+
+    def __init__(self, *, arena: Arena, forwarder: LocalOnly, **common: Any):
+        super().__init__(**common)
+        self.arena = arena
+        self.forwarder = forwarder
 
     @answers_errors
     async def on_subscribe(self, sid: str, payload: Any) -> dict[str, Any]:
@@ -36,7 +31,7 @@ class ArenaNamespace(PanelNamespace):
         newest envelope of each open and each kept finished debate, however old, unless the
         client resumes with `since` and nothing was lost."""
         ack = await subscribe(self.server, self.hub, sid, self.namespace, payload, self.history_points)
-        if self.arena is not None and not self.is_remote() and "debates" in ack.get("history", {}):
+        if not self.forwarder.must_forward() and "debates" in ack.get("history", {}):
             if not (isinstance(payload, dict) and "debates" in (payload.get("since") or {})
                     and not ack.get("gap", {}).get("debates")):
                 ack["history"]["debates"] = self.arena.snapshot()
@@ -44,21 +39,23 @@ class ArenaNamespace(PanelNamespace):
 
     @answers_errors
     async def on_create_debate(self, sid: str, payload: Any) -> dict[str, Any]:
-        if self.is_remote():
-            return await self.remote("/api/arena/debates", payload)
-        return await self._arena().create(payload)
+        if self.forwarder.must_forward():
+            return await self.forwarder.forward_event("/api/arena/debates", payload)
+        return await self.arena.create(payload)
 
     @answers_errors
     async def on_add_turn(self, sid: str, payload: Any) -> dict[str, Any]:
-        if self.is_remote():
-            return await self.remote(f"/api/arena/debates/{_debate_id(payload)}/turns", _without_id(payload))
-        return await self._arena().add_turn(payload)
+        if self.forwarder.must_forward():
+            return await self.forwarder.forward_event(f"/api/arena/debates/{_debate_id(payload)}/turns",
+                                                      _without_id(payload))
+        return await self.arena.add_turn(payload)
 
     @answers_errors
     async def on_close_debate(self, sid: str, payload: Any) -> dict[str, Any]:
-        if self.is_remote():
-            return await self.remote(f"/api/arena/debates/{_debate_id(payload)}/close", _without_id(payload))
-        return await self._arena().close(payload)
+        if self.forwarder.must_forward():
+            return await self.forwarder.forward_event(f"/api/arena/debates/{_debate_id(payload)}/close",
+                                                      _without_id(payload))
+        return await self.arena.close(payload)
 
 
 def _debate_id(payload: Any) -> str:

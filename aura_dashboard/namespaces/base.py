@@ -1,38 +1,25 @@
-"""What every panel namespace shares: who may join, subscribing to streams, error answers."""
+"""What every panel namespace shares: who may join, subscribing to streams, error answers.
+
+The namespace is the Socket.IO adapter of the security package: it translates a connection's
+environ and `auth` into `AccessGuard`'s questions, and a refusal into a connect error.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import socketio
 
-from ..config import RuntimeOverrides, Settings
+from ..contract import PanelContract
 from ..errors import DashboardError, ack_error
 from ..realtime.hub import StreamHub
-from ..realtime.limits import SocketGuard
 from ..realtime.subscriptions import subscribe, unsubscribe
+from ..security import AccessGuard, Unauthorized
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PanelSpec:
-    """A panel: its namespace, its feature flag, its `panels.*` section and its streams."""
-
-    name: str
-    namespace: str
-    feature: str
-    config_section: str
-    streams: tuple[str, ...]
-
-
-def panel_enabled(spec: PanelSpec, settings: Settings, overrides: RuntimeOverrides) -> bool:
-    section = getattr(settings.panels, spec.config_section)
-    return section.enabled and overrides.is_on(spec.feature)
 
 
 def answers_errors(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -57,36 +44,55 @@ def answers_errors(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awai
     return wrapper
 
 
+def refused(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
+    return socketio.exceptions.ConnectionRefusedError(message, {"code": code, "message": message})
+
+
 class PanelNamespace(socketio.AsyncNamespace):
     """A thin Socket.IO namespace: refuses connections while its panel is off, and lets
-    clients subscribe to the panel's streams."""
+    clients subscribe to the panel's streams.
 
-    spec: PanelSpec
-    # The API key and the per-connection event bucket; create_app sets it on every namespace.
-    guard: SocketGuard | None = None
+    :param hub: the stream hub (the streams this namespace offers, history and replay).
+    :param guard: the API key and the per-connection event bucket.
+    :param enabled: whether the panel is on now (its section's switch and feature flag).
+    :param history_points: envelopes of history in a subscribe answer.
+    """
 
-    def __init__(self, settings: Settings, overrides: RuntimeOverrides, hub: StreamHub):
-        super().__init__(self.spec.namespace)
-        self.settings = settings
-        self.overrides = overrides
+    panel: PanelContract
+
+    def __init__(self, *, hub: StreamHub, guard: AccessGuard, enabled: Callable[[], bool],
+                 history_points: int):
+        super().__init__(self.panel.namespace)
         self.hub = hub
+        self.guard = guard
+        self._enabled = enabled
+        self.history_points = history_points
 
     @property
     def enabled(self) -> bool:
-        return panel_enabled(self.spec, self.settings, self.overrides)
-
-    @property
-    def history_points(self) -> int:
-        return self.settings.panels.omni_monitor.graph_history_points
+        return self._enabled()
 
     async def on_connect(self, sid: str, environ: dict, auth: object = None) -> None:
-        if self.guard is not None:
-            await self.guard.authorize(self.namespace, environ, auth)
+        await self._authorize(environ, auth)
         if not self.enabled:
-            message = (f"the {self.spec.name} panel is disabled "
-                       f"(features.{self.spec.feature} or panels.{self.spec.config_section}.enabled)")
-            raise socketio.exceptions.ConnectionRefusedError(
-                message, {"code": "panel_disabled", "message": message})
+            p = self.panel
+            raise refused("panel_disabled", f"the {p.name} panel is disabled "
+                                            f"(features.{p.feature} or panels.{p.config_section}.enabled)")
+
+    async def _authorize(self, environ: dict, auth: object) -> str | None:
+        guard = self.guard
+        if not guard.key_required:
+            return None
+        request = environ.get("aiohttp.request")
+        headers = request.headers if request is not None else {}
+        peer = request.remote if request is not None else environ.get("REMOTE_ADDR")
+        client = guard.client(peer, headers.get("X-Forwarded-For"))
+        try:
+            return await guard.authenticate(guard.candidate(headers, auth), client=client, target=self.namespace,
+                                            detail={"transport": "socket.io"},
+                                            hint=f"auth.api_key or the {guard.header} header")
+        except Unauthorized as exc:
+            raise refused(exc.code, exc.message) from None
 
     @answers_errors
     async def on_subscribe(self, sid: str, payload: Any) -> dict[str, Any]:
@@ -99,7 +105,7 @@ class PanelNamespace(socketio.AsyncNamespace):
     async def trigger_event(self, event: str, *args: Any) -> Any:
         """Events without a handler are answered `unknown_event` instead of being dropped."""
         handler_name = "on_" + event
-        if self.guard is not None and args:
+        if args:
             if event == "disconnect":
                 self.guard.forget(args[0])
             elif event != "connect":

@@ -4,30 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import DashboardError
+from ..contract import PanelContract
 from ..panels.chat import ChatQueue
-from .base import PanelNamespace, PanelSpec, answers_errors
+from .base import PanelNamespace, answers_errors
 
 
 class ChatNamespace(PanelNamespace):
-    spec = PanelSpec(
-        name="chat",
-        namespace="/chat",
-        feature="chat_optimization",
-        config_section="chat",
-        streams=("status",),
-    )
-    queue: ChatQueue | None = None  # set by setup_interactive
+    """:param queue: the chat queue messages go on (the rest as `PanelNamespace`)."""
 
-    def _queue(self) -> ChatQueue:
-        if self.queue is None:
-            raise DashboardError("the chat queue is not running", code="unavailable", status=503)
-        return self.queue
+    panel = PanelContract(name="chat", namespace="/chat", feature="chat_optimization",
+                          config_section="chat", title="Chat")
+
+    def __init__(self, *, queue: ChatQueue, **common: Any):
+        super().__init__(**common)
+        self.queue = queue
 
     @answers_errors
     async def on_message(self, sid: str, payload: Any) -> dict[str, Any]:
-        return await self._queue().submit(sid, payload)
+        return await self.queue.submit(sid, payload)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
-        if self.queue is not None:
-            self.queue.forget(sid)
+        self.queue.forget(sid)

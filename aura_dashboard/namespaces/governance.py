@@ -1,13 +1,9 @@
 """The /governance namespace: the governance service and the audit log."""
 
-from .base import PanelNamespace, PanelSpec
+from ..contract import PanelContract
+from .base import PanelNamespace
 
 
 class GovernanceNamespace(PanelNamespace):
-    spec = PanelSpec(
-        name="governance",
-        namespace="/governance",
-        feature="governance_panel",
-        config_section="governance",
-        streams=("governance", "audit"),
-    )
+    panel = PanelContract(name="governance", namespace="/governance", feature="governance_panel",
+                          config_section="governance", title="Governance")

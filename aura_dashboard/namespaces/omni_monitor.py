@@ -1,13 +1,9 @@
 """The /omni_monitor namespace: host metrics, GPUs, temperatures, the database, backends and alerts."""
 
-from .base import PanelNamespace, PanelSpec
+from ..contract import PanelContract
+from .base import PanelNamespace
 
 
 class OmniMonitorNamespace(PanelNamespace):
-    spec = PanelSpec(
-        name="omni_monitor",
-        namespace="/omni_monitor",
-        feature="omni_monitor",
-        config_section="omni_monitor",
-        streams=("system", "gpu", "temperature", "database", "backends", "alerts"),
-    )
+    panel = PanelContract(name="omni_monitor", namespace="/omni_monitor", feature="omni_monitor",
+                          config_section="omni_monitor", title="Omni monitor")

@@ -14,10 +14,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from ..callbacks import notify_all
-from ..config.schema import ThresholdSettings
+from ..config.schema import HealthCheckSettings, ThresholdSettings
+from ..contract import FieldSpec, PayloadModel, StreamContract
+from ..signals import Signal, call_listener
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,15 @@ class _Track:
 
 
 class AlertEngine:
-    """Keeps which alerts fire now; turns observations into fired and resolved alerts."""
+    """Keeps which alerts fire now; turns observations into fired and resolved alerts.
+
+    :param publish: where each fired and resolved alert goes first (the `alerts` stream).
+    :param consecutive: observations in a row before an alert fires.
+    :param margin: points below its threshold a value must fall to resolve its alert.
+    :param clock: wall time, injected so tests need no sleep.
+
+    `changed` is the `Signal` every fired and resolved alert is sent on after `publish`.
+    """
 
     def __init__(self, publish: AlertSink, *, consecutive: int = 2, margin: float = 5.0,
                  clock: Callable[[], float] = time.time):
@@ -40,10 +49,7 @@ class AlertEngine:
         self.margin = margin
         self._clock = clock
         self._tracks: dict[str, _Track] = {}
-        self._listeners: list[AlertSink] = []
-
-    def add_listener(self, listener: AlertSink) -> None:
-        self._listeners.append(listener)
+        self.changed: Signal[dict[str, Any]] = Signal("alerts")
 
     def firing(self) -> list[dict[str, Any]]:
         """The alerts firing now, oldest first."""
@@ -96,7 +102,8 @@ class AlertEngine:
         return alert
 
     async def _announce(self, alert: dict[str, Any]) -> None:
-        await notify_all([self._publish, *self._listeners], alert, logger=log, what="alert sink")
+        await call_listener(self._publish, alert, what="alert sink", logger=log)
+        await self.changed.send(alert)
 
 
 class ThresholdWatch:
@@ -129,3 +136,66 @@ class ThresholdWatch:
                 await self.engine.observe(f"gpu_memory_percent:{gpu['index']}", "gpu_memory_percent",
                                           value, limit,
                                           message=f"GPU {gpu['index']} memory at {value:g}% (threshold {limit:g}%)")
+
+
+class BackendAlerts:
+    """`backend_down`, `slow_response` and `high_error_rate` from each `backends` envelope,
+    as the `health_checks.alerts` switches say.
+
+    :param engine: the alert engine.
+    :param hc: the `health_checks` section (switches, slow limit, error-rate threshold).
+    """
+
+    def __init__(self, engine: AlertEngine, hc: HealthCheckSettings):
+        self.engine = engine
+        self.hc = hc
+
+    async def on_backends(self, envelope: dict[str, Any]) -> None:
+        switches, limit, engine = self.hc.alerts, self.hc.error_rate_threshold, self.engine
+        for name, state in envelope["data"].items():
+            if state.get("status") == "unknown":
+                continue
+            if switches.backend_down:
+                await engine.condition(f"backend_down:{name}", "backend_down", state["status"] == "down",
+                                       message=f"{name} is down: {state.get('error')}")
+            if switches.slow_response:
+                await engine.condition(f"slow_response:{name}", "slow_response", state["status"] == "slow",
+                                       severity="warning", value=state.get("latency_ms"),
+                                       threshold=self.hc.slow_response_ms,
+                                       message=f"{name} answers slowly ({state.get('latency_ms')} ms)")
+            if switches.high_error_rate and state.get("error_rate") is not None:
+                await engine.condition(f"high_error_rate:{name}", "high_error_rate",
+                                       state["error_rate"] > limit, severity="warning",
+                                       value=state["error_rate"], threshold=limit,
+                                       message=f"{name} fails {state['error_rate']:.0%} of its checks")
+
+
+# -- the `alerts` stream's contract ----------------------------------------------------------
+class AlertData(PayloadModel):
+    id: str
+    kind: str
+    severity: Literal["warning", "critical"]
+    state: Literal["firing", "resolved"]
+    value: Any
+    threshold: Any
+    message: str
+    since: float
+    ts: float
+
+
+ALERTS = StreamContract(
+    name="alerts", namespace="/omni_monitor", payload=AlertData,
+    summary="Alerts as they fire and resolve: thresholds with debounce and hysteresis, backend conditions.",
+    fields=(
+        FieldSpec("id", "id", "the alert's key: its kind and target, e.g. disk_percent:/ or backend_down:ml"),
+        FieldSpec("kind", "status", "cpu_percent, memory_percent, disk_percent, gpu_memory_percent, "
+                  "backend_down, slow_response, high_error_rate"),
+        FieldSpec("severity", "status", "warning or critical"),
+        FieldSpec("state", "status", "firing or resolved"),
+        FieldSpec("value", "object", "the value observed, in its kind's unit (null for a condition)"),
+        FieldSpec("threshold", "object", "the threshold it is compared with"),
+        FieldSpec("message", "text", "what is wrong, in words"),
+        FieldSpec("since", "unix_time", "when it fired"),
+        FieldSpec("ts", "unix_time", "when this change happened"),
+    ),
+)

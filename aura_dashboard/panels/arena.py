@@ -16,12 +16,13 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
 from ..errors import DashboardError, NotFound
-from ..validation import Payload, parse
+from ..contract import FieldSpec, PayloadModel, StreamContract
+from ..security.validation import Payload, parse
 
 log = logging.getLogger(__name__)
 
@@ -189,3 +190,41 @@ class Arena:
 
     async def _changed(self, debate: Debate) -> None:
         debate.envelope = await self._publish("debates", debate.state())
+
+
+# -- the `debates` stream's contract ---------------------------------------------------------
+class Turn(PayloadModel):
+    speaker: str
+    text: str
+    ts: float
+
+
+class DebateData(PayloadModel):
+    id: str
+    topic: str
+    participants: list[str]
+    status: Literal["open", "finished", "timed_out"]
+    turns: list[Turn]
+    winner: str | None
+    created: float
+    finished: float | None
+
+
+DEBATES = StreamContract(
+    name="debates", namespace="/arena", payload=DebateData,
+    summary="A debate's whole state, one envelope per change; the newest envelope of a debate is all a "
+            "client needs.",
+    switches=("panels.intelligence_arena.enabled",), feature="intelligence_arena",
+    fields=(
+        FieldSpec("id", "id", "the debate's id"),
+        FieldSpec("topic", "text", "what is debated"),
+        FieldSpec("participants[]", "text", "who debates"),
+        FieldSpec("status", "status", "open, finished or timed_out"),
+        FieldSpec("turns[].speaker", "text", "who spoke"),
+        FieldSpec("turns[].text", "text", "what was said"),
+        FieldSpec("turns[].ts", "unix_time", "when"),
+        FieldSpec("winner", "text", "the winner, when one was named"),
+        FieldSpec("created", "unix_time", "when it opened"),
+        FieldSpec("finished", "unix_time", "when it ended (null while open)"),
+    ),
+)

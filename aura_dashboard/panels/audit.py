@@ -23,6 +23,8 @@ from typing import Any
 import aiopg
 
 from ..collectors.database import close_pool
+from ..config import FeatureChange
+from ..contract import FieldSpec, PayloadModel, StreamContract
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,20 @@ class AuditStore:
         self._wake.set()
         return public
 
+    # -- what is audited (each connected by the composition root, through a mailbox) -------
+    async def record_flag_change(self, change: FeatureChange) -> None:
+        if not change.remote:  # a change synced from another instance was audited there
+            await self.record("feature_toggled", change.actor, f"features.{change.flag}",
+                              {"old": change.old, "new": change.new, "reset": change.reset})
+
+    async def record_alert(self, alert: dict[str, Any]) -> None:
+        await self.record(f"alert_{alert['state']}", "system", alert["id"],
+                          {"kind": alert["kind"], "value": alert.get("value"), "message": alert.get("message")})
+
+    async def record_security_event(self, event: dict[str, Any]) -> None:
+        # Failed authentications arrive already rate-limited per client address.
+        await self.record(event["action"], event["actor"], event["target"], event.get("detail"))
+
     async def recent(self, limit: int) -> list[dict[str, Any]]:
         return await self._run(self.local.recent, limit)
 
@@ -209,3 +225,28 @@ class AuditStore:
     async def close(self) -> None:
         await self._drop_pool()
         await self._run(self.local.close)
+
+
+# -- the `audit` stream's contract -----------------------------------------------------------
+class AuditEntry(PayloadModel):
+    id: str
+    ts: float
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+
+
+AUDIT = StreamContract(
+    name="audit", namespace="/governance", payload=AuditEntry,
+    summary="One entry per audited action: flags toggled, alerts fired and resolved, failed authentications.",
+    switches=("panels.governance.enabled", "panels.governance.show_audit_logs"), feature="governance_panel",
+    fields=(
+        FieldSpec("id", "id", "the entry's unique id"),
+        FieldSpec("ts", "unix_time", "when it happened"),
+        FieldSpec("actor", "text", "who did it: an API key's id, a client address, or system"),
+        FieldSpec("action", "status", "feature_toggled, alert_firing, alert_resolved, auth_failed"),
+        FieldSpec("target", "text", "what it was done to"),
+        FieldSpec("detail", "object", "the action's particulars"),
+    ),
+)

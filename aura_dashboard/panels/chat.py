@@ -23,9 +23,10 @@ import aiohttp
 import orjson
 from pydantic import StringConstraints
 
+from ..contract import FieldSpec, PayloadModel, StreamContract
 from ..errors import DashboardError
-from ..validation import Payload, parse
-from .stats import percentile
+from ..security.validation import Payload, parse
+from ..stats import percentile
 
 log = logging.getLogger(__name__)
 
@@ -248,3 +249,35 @@ class ChatQueue:
             await self._notify(job.sid, update)
         except Exception:
             log.warning("chat_update %s of %s could not be sent", state, job.id, exc_info=True)
+
+
+# -- the `status` stream's contract ----------------------------------------------------------
+class ChatStatus(PayloadModel):
+    queue_depth: int
+    max_queue_size: int
+    in_flight: int
+    workers: int
+    completed: int
+    failed: int
+    dropped: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+
+
+STATUS = StreamContract(
+    name="status", namespace="/chat", payload=ChatStatus,
+    summary="The chat queue: waiting and in-flight messages, outcomes and latency.",
+    switches=("panels.chat.enabled",), feature="chat_optimization",
+    interval=("updates.intervals.chat_status",),
+    fields=(
+        FieldSpec("queue_depth", "count", "messages waiting", series=True),
+        FieldSpec("max_queue_size", "count", "messages that may wait at once"),
+        FieldSpec("in_flight", "count", "messages being forwarded now", series=True),
+        FieldSpec("workers", "count", "messages forwarded at once (panels.chat.workers)"),
+        FieldSpec("completed", "count", "messages answered since the start", series=True),
+        FieldSpec("failed", "count", "messages that failed since the start", series=True),
+        FieldSpec("dropped", "count", "messages of clients that left before their turn", series=True),
+        FieldSpec("latency_p50_ms", "ms", "median time from queued to answered (last 500)", series=True),
+        FieldSpec("latency_p95_ms", "ms", "95th percentile of that time", series=True),
+    ),
+)

@@ -15,8 +15,9 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from ..errors import BadRequest, DashboardError
-from ..validation import Payload, parse
-from .stats import percentile
+from ..contract import FieldSpec, PayloadModel, StreamContract
+from ..security.validation import Payload, parse
+from ..stats import percentile
 
 MAX_BATCH = 1000        # results in one POST
 MAX_MODELS = 256        # models tracked at once (a model leaves when its window empties)
@@ -94,3 +95,37 @@ class InferenceStats:
 
     async def sample(self) -> dict[str, Any]:
         return self.snapshot()
+
+
+# -- the `inference` stream's contract -------------------------------------------------------
+class ModelWindow(PayloadModel):
+    count: int
+    rps: float
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    error_rate: float
+    tokens_per_s: float | None
+
+
+class InferenceData(PayloadModel):
+    window_s: float
+    models: dict[str, ModelWindow]
+
+
+INFERENCE = StreamContract(
+    name="inference", namespace="/ai_system", payload=InferenceData, shared=True,
+    summary="Inference results reported by producers, per model over the last window.",
+    switches=("panels.ai_system.enabled", "panels.ai_system.show_inference_stats"), feature="ai_system_panel",
+    interval=("panels.ai_system.refresh_interval_ms",),
+    fields=(
+        FieldSpec("window_s", "s", "the window (panels.ai_system.inference_window_seconds)"),
+        FieldSpec("models.*.count", "count", "results in the window", series=True),
+        FieldSpec("models.*.rps", "1/s", "requests per second", series=True),
+        FieldSpec("models.*.p50_ms", "ms", "median latency (exact, nearest rank)", series=True),
+        FieldSpec("models.*.p95_ms", "ms", "95th percentile latency", series=True),
+        FieldSpec("models.*.p99_ms", "ms", "99th percentile latency", series=True),
+        FieldSpec("models.*.error_rate", "ratio", "results not ok", series=True),
+        FieldSpec("models.*.tokens_per_s", "1/s", "tokens per second, when producers report them", series=True),
+    ),
+)

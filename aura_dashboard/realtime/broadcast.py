@@ -3,7 +3,7 @@
 python-socketio's stock broadcast encodes the Socket.IO packet once, but then pays per
 recipient an asyncio task, a put on the Engine.IO socket's queue, a wake-up of that socket's
 writer task, an Engine.IO encode and an aiohttp frame build (plus a per-client deflate when
-permessage-deflate was negotiated). `Broadcaster.emit` keeps the protocol byte for byte (the
+permessage-deflate was negotiated). `FastBroadcaster.emit` keeps the protocol byte for byte (the
 packet is encoded by python-socketio's own packet class) and builds the WebSocket frame once;
 for each recipient that is *idle* it writes that frame straight to the connection's transport.
 
@@ -24,8 +24,8 @@ already buffers more than `max_buffered_bytes` takes the stock path, whose write
 that stops reading ends up with its packets on its Engine.IO queue, bounded (or not) exactly as
 the stock path bounds it.
 
-The stock `sio.emit` is used whole when the client manager is not python-socketio's plain
-`AsyncManager` (a message queue such as Redis fans the event out across instances), and
+The stock `sio.emit` is used whole by `StockBroadcaster`, the strategy chosen when the server
+was given a client manager of a message queue (Redis fans the event out across instances), and
 per recipient for long-polling clients, upgrading sockets, sockets whose ping timed out,
 connections with permessage-deflate negotiated, and packets with binary attachments.
 """
@@ -62,17 +62,55 @@ def text_frame(payload: bytes) -> bytes:
     return header + payload
 
 
-class Broadcaster:
-    """`await emit(event, data, room, namespace)`: one encode per broadcast, one frame for all."""
+class StockBroadcaster:
+    """python-socketio's own emit: the strategy for a server whose client manager fans events
+    out across instances (a message queue), where this process does not know every recipient.
+
+    Without the fast path each stream room gets its own `batch` per window (other instances'
+    clients cannot be grouped here); each is still in publish order.
+    """
+
+    def __init__(self, sio: socketio.AsyncServer):
+        self.sio = sio
+        self.fast_deliveries = 0
+        self.stock_deliveries = 0
+
+    # Connections are registered by `FastPathWebSocket` for the fast path; nothing to do here.
+    def register(self, eio_sid: str, response: web.WebSocketResponse) -> None:
+        """A WebSocket connection opened (only the fast path writes to it directly)."""
+
+    def unregister(self, eio_sid: str, response: web.WebSocketResponse) -> None:
+        """A WebSocket connection closed."""
+
+    def connections(self) -> int:
+        return 0
+
+    async def emit(self, event: str, data: Any, *, room: str, namespace: str) -> None:
+        await self.sio.emit(event, data, room=room, namespace=namespace)
+
+    async def emit_batches(self, pending: list[tuple[str, str, Any]], *,
+                           room_of: Callable[[str], str]) -> None:
+        """Send `(stream, namespace, envelope)`s, in publish order, as one `batch` per stream room."""
+        by_stream: dict[tuple[str, str], list] = {}
+        for stream, namespace, envelope in pending:
+            by_stream.setdefault((stream, namespace), []).append(envelope)
+        for (stream, namespace), batch in by_stream.items():
+            await self.sio.emit("batch", batch, room=room_of(stream), namespace=namespace)
+
+
+class FastBroadcaster(StockBroadcaster):
+    """`await emit(event, data, room, namespace)`: one encode per broadcast, one frame for all.
+
+    The strategy for one process on python-socketio's plain manager, which knows every
+    recipient. `enabled = False` sends everything the stock way (the benchmark's baseline).
+    """
 
     def __init__(self, sio: socketio.AsyncServer, *, enabled: bool = True,
                  max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES):
-        self.sio = sio
+        super().__init__(sio)
         self.enabled = enabled
         self.max_buffered_bytes = max_buffered_bytes
         self._connections: dict[str, web.WebSocketResponse] = {}
-        self.fast_deliveries = 0
-        self.stock_deliveries = 0
 
     # -- connections, registered by `FastPathWebSocket` ------------------------------------
     def register(self, eio_sid: str, response: web.WebSocketResponse) -> None:
@@ -86,13 +124,9 @@ class Broadcaster:
         return len(self._connections)
 
     # -- broadcasting ----------------------------------------------------------------------
-    def applies(self) -> bool:
-        """The fast path needs this process to know every recipient (no message queue)."""
-        return self.enabled and type(self.sio.manager) is socketio.AsyncManager
-
     async def emit(self, event: str, data: Any, *, room: str, namespace: str) -> None:
-        if not self.applies():
-            await self.sio.emit(event, data, room=room, namespace=namespace)
+        if not self.enabled:
+            await super().emit(event, data, room=room, namespace=namespace)
             return
         if namespace not in self.sio.manager.rooms:
             return
@@ -109,15 +143,10 @@ class Broadcaster:
 
         Each client gets one `batch` per window holding the envelopes of every stream it is
         subscribed to, in publish order. Clients subscribed to the same set of streams share
-        one encoding and one frame. Without the fast path (a message queue, where other
-        instances' clients are not known here) each stream room gets its own `batch`.
+        one encoding and one frame.
         """
-        if not self.applies():
-            by_stream: dict[tuple[str, str], list] = {}
-            for stream, namespace, envelope in pending:
-                by_stream.setdefault((stream, namespace), []).append(envelope)
-            for (stream, namespace), batch in by_stream.items():
-                await self.sio.emit("batch", batch, room=room_of(stream), namespace=namespace)
+        if not self.enabled:
+            await super().emit_batches(pending, room_of=room_of)
             return
         namespaces: dict[str, list[tuple[str, Any]]] = {}
         for stream, namespace, envelope in pending:
@@ -267,6 +296,16 @@ class FastPathWebSocket:
         if not isinstance(msg.data, bytes) and not isinstance(msg.data, str):
             raise OSError()
         return msg.data
+
+
+Broadcaster = StockBroadcaster  # the interface: emit, emit_batches, register, unregister
+
+
+def broadcaster_for(sio: socketio.AsyncServer, manager: socketio.AsyncManager | None) -> StockBroadcaster:
+    """The strategy for the client manager the server was given: the fast path when there is
+    none beyond python-socketio's plain one (this process knows every recipient), else the
+    stock emit that the manager fans out across instances."""
+    return FastBroadcaster(sio) if manager is None else StockBroadcaster(sio)
 
 
 def install(sio: socketio.AsyncServer, broadcaster: Broadcaster, *, compress: bool) -> None:

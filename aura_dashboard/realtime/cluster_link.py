@@ -6,25 +6,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from ..config import RuntimeOverrides, Settings
+from ..config import RuntimeOverrides
+from ..config.schema import DashboardSettings, WebSocketSettings
 from .cluster import REDIS_CALL_TIMEOUT_S, FlagSync, Lease, broker_kind, owner_id
 from .replay import RedisReplay
 
 log = logging.getLogger(__name__)
 
 
-def advertised_url(settings: Settings) -> str:
-    if settings.dashboard.advertise_url:
-        return settings.dashboard.advertise_url
-    host = settings.dashboard.host
+def advertised_url(dashboard: DashboardSettings) -> str:
+    if dashboard.advertise_url:
+        return dashboard.advertise_url
+    host = dashboard.host
     if host in ("0.0.0.0", "::", ""):
         host = socket.gethostname()
-    return f"http://{host}:{settings.dashboard.port}"
+    return f"http://{host}:{dashboard.port}"
 
 
 @dataclass
@@ -36,23 +37,30 @@ class ClusterLink:
     replay: RedisReplay
     lease: Lease
     flags: FlagSync
-    http: Any = field(default=None)  # aiohttp ClientSession for forwarding, opened at start
 
     @classmethod
-    def create(cls, settings: Settings, instance: str, overrides: RuntimeOverrides) -> ClusterLink | None:
-        """None unless the message queue is Redis (AMQP brokers carry broadcasts only)."""
-        ws = settings.websocket
+    def create(cls, ws: WebSocketSettings, url: str, instance: str,
+               overrides: RuntimeOverrides) -> ClusterLink | None:
+        """None unless the message queue is Redis (AMQP brokers carry broadcasts only).
+
+        :param ws: the `websocket` section (queue URL, cluster name, buffer size, lease TTL).
+        :param url: the address other instances reach this one at.
+        :param instance: this instance's name.
+        :param overrides: the feature flags the cluster keeps in step.
+        """
         if broker_kind(ws.message_queue) != "redis":
             return None
         client = aioredis.from_url(ws.message_queue, socket_timeout=5, socket_connect_timeout=5)
         prefix = f"aura:{ws.cluster_name}"
         owner = owner_id(instance)
-        link = cls(redis=client, owner=owner, url=advertised_url(settings), prefix=prefix,
+        return cls(redis=client, owner=owner, url=url, prefix=prefix,
                    replay=RedisReplay(client, ws.cluster_name, ws.message_buffer_size),
                    lease=Lease(client, f"{prefix}:lease:shared", owner, ws.lease_ttl_ms),
                    flags=FlagSync(client, prefix, owner, overrides))
-        overrides.add_listener(link.flags.on_local_change)
-        return link
+
+    async def start(self) -> None:
+        """The first lease round, so the shared collectors start at once where they should."""
+        await self.lease_round()
 
     @property
     def holder_key(self) -> str:
@@ -84,6 +92,4 @@ class ClusterLink:
 
     async def close(self) -> None:
         await self.lease.release()
-        if self.http is not None:
-            await self.http.close()
         await self.redis.aclose()

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from .hub import StreamHub
-from .tasks import TaskSet
+from ..tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +97,12 @@ class Emitter:
 class EmitterSet:
     """The emitters of every stream, each running exactly while its stream is on."""
 
-    def __init__(self, hub: StreamHub, tasks: TaskSet):
+    def __init__(self, hub: StreamHub, tasks: TaskSet, emitters: Iterable[Emitter] = ()):
         self.hub = hub
         self.tasks = tasks
         self.emitters: dict[str, Emitter] = {}
+        for emitter in emitters:
+            self.add(emitter)
         self._running: dict[str, asyncio.Task] = {}
         self._started = False
 

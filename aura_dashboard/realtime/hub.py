@@ -1,9 +1,12 @@
-"""The stream hub: the one path every push takes to reach a client.
+"""The stream hub: the one path every push takes to reach a client, and the one place it is
+read back from.
 
-`publish(stream, data)` wraps the data in an envelope (`stream`, `seq`, `ts`, `source`,
-`data`), keeps it in the stream's ring buffer for history and replay, and emits it to the
-stream's room, encoded once for the whole room. With batching on, envelopes wait at most
-`batch_interval_ms` and leave as one `batch` event per stream room.
+`publish(stream, data)` asks the replay store for the envelope (`stream`, `seq`, `ts`,
+`source`, `data`), emits it to the stream's room through the broadcaster (or queues it for the
+next batch), then tells the stream's `Signal`. Every read (subscribe's history and replay,
+REST, health, metrics) goes through the same store, so every instance of a cluster answers
+the same. With batching on, envelopes wait at most `batch_interval_ms` and leave in `batch`
+events.
 """
 
 from __future__ import annotations
@@ -11,40 +14,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import socketio
-
-from ..callbacks import notify_all
+from ..contract import StreamContract
+from ..signals import Signal
+from ..stats import percentile
 from .broadcast import Broadcaster
-from .replay import LocalReplay, ReplayStore, replay_from
+from .replay import Envelope, ReplayStore
 
 log = logging.getLogger(__name__)
 
-Envelope = dict[str, Any]
-Watcher = Callable[[Envelope], Awaitable[None] | None]
-
-
-@dataclass(frozen=True)
-class StreamSpec:
-    """A stream: its name, the namespace whose clients may join it, and whether it is on now."""
-
-    name: str
-    namespace: str
-    is_on: Callable[[], bool] = lambda: True
-    # Shared streams (database, backends, ...) are sampled by one instance of a cluster: the
-    # holder of the lease. Per-host streams (system, gpu, ...) are sampled by every instance.
-    shared: bool = False
+PUBLISH_SAMPLES = 1024  # publish durations kept for the p99 in /metrics
 
 
 @dataclass
 class _Stream:
-    spec: StreamSpec
+    contract: StreamContract
+    signal: Signal
     published: int = 0
     pending: list = field(default_factory=list)
-    watchers: list = field(default_factory=list)
 
 
 def room_of(stream: str) -> str:
@@ -58,56 +49,68 @@ class UnknownStream(KeyError):
 
 
 class StreamHub:
-    """Envelopes, sequence numbers, replay buffers and batching for every stream."""
+    """Envelopes, sequence numbers, replay and batching for every stream.
 
-    def __init__(self, sio: socketio.AsyncServer, *, source: str, buffer_size: int,
+    :param streams: the stream contracts (the composition root's table).
+    :param store: where `seq` is assigned and envelopes are kept and read back.
+    :param broadcaster: how an envelope reaches the clients of its room.
+    :param source: this instance's name, the envelopes' `source`.
+    :param is_on: whether a stream runs now (its switches and feature flag).
+    :param batch_interval_s: batch window; None sends each envelope at once.
+    :param pushing: whether envelopes are pushed at all (`features.real_time_updates`).
+    :param leader: whether this instance samples the shared streams (the cluster lease).
+    :param clock: wall time for the envelopes' `ts`.
+    """
+
+    def __init__(self, streams: Iterable[StreamContract], *, store: ReplayStore, broadcaster: Broadcaster,
+                 source: str, is_on: Callable[[StreamContract], bool] = lambda contract: True,
                  batch_interval_s: float | None = None,
                  pushing: Callable[[], bool] = lambda: True,
-                 clock: Callable[[], float] = time.time,
-                 store: ReplayStore | None = None,
                  leader: Callable[[], bool] = lambda: True,
-                 broadcaster: Broadcaster | None = None):
-        self.sio = sio
-        # Every push leaves through the broadcaster (its fast path, or the stock sio.emit).
-        self.broadcaster = broadcaster or Broadcaster(sio, enabled=False)
+                 clock: Callable[[], float] = time.time):
+        self.store = store
+        self.broadcaster = broadcaster
         self.source = source
-        self.buffer_size = buffer_size
         self.batch_interval_s = batch_interval_s
+        self._is_on = is_on
         self._pushing = pushing
         self._clock = clock
-        self._streams: dict[str, _Stream] = {}
-        # This process's own envelopes, always; in a cluster `store` is the shared one that
-        # assigns `seq` and answers subscribe, and `local` mirrors what this instance published.
-        self.local = LocalReplay(buffer_size)
-        self.store: ReplayStore = store or self.local
         self.leader = leader
+        self._streams: dict[str, _Stream] = {}
         self._pending_order: list[str] = []  # the stream of each pending envelope, in publish order
+        self.publish_durations: deque[float] = deque(maxlen=PUBLISH_SAMPLES)
+        for contract in streams:
+            self.add_stream(contract)
 
     # -- streams --------------------------------------------------------------------------
-    def add_stream(self, spec: StreamSpec) -> None:
-        if spec.name in self._streams:
-            raise ValueError(f"stream {spec.name!r} is already registered")
-        self._streams[spec.name] = _Stream(spec)
-        self.local.add_stream(spec.name)
+    def add_stream(self, contract: StreamContract) -> None:
+        if contract.name in self._streams:
+            raise ValueError(f"stream {contract.name!r} is already registered")
+        self._streams[contract.name] = _Stream(contract, Signal(f"stream {contract.name}"))
+        self.store.add_stream(contract.name)
 
-    def spec(self, stream: str) -> StreamSpec:
-        return self._get(stream).spec
+    def contract(self, stream: str) -> StreamContract:
+        return self._get(stream).contract
+
+    def contracts(self) -> list[StreamContract]:
+        return [state.contract for state in self._streams.values()]
 
     def streams(self, namespace: str | None = None) -> list[str]:
         return [name for name, s in self._streams.items()
-                if namespace is None or s.spec.namespace == namespace]
+                if namespace is None or s.contract.namespace == namespace]
 
     def is_on(self, stream: str) -> bool:
-        return self._get(stream).spec.is_on()
+        return self._is_on(self._get(stream).contract)
 
     def samples_here(self, stream: str) -> bool:
         """Whether this instance should sample the stream now (on, and ours to sample)."""
-        spec = self._get(stream).spec
-        return spec.is_on() and (not spec.shared or self.leader())
+        contract = self._get(stream).contract
+        return self._is_on(contract) and (not contract.shared or self.leader())
 
-    def watch(self, stream: str, watcher: Watcher) -> None:
-        """Call `watcher(envelope)` after each publish on `stream` (alerts follow metrics so)."""
-        self._get(stream).watchers.append(watcher)
+    def published_signal(self, stream: str) -> Signal:
+        """The `Signal` told of each envelope of `stream` after it was emitted (alerts follow
+        metrics so); connect a `Mailbox` for anything slower than a few microseconds."""
+        return self._get(stream).signal
 
     def _get(self, stream: str) -> _Stream:
         try:
@@ -117,15 +120,14 @@ class StreamHub:
 
     # -- publishing -----------------------------------------------------------------------
     async def publish(self, stream: str, data: Any, ts: float | None = None) -> Envelope:
-        """Build the envelope, buffer it, and emit it (or queue it for the next batch)."""
+        """Build the envelope, store it, and emit it (or queue it for the next batch).
+
+        With the local store nothing suspends from the append to the emit (see subscriptions.py).
+        """
+        started = time.perf_counter()
         state = self._get(stream)
         ts = self._clock() if ts is None else ts
-        if self.store.shared:
-            envelope = await self.store.append(stream, ts, self.source, data)
-            self.local.buffers[stream].append(envelope)
-            self.local.seqs[stream] = envelope["seq"]
-        else:  # no suspension from here to the emit: see subscriptions.py
-            envelope = self.local.append_now(stream, ts, self.source, data)
+        envelope = await self.store.append(stream, ts, self.source, data)
         state.published += 1
         if self._pushing():
             if self.batch_interval_s:
@@ -133,20 +135,24 @@ class StreamHub:
                 self._pending_order.append(stream)
             else:
                 await self.broadcaster.emit(stream, envelope, room=room_of(stream),
-                                            namespace=state.spec.namespace)
-        await notify_all(state.watchers, envelope, logger=log, what=f"watcher of stream {stream}")
+                                            namespace=state.contract.namespace)
+        await state.signal.send(envelope)
+        self.publish_durations.append(time.perf_counter() - started)
         return envelope
 
+    def publish_p99_s(self) -> float | None:
+        """The 99th percentile of the last publishes' duration, in seconds."""
+        return percentile(sorted(self.publish_durations), 99)
+
     async def flush(self) -> int:
-        """Send every pending envelope in `batch` events (one per client where the broadcaster
-        can group clients, else one per stream room); returns how many envelopes."""
+        """Send every pending envelope in `batch` events; returns how many envelopes."""
         if not self._pending_order:
             return 0
         order, self._pending_order = self._pending_order, []
         waiting = {name: iter(state.pending) for name, state in self._streams.items() if state.pending}
         for state in self._streams.values():
             state.pending = []
-        pending = [(name, self._streams[name].spec.namespace, next(waiting[name])) for name in order]
+        pending = [(name, self._streams[name].contract.namespace, next(waiting[name])) for name in order]
         await self.broadcaster.emit_batches(pending, room_of=room_of)
         return len(pending)
 
@@ -163,47 +169,45 @@ class StreamHub:
             except Exception:
                 log.exception("batch flush failed")
 
-    # -- reading (this instance's own envelopes) ------------------------------------------------
-    def latest(self, stream: str) -> Envelope | None:
-        buffer = self.local.buffers[self._get(stream).spec.name]
-        return buffer[-1] if buffer else None
-
-    def last_seq(self, stream: str) -> int:
-        return self.local.seqs[self._get(stream).spec.name]
-
     def published(self) -> dict[str, int]:
+        """Envelopes this instance published, per stream."""
         return {name: state.published for name, state in self._streams.items()}
 
-    def history(self, stream: str, points: int | None = None, *, delivered_only: bool = False) -> list[Envelope]:
-        """The last `points` envelopes this instance buffered, oldest first.
+    # -- reading (through the store, the same on every instance) --------------------------------
+    async def latest(self, stream: str, source: str | None = None) -> Envelope | None:
+        """The newest envelope of `stream`: of `source` when given, else for a per-host stream
+        this instance's own and for a shared stream whoever sampled it."""
+        contract = self._get(stream).contract
+        if source is None and not contract.shared:
+            source = self.source
+        return await self.store.latest(stream, source)
 
-        `delivered_only` leaves out envelopes still waiting for the next batch: a client that
-        has just joined the room receives those with the batch, so it must not get them twice.
+    async def last_seq(self, stream: str) -> int:
+        self._get(stream)
+        return await self.store.last_seq(stream)
+
+    async def history(self, stream: str, points: int | None = None, *,
+                      delivered_only: bool = False) -> list[Envelope]:
+        """The last `points` envelopes of `stream`, oldest first.
+
+        `delivered_only` leaves out this instance's envelopes still waiting for the next batch:
+        a client that has just joined the room receives those with the batch, so it must not
+        get them twice.
         """
         state = self._get(stream)
-        items = list(self.local.buffers[stream])
+        if not delivered_only or not state.pending:
+            return await self.store.history(stream, points)
+        waiting = {envelope["seq"] for envelope in state.pending}
+        extra = None if points is None else points + len(waiting)
+        items = [e for e in await self.store.history(stream, extra) if e["seq"] not in waiting]
+        return items if points is None else items[-points:] if points > 0 else []
+
+    async def replay(self, stream: str, since: int, *,
+                     delivered_only: bool = False) -> tuple[list[Envelope], bool]:
+        """Every stored envelope newer than `since`, and whether some were lost (`gap`)."""
+        state = self._get(stream)
+        envelopes, gap = await self.store.replay(stream, since)
         if delivered_only and state.pending:
-            items = items[: len(items) - len(state.pending)]
-        if points is not None:
-            items = items[-points:] if points > 0 else []
-        return items
-
-    def replay(self, stream: str, since: int, *, delivered_only: bool = False) -> tuple[list[Envelope], bool]:
-        """Every envelope of this instance's buffer newer than `since`, and whether some were lost."""
-        buffer = self.local.buffers[self._get(stream).spec.name]
-        oldest = buffer[0]["seq"] if buffer else None  # envelopes awaiting a batch count as kept
-        return replay_from(self.history(stream, delivered_only=delivered_only), since,
-                           self.last_seq(stream), oldest)
-
-    # -- reading what every subscriber should get (the cluster's store when there is one) ------
-    async def read_history(self, stream: str, points: int | None) -> list[Envelope]:
-        if not self.store.shared:
-            return self.history(stream, points, delivered_only=True)
-        self._get(stream)
-        return await self.store.history(stream, points)
-
-    async def read_replay(self, stream: str, since: int) -> tuple[list[Envelope], bool]:
-        if not self.store.shared:
-            return self.replay(stream, since, delivered_only=True)
-        self._get(stream)
-        return await self.store.replay(stream, since)
+            waiting = {envelope["seq"] for envelope in state.pending}
+            envelopes = [e for e in envelopes if e["seq"] not in waiting]
+        return envelopes, gap

@@ -1,10 +1,16 @@
-"""Where envelopes get their `seq` and where the replay buffer lives.
+"""Where envelopes get their `seq` and where they are read back: the one read path.
 
-`LocalReplay`: one process; `seq` per stream in memory, the buffer a deque.
+A `ReplayStore` assigns each envelope its `seq` and keeps the last `message_buffer_size`
+envelopes of every stream; subscribe (history, replay), REST (latest, history) and health all
+read through it, so every reader sees the same thing on every instance.
+
+`LocalReplay`: one process; `seq` per stream in memory, the buffer a deque. Its methods never
+suspend, which keeps subscribe's join-then-read free of races (see subscriptions.py).
 `RedisReplay`: a cluster; `seq` is a Redis counter per stream and the buffer a Redis stream
 per dashboard stream capped at `message_buffer_size`, both updated in one Lua script so
 entries are stored in `seq` order whichever instance publishes. Pub/sub is at-most-once;
-the Redis stream is what a reconnecting client is replayed from, on any instance.
+the Redis stream is what a reconnecting client is replayed from, on any instance, and what a
+replica without the lease answers REST from.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any, Protocol
 import orjson
 
 Envelope = dict[str, Any]
+SCAN_CHUNK = 64  # envelopes read at a time when looking for one source's latest
 
 
 def replay_from(buffered: list[Envelope], since: int, last_seq: int,
@@ -32,46 +39,54 @@ def replay_from(buffered: list[Envelope], since: int, last_seq: int,
 
 
 class ReplayStore(Protocol):
-    shared: bool
+    """Sequence numbers and the replay buffer of every stream."""
 
+    def add_stream(self, stream: str) -> None: ...
     async def append(self, stream: str, ts: float, source: str, data: Any) -> Envelope: ...
     async def history(self, stream: str, points: int | None) -> list[Envelope]: ...
     async def replay(self, stream: str, since: int) -> tuple[list[Envelope], bool]: ...
+    async def latest(self, stream: str, source: str | None = None) -> Envelope | None: ...
     async def last_seq(self, stream: str) -> int: ...
+
+
+def _last(items: list[Envelope], points: int | None) -> list[Envelope]:
+    if points is None:
+        return items
+    return items[-points:] if points > 0 else []
 
 
 class LocalReplay:
     """Sequence numbers and ring buffers of one process."""
 
-    shared = False
-
     def __init__(self, buffer_size: int):
         self.buffer_size = buffer_size
-        self.buffers: dict[str, deque] = {}
-        self.seqs: dict[str, int] = {}
+        self._buffers: dict[str, deque] = {}
+        self._seqs: dict[str, int] = {}
 
     def add_stream(self, stream: str) -> None:
-        self.buffers[stream] = deque(maxlen=self.buffer_size)
-        self.seqs[stream] = 0
-
-    def append_now(self, stream: str, ts: float, source: str, data: Any) -> Envelope:
-        self.seqs[stream] += 1
-        envelope = {"stream": stream, "seq": self.seqs[stream], "ts": ts, "source": source, "data": data}
-        self.buffers[stream].append(envelope)
-        return envelope
+        self._buffers[stream] = deque(maxlen=self.buffer_size)
+        self._seqs[stream] = 0
 
     async def append(self, stream: str, ts: float, source: str, data: Any) -> Envelope:
-        return self.append_now(stream, ts, source, data)
+        self._seqs[stream] += 1
+        envelope = {"stream": stream, "seq": self._seqs[stream], "ts": ts, "source": source, "data": data}
+        self._buffers[stream].append(envelope)
+        return envelope
 
     async def history(self, stream: str, points: int | None) -> list[Envelope]:
-        items = list(self.buffers[stream])
-        return items if points is None else (items[-points:] if points > 0 else [])
+        return _last(list(self._buffers[stream]), points)
 
     async def replay(self, stream: str, since: int) -> tuple[list[Envelope], bool]:
-        return replay_from(list(self.buffers[stream]), since, self.seqs[stream])
+        return replay_from(list(self._buffers[stream]), since, self._seqs[stream])
+
+    async def latest(self, stream: str, source: str | None = None) -> Envelope | None:
+        for envelope in reversed(self._buffers[stream]):
+            if source is None or envelope["source"] == source:
+                return envelope
+        return None
 
     async def last_seq(self, stream: str) -> int:
-        return self.seqs[stream]
+        return self._seqs[stream]
 
 
 # KEYS: counter, buffer. ARGV: envelope text before the seq, after it, buffer size.
@@ -86,13 +101,14 @@ return {seq, envelope}
 class RedisReplay:
     """Cluster-wide `seq` and replay buffer in Redis (redis-py's asyncio client)."""
 
-    shared = True
-
     def __init__(self, redis: Any, cluster: str, buffer_size: int):
         self.redis = redis
         self.prefix = f"aura:{cluster}"
         self.buffer_size = buffer_size
         self._append = redis.register_script(_APPEND)
+
+    def add_stream(self, stream: str) -> None:
+        """Nothing to prepare: a stream's keys appear with its first envelope."""
 
     def _keys(self, stream: str) -> tuple[str, str]:
         return f"{self.prefix}:seq:{stream}", f"{self.prefix}:buffer:{stream}"
@@ -117,7 +133,7 @@ class RedisReplay:
         return list(reversed(self._decode(entries)))
 
     async def replay(self, stream: str, since: int) -> tuple[list[Envelope], bool]:
-        counter, buffer = self._keys(stream)
+        _, buffer = self._keys(stream)
         last = await self.last_seq(stream)
         if since > last:
             return await self.history(stream, None), True
@@ -125,6 +141,24 @@ class RedisReplay:
         oldest = int(first[0][0].split(b"-")[0]) if first else last + 1
         entries = await self.redis.xrange(buffer, f"{since + 1}-0", "+")
         return self._decode(entries), since + 1 < oldest
+
+    async def latest(self, stream: str, source: str | None = None) -> Envelope | None:
+        """The newest envelope (of `source`, when given), looking back at most the whole buffer."""
+        _, buffer = self._keys(stream)
+        upper: str = "+"
+        looked = 0
+        while looked < self.buffer_size:
+            entries = await self.redis.xrevrange(buffer, upper, "-", count=SCAN_CHUNK)
+            if not entries:
+                return None
+            for envelope in self._decode(entries):
+                if source is None or envelope["source"] == source:
+                    return envelope
+            looked += len(entries)
+            oldest_id = entries[-1][0]
+            oldest_id = oldest_id.decode() if isinstance(oldest_id, bytes) else oldest_id
+            upper = "(" + oldest_id  # exclusive: older than what was read
+        return None
 
     async def last_seq(self, stream: str) -> int:
         counter, _ = self._keys(stream)

@@ -8,7 +8,7 @@ import socketio
 from pydantic import Field, StringConstraints
 
 from ..errors import DashboardError
-from ..validation import Payload, parse
+from ..security.validation import Payload, parse
 from .hub import StreamHub, room_of
 
 StreamName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -53,9 +53,10 @@ async def subscribe(sio: socketio.AsyncServer, hub: StreamHub, sid: str, namespa
         # (never neither), and clients drop a `seq` they already hold.
         await sio.enter_room(sid, room_of(stream), namespace=namespace)
         if stream in since:
-            history[stream], gap[stream] = await hub.read_replay(stream, since[stream])
+            history[stream], gap[stream] = await hub.replay(stream, since[stream], delivered_only=True)
         else:
-            history[stream], gap[stream] = await hub.read_history(stream, history_points), False
+            history[stream] = await hub.history(stream, history_points, delivered_only=True)
+            gap[stream] = False
     return {"ok": True, "streams": streams, "history": history, "gap": gap}
 
 

@@ -1,19 +1,16 @@
-"""REST reads of the hub (latest data, history, alerts) and the feature and config routes."""
+"""REST reads of the hub (latest data, history, the stream contract), alerts, and the feature
+and config routes."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import orjson
 from aiohttp import web
-from pydantic import Field, StrictBool
 
-from ..appkeys import ALERTS, HUB, OVERRIDES, READ_CACHE, SETTINGS
 from ..config import redacted
-from ..config.overrides import UnknownFeature
-from ..errors import BadRequest, DashboardError, NotFound
+from ..errors import BadRequest, DashboardError
+from ..namespaces import PANELS
 from ..realtime.hub import UnknownStream
-from ..validation import parse
+from .keys import ALERTS, HUB, OVERRIDES, READ_CACHE, SETTINGS
 from .security import ACTOR, client_of
 
 
@@ -22,15 +19,26 @@ def json_response(data, status: int = 200, headers: dict | None = None) -> web.R
                         headers=headers)
 
 
-def _cached_latest(request: web.Request, stream: str) -> web.Response:
+async def read_json(request: web.Request, what: str = "the body must be JSON"):
+    try:
+        return await request.json(loads=orjson.loads)
+    except (ValueError, orjson.JSONDecodeError):
+        raise BadRequest(what) from None
+
+
+def unknown_stream(stream: str) -> DashboardError:
+    return DashboardError(f"no stream named {stream!r}", code="unknown_stream", status=404)
+
+
+async def _cached_latest(request: web.Request, stream: str) -> web.Response:
     hub, cache = request.app[HUB], request.app[READ_CACHE]
     if not hub.is_on(stream):
         raise DashboardError(f"the {stream} stream is switched off", code="stream_disabled", status=409)
-    seq = hub.last_seq(stream)
+    seq = await hub.last_seq(stream)
     key = f"latest:{stream}"
     body = cache.get(key, seq)
     if body is None:
-        envelope = hub.latest(stream)
+        envelope = await hub.latest(stream)
         if envelope is None:
             raise DashboardError(f"no {stream} sample yet; try again in a moment",
                                  code="no_data", status=503)
@@ -41,7 +49,7 @@ def _cached_latest(request: web.Request, stream: str) -> web.Response:
 
 def latest_of(stream: str):
     async def handler(request: web.Request) -> web.Response:
-        return _cached_latest(request, stream)
+        return await _cached_latest(request, stream)
 
     handler.__name__ = f"latest_{stream}"
     return handler
@@ -50,6 +58,7 @@ def latest_of(stream: str):
 async def history(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     stream = request.match_info["stream"]
+    buffer_size = request.app[SETTINGS].websocket.message_buffer_size
     raw = request.query.get("points")
     points = None
     if raw is not None:
@@ -57,13 +66,22 @@ async def history(request: web.Request) -> web.Response:
             points = int(raw)
         except ValueError:
             raise BadRequest(f"points: {raw!r} is not an integer") from None
-        if not 1 <= points <= hub.buffer_size:
-            raise BadRequest(f"points: must be between 1 and {hub.buffer_size}")
+        if not 1 <= points <= buffer_size:
+            raise BadRequest(f"points: must be between 1 and {buffer_size}")
     try:
-        envelopes = hub.history(stream, points)
+        envelopes = await hub.history(stream, points)
+        last_seq = await hub.last_seq(stream)
     except UnknownStream:
-        raise DashboardError(f"no stream named {stream!r}", code="unknown_stream", status=404) from None
-    return json_response({"stream": stream, "last_seq": hub.last_seq(stream), "envelopes": envelopes})
+        raise unknown_stream(stream) from None
+    return json_response({"stream": stream, "last_seq": last_seq, "envelopes": envelopes})
+
+
+async def streams(request: web.Request) -> web.Response:
+    """The stream contract: every panel and every stream with its fields, units and interval."""
+    settings, overrides, hub = request.app[SETTINGS], request.app[OVERRIDES], request.app[HUB]
+    contracts = hub.contracts()
+    return json_response({"panels": [p.describe(settings, overrides, contracts) for p in PANELS],
+                          "streams": [c.describe(settings, overrides) for c in contracts]})
 
 
 async def alerts(request: web.Request) -> web.Response:
@@ -82,10 +100,7 @@ async def get_features(request: web.Request) -> web.Response:
 
 async def patch_features(request: web.Request) -> web.Response:
     """Body: {flag: true | false | null}; null drops the override (the configured value applies)."""
-    try:
-        body = await request.json(loads=orjson.loads)
-    except (ValueError, orjson.JSONDecodeError):
-        raise BadRequest("the body must be a JSON object of feature flags") from None
+    body = await read_json(request, "the body must be a JSON object of feature flags")
     if not isinstance(body, dict) or not body:
         raise BadRequest("the body must be a non-empty JSON object of feature flags")
     overrides = request.app[OVERRIDES]
@@ -98,11 +113,8 @@ async def patch_features(request: web.Request) -> web.Response:
     actor = request.get(ACTOR) or f"api:{client_of(request)}"
     changed = []
     for flag, value in body.items():
-        try:
-            change = (await overrides.reset(flag, actor=actor) if value is None
-                      else await overrides.set(flag, value, actor=actor))
-        except UnknownFeature as exc:  # checked above; kept for safety
-            raise NotFound(str(exc)) from None
+        change = (await overrides.reset(flag, actor=actor) if value is None
+                  else await overrides.set(flag, value, actor=actor))
         if change is not None:
             changed.append({"flag": change.flag, "old": change.old, "new": change.new})
     return json_response({**_features_body(request.app), "changed": changed})
@@ -110,14 +122,3 @@ async def patch_features(request: web.Request) -> web.Response:
 
 async def config(request: web.Request) -> web.Response:
     return json_response(redacted(request.app[SETTINGS]))
-
-
-def setup_api(app: web.Application) -> None:
-    app.router.add_get("/api/system/metrics", latest_of("system"))
-    app.router.add_get("/api/gpu/metrics", latest_of("gpu"))
-    app.router.add_get("/api/temperature", latest_of("temperature"))
-    app.router.add_get("/api/history/{stream}", history)
-    app.router.add_get("/api/alerts", alerts)
-    app.router.add_get("/api/features", get_features)
-    app.router.add_patch("/api/features", patch_features)
-    app.router.add_get("/api/config", config)

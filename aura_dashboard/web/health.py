@@ -1,45 +1,12 @@
-"""Liveness and each dependency's state, as `/healthz` and `/health` report them."""
+"""`GET /healthz` and `/health`: liveness and each dependency's state."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import Any
+from aiohttp import web
 
-from .. import __version__
-
-DependencyProbe = Callable[[], dict[str, Any]]
+from .keys import HEALTH
 
 
-class Health:
-    """Collects the state of each dependency from whoever owns it.
-
-    Dependencies (database, backends, ...) register a probe returning at least
-    `{"status": ...}`; a broken dependency never makes the server unhealthy, only
-    `serving` does (it turns false while the server shuts down).
-    """
-
-    def __init__(self, instance: str, clock: Callable[[], float] = time.time):
-        self.instance = instance
-        self._clock = clock
-        self._started = clock()
-        self._probes: dict[str, DependencyProbe] = {}
-        self.serving = True
-
-    def register(self, name: str, probe: DependencyProbe) -> None:
-        self._probes[name] = probe
-
-    def report(self) -> dict[str, Any]:
-        dependencies = {}
-        for name, probe in self._probes.items():
-            try:
-                dependencies[name] = probe()
-            except Exception as exc:  # a probe's own failure is that dependency's state
-                dependencies[name] = {"status": "unknown", "reason": str(exc)}
-        return {
-            "status": "ok" if self.serving else "shutting_down",
-            "version": __version__,
-            "instance": self.instance,
-            "uptime_s": round(self._clock() - self._started, 3),
-            "dependencies": dependencies,
-        }
+async def healthz(request: web.Request) -> web.Response:
+    report = await request.app[HEALTH].report()
+    return web.json_response(report, status=200 if report["status"] == "ok" else 503)

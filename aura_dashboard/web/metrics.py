@@ -1,7 +1,9 @@
 """`GET /metrics`: Prometheus exposition through prometheus-client, one registry per app.
 
-Collected at scrape time from what the app already holds: the latest host metrics of the
-hub, clients per namespace, envelopes published per stream and each emitter's lag.
+Collected at scrape time from what the app already holds: the latest host metrics (read from
+the hub's store just before the registry is collected, since collection cannot await),
+clients per namespace, envelopes published per stream, each emitter's lag, how long a publish
+takes, and each mailbox's backlog and drops.
 """
 
 from __future__ import annotations
@@ -13,12 +15,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..appkeys import EMITTERS, HUB, NAMESPACES, PROM_REGISTRY
+from .keys import EMITTERS, HUB, MAILBOXES, NAMESPACES
+
+PROM_REGISTRY = web.AppKey("prom_registry", CollectorRegistry)
 
 
 class DashboardCollector(Collector):
     def __init__(self, app: web.Application):
         self.app = app
+        self.latest: dict[str, dict | None] = {}  # read from the store before each collection
+
+    async def refresh(self) -> None:
+        hub = self.app[HUB]
+        self.latest = {stream: await hub.latest(stream) for stream in ("system", "gpu")}
 
     def collect(self) -> Iterator[Metric]:
         hub = self.app[HUB]
@@ -43,8 +52,20 @@ class DashboardCollector(Collector):
             duration.add_metric([stream], emitter.stats.last_duration_s)
             failures.add_metric([stream], emitter.stats.failures + emitter.stats.timeouts)
         yield from (lag, duration, failures)
-        yield from _host_metrics(hub.latest("system"))
-        yield from _gpu_metrics(hub.latest("gpu"))
+        p99 = hub.publish_p99_s()
+        publish = GaugeMetricFamily("aura_publish_seconds", "Time StreamHub.publish took, over the last publishes",
+                                    labels=["quantile"])
+        if p99 is not None:
+            publish.add_metric(["0.99"], p99)
+        yield publish
+        pending = GaugeMetricFamily("aura_mailbox_pending", "Values waiting for a slow listener", labels=["mailbox"])
+        dropped = CounterMetricFamily("aura_mailbox_dropped", "Values a full mailbox dropped", labels=["mailbox"])
+        for mailbox in self.app[MAILBOXES]:
+            pending.add_metric([mailbox.name], mailbox.pending())
+            dropped.add_metric([mailbox.name], mailbox.dropped)
+        yield from (pending, dropped)
+        yield from _host_metrics(self.latest.get("system"))
+        yield from _gpu_metrics(self.latest.get("gpu"))
 
 
 def _host_metrics(envelope) -> Iterator[Metric]:
@@ -84,12 +105,19 @@ def _gpu_metrics(envelope) -> Iterator[Metric]:
     yield from (util, memory)
 
 
-def build_registry(app: web.Application) -> CollectorRegistry:
+COLLECTOR = web.AppKey("prom_collector", DashboardCollector)
+
+
+def setup_metrics(app: web.Application) -> None:
+    """One registry and collector per app (never the process-wide default registry)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DashboardCollector(app))
-    return registry
+    app[COLLECTOR] = DashboardCollector(app)
+    registry.register(app[COLLECTOR])
+    app[PROM_REGISTRY] = registry
 
 
 async def metrics(request: web.Request) -> web.Response:
+    await request.app[COLLECTOR].refresh()
+    # No suspension from here: the collection reads what refresh() just read.
     body = generate_latest(request.app[PROM_REGISTRY])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -31,9 +31,9 @@ async def test_listeners_hear_changes_only(overrides):
     def broken(change):
         raise RuntimeError("listener bug")
 
-    overrides.add_listener(broken)
-    overrides.add_listener(lambda change: heard.append(("sync", change.flag, change.new)))
-    overrides.add_listener(async_listener)
+    overrides.changed.connect(broken)
+    overrides.changed.connect(lambda change: heard.append(("sync", change.flag, change.new)))
+    overrides.changed.connect(async_listener)
     assert await overrides.set("omni_monitor", True) is None  # already on: no change
     await overrides.set("omni_monitor", False)
     assert heard == [("sync", "omni_monitor", False), ("async", "omni_monitor", False)]

@@ -69,8 +69,8 @@ async def test_consecutive_is_configurable_and_conditions_debounce():
 async def test_listeners_and_failing_sinks():
     eng, published, clock = engine(consecutive=1)
     heard = []
-    eng.add_listener(lambda alert: 1 / 0)
-    eng.add_listener(heard.append)
+    eng.changed.connect(lambda alert: 1 / 0)
+    eng.changed.connect(heard.append)
     await feed(eng, clock, [99])
     assert len(published) == 1 and len(heard) == 1
 

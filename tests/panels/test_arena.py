@@ -6,7 +6,7 @@ import asyncio
 
 import aiohttp
 
-from aura_dashboard.web.interactive import ARENA
+from aura_dashboard.web.keys import ARENA
 from tests.conftest import make_settings, running_server
 from tests.panels.live import LiveClient, fast
 

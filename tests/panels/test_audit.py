@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from aura_dashboard.appkeys import HUB
+from aura_dashboard.web.keys import HUB
 from aura_dashboard.collectors.database import dsn_of
 from aura_dashboard.panels.audit import AuditStore
 from tests import pg
@@ -103,11 +103,11 @@ async def test_flag_changes_and_alerts_are_audited_and_streamed_end_to_end():
         async with http.get(srv.url + "/api/audit?limit=x") as response:
             assert response.status == 400
         hub = srv.app[HUB]
-        assert {e["data"]["action"] for e in hub.history("audit")} >= {"feature_toggled", "alert_firing"}
+        assert {e["data"]["action"] for e in await hub.history("audit")} >= {"feature_toggled", "alert_firing"}
 
         async def governance_summary():
             while True:
-                latest = hub.latest("governance")
+                latest = await hub.latest("governance")
                 if latest and latest["data"]["audit"]["last_hour"].get("feature_toggled"):
                     return latest["data"]
                 await asyncio.sleep(0.1)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from aura_dashboard.web.interactive import CHAT
+from aura_dashboard.web.keys import CHAT
 from tests.conftest import free_port, make_settings, running_server, serve_app
 from tests.panels.live import LiveClient, fast
 

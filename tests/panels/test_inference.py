@@ -8,7 +8,7 @@ import aiohttp
 from hypothesis import given, settings as hsettings, strategies as st
 
 from aura_dashboard.panels.inference import InferenceResult, InferenceStats
-from aura_dashboard.panels.stats import percentile
+from aura_dashboard.stats import percentile
 from tests.conftest import make_settings, running_server
 from tests.panels.live import LiveClient, fast
 

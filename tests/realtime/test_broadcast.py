@@ -10,10 +10,10 @@ import aiohttp
 import pytest
 import socketio
 
-from aura_dashboard.appkeys import EMITTERS, HUB, SIO
+from aura_dashboard.web.keys import EMITTERS, HUB, SIO
 from aura_dashboard.realtime.broadcast import text_frame
 from aura_dashboard.realtime.hub import room_of
-from tests.conftest import JS_DIR, make_settings, running_server
+from tests.conftest import JS_DIR, alert_payload, backend_state, make_settings, running_server
 
 NS = "/omni_monitor"
 ROOM = room_of("alerts")
@@ -28,9 +28,10 @@ QUIET = {"updates": {"batch_updates": False,
 
 
 def payload(i: int) -> dict:
-    """About 1 KB, with the things JSON encoders disagree on: non-ASCII, floats, nesting."""
-    return {"i": i, "text": "température ✓ 温度 \"quoted\" \\ \n", "ratio": 1 / 3, "big": 1e16,
-            "neg": -0.0, "list": [1.5, None, True, {"k": "v"}], "pad": "x" * 900}
+    """An alert of about 1 KB, with the things JSON encoders disagree on: non-ASCII, floats, nesting."""
+    return alert_payload(i, message="température ✓ 温度 \"quoted\" \\ \n" + "x" * 900,
+                         value={"i": i, "ratio": 1 / 3, "big": 1e16, "neg": -0.0,
+                                "list": [1.5, None, True, {"k": "v"}]})
 
 
 class RawClient:
@@ -206,7 +207,7 @@ async def test_a_client_gets_one_batch_per_window_holding_all_its_streams_in_pub
         await wait_members(srv, 2, room_of("backends"))
         hub = srv.app[HUB]
         a1 = await hub.publish("alerts", payload(1))
-        b1 = await hub.publish("backends", {"mcp": {"status": "up"}})
+        b1 = await hub.publish("backends", {"mcp": backend_state("up")})
         a2 = await hub.publish("alerts", payload(2))
         assert await hub.flush() == 3
         await hub.broadcaster.emit("alerts", "end", room=ROOM, namespace=NS)
@@ -232,7 +233,7 @@ async def test_js_client_upgrading_from_polling_gets_every_envelope_in_order(nod
         hub = srv.app[HUB]
         sent = []
         for i in range(count):  # the upgrade may complete before or during these
-            sent.append(await hub.publish("alerts", {"i": i}))
+            sent.append(await hub.publish("alerts", alert_payload(i)))
             await asyncio.sleep(0.002)
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
         result = json.loads(out)

@@ -17,11 +17,12 @@ import redis.asyncio as aioredis
 import socketio
 import yaml
 
+from tests import pg
 from tests.conftest import free_port, need_service
 
 REDIS_URL = os.environ.get("AURA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("AURA_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-CONFIG = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False},
+CONFIG = {"updates": {"intervals": {"system_metrics": 200, "database_metrics": 300}, "batch_updates": False},
           "websocket": {"lease_ttl_ms": 1500}, "logging": {"file": {"enabled": False}}}
 
 
@@ -36,12 +37,13 @@ def reachable(url: str, default_port: int) -> bool:
 
 
 class Instance:
-    def __init__(self, name: str, cluster: str, config: Path, queue: str):
+    def __init__(self, name: str, cluster: str, config: Path, queue: str, extra: dict | None = None):
         self.name, self.port = name, free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHBOARD_", "FEATURE_"))}
         env.update(DASHBOARD_HOST="127.0.0.1", DASHBOARD_PORT=str(self.port), DASHBOARD_INSTANCE=name,
                    DASHBOARD_CLUSTER=cluster, MESSAGE_QUEUE_URL=queue, DATABASE_HOST="", LOG_FILE="", AUDIT_STORE_PATH=":memory:",
                    LOG_LEVEL="WARNING")
+        env.update(extra or {})
         self.proc = subprocess.Popen([sys.executable, "-m", "aura_dashboard", "--config", str(config)],
                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -84,8 +86,8 @@ def cluster(tmp_path):
     started: list[Instance] = []
 
     class Factory:
-        def __init__(self, count: int, queue: str = REDIS_URL):
-            self.count, self.queue = count, queue
+        def __init__(self, count: int, queue: str = REDIS_URL, env: dict | None = None):
+            self.count, self.queue, self.env = count, queue, env
 
         async def __aenter__(self):
             need_service(reachable(self.queue, 6379 if self.queue.startswith("redis") else 5672),
@@ -93,7 +95,7 @@ def cluster(tmp_path):
             name = self.name = f"test-{uuid.uuid4().hex[:10]}"
             self.http = aiohttp.ClientSession()
             for i in range(self.count):
-                started.append(Instance(f"node-{'abc'[i]}", name, config, self.queue))
+                started.append(Instance(f"node-{'abc'[i]}", name, config, self.queue, self.env))
             for instance in started:
                 await instance.ready(self.http)
             return started, self.http
@@ -273,3 +275,36 @@ async def test_arena_and_inference_live_on_the_lease_holder_and_every_instance_s
         async with http.post(other.url + "/api/ingest/inference",
                              json=[{"model": "m1", "latency_ms": 10, "ok": True}] * 5) as response:
             assert response.status == 202, await response.text()
+
+
+async def test_an_instance_without_the_lease_answers_from_the_shared_buffer(cluster):
+    """Only the lease holder samples the database; every instance answers for it (REST, history,
+    health) from the shared buffer, not with `unknown` and an empty history."""
+    database = pg.machine_database()
+    need_service(database is not None, "PostgreSQL on 127.0.0.1:5432 is not reachable")
+    env = {"DATABASE_HOST": "127.0.0.1", "DATABASE_NAME": database, "DATABASE_USER": "postgres"}
+    try:
+        async with cluster(2, env=env) as (instances, http):
+            async def holder_and_other():
+                while True:
+                    here = [(await i.health(http))["dependencies"]["message_queue"]["shared_collectors_here"]
+                            for i in instances]
+                    if sorted(here) == [False, True]:
+                        return instances[here.index(True)], instances[here.index(False)]
+                    await asyncio.sleep(0.1)
+            holder, other = await asyncio.wait_for(holder_and_other(), 20)
+
+            async def other_sees_the_database_up():
+                while True:
+                    async with http.get(other.url + "/api/database/health") as response:
+                        if (await response.json())["status"] == "up":
+                            return
+                    await asyncio.sleep(0.1)
+            await asyncio.wait_for(other_sees_the_database_up(), 20)
+            async with http.get(other.url + "/api/history/database") as response:
+                history = await response.json()
+            assert history["envelopes"] and {e["source"] for e in history["envelopes"]} == {holder.name}
+            assert history["last_seq"] >= history["envelopes"][-1]["seq"]
+            assert (await other.health(http))["dependencies"]["database"]["status"] == "up"
+    finally:
+        pg.drop_machine_database(database)

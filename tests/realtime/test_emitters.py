@@ -4,15 +4,18 @@ import asyncio
 
 import socketio
 
+from aura_dashboard.contract import StreamContract
+from aura_dashboard.realtime.broadcast import StockBroadcaster
 from aura_dashboard.realtime.emitters import Emitter, EmitterSet
-from aura_dashboard.realtime.hub import StreamHub, StreamSpec
-from aura_dashboard.realtime.tasks import TaskSet
+from aura_dashboard.realtime.hub import StreamHub
+from aura_dashboard.realtime.replay import LocalReplay
+from aura_dashboard.tasks import TaskSet
 
 
 def make_hub(switch):
-    hub = StreamHub(socketio.AsyncServer(async_mode="aiohttp"), source="t", buffer_size=50)
-    hub.add_stream(StreamSpec("s", "/omni_monitor", lambda: switch["on"]))
-    return hub
+    return StreamHub([StreamContract("s", "/omni_monitor")], store=LocalReplay(50),
+                     broadcaster=StockBroadcaster(socketio.AsyncServer(async_mode="aiohttp")),
+                     source="t", is_on=lambda contract: switch["on"])
 
 
 async def test_failing_and_slow_samples_are_skipped_not_fatal():
@@ -31,7 +34,7 @@ async def test_failing_and_slow_samples_are_skipped_not_fatal():
     results = [await emitter.tick() for _ in range(4)]
     assert results == [True, False, False, True]
     assert (emitter.stats.samples, emitter.stats.failures, emitter.stats.timeouts) == (2, 1, 1)
-    assert [e["seq"] for e in hub.history("s")] == [1, 2]
+    assert [e["seq"] for e in await hub.history("s")] == [1, 2]
 
 
 async def test_run_loop_is_cancellable_and_keeps_going_after_errors():
@@ -46,7 +49,7 @@ async def test_run_loop_is_cancellable_and_keeps_going_after_errors():
         return calls
 
     task = asyncio.create_task(Emitter("s", sample, 0.01, hub).run())
-    while hub.last_seq("s") < 3:
+    while await hub.last_seq("s") < 3:
         await asyncio.sleep(0.01)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -68,13 +71,13 @@ async def test_emitter_set_follows_the_stream_switch():
     switch["on"] = True
     await emitters.reconcile()
     assert emitters.running() == ["s"]
-    while hub.last_seq("s") < 2:
+    while await hub.last_seq("s") < 2:
         await asyncio.sleep(0.01)
     switch["on"] = False
     await emitters.reconcile()
     assert emitters.running() == []
-    stopped_at = hub.last_seq("s")
+    stopped_at = await hub.last_seq("s")
     await asyncio.sleep(0.05)
-    assert hub.last_seq("s") == stopped_at
+    assert await hub.last_seq("s") == stopped_at
     await emitters.stop()
     await tasks.close()

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import socketio
 
-from aura_dashboard.appkeys import HUB
+from aura_dashboard.web.keys import HUB
 from tests.conftest import make_settings, running_server
 
 FAST = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False},
@@ -62,7 +62,7 @@ class Client:
 async def wait_seq(srv, stream, seq, timeout=15):
     hub = srv.app[HUB]
     async def loop():
-        while hub.last_seq(stream) < seq:
+        while await hub.last_seq(stream) < seq:
             await asyncio.sleep(0.05)
     await asyncio.wait_for(loop(), timeout)
 

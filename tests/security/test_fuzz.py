@@ -14,7 +14,7 @@ import aiohttp
 import psutil
 import pytest
 
-from aura_dashboard.appkeys import SIO
+from aura_dashboard.web.keys import SIO
 from tests.conftest import make_settings, running_server
 from tests.realtime.test_streams_live import Client
 

@@ -9,7 +9,7 @@ import logging
 import aiohttp
 import pytest
 
-from aura_dashboard.origins import AllowedOrigins, origin_of
+from aura_dashboard.security.origins import AllowedOrigins, origin_of
 from tests.conftest import free_port, make_settings, running_server
 
 
@@ -79,10 +79,10 @@ async def test_star_allows_any_origin():
 
 async def test_a_refused_origin_is_logged_once_naming_the_key(caplog):
     async with serve() as srv:
-        with caplog.at_level(logging.WARNING, logger="aura_dashboard.origins"):
+        with caplog.at_level(logging.WARNING, logger="aura_dashboard.security.origins"):
             for _ in range(3):
                 assert (await handshake(srv, "http://192.168.1.5:8080"))[0] == 400
-        records = [r for r in caplog.records if r.name == "aura_dashboard.origins"]
+        records = [r for r in caplog.records if r.name == "aura_dashboard.security.origins"]
         assert len(records) == 1 and "dashboard.public_urls" in records[0].getMessage()
         async with aiohttp.ClientSession() as http:  # the server is still up
             async with http.get(srv.url + "/healthz") as resp:

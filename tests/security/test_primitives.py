@@ -6,7 +6,7 @@ from hypothesis import given, settings
 
 from aura_dashboard.errors import BadRequest
 from aura_dashboard.security import BucketTable, ClientAddress, KeyRing, SecurityEvents, key_id
-from aura_dashboard.validation import MAX_STRING_LENGTH, Payload, parse
+from aura_dashboard.security.validation import MAX_STRING_LENGTH, Payload, parse
 
 
 class Clock:
@@ -62,8 +62,8 @@ async def test_security_events_rate_limited_per_actor_and_count_suppressed():
     async def listener(event):
         seen.append(event)
 
-    events.add_listener(listener)
-    events.add_listener(lambda event: 1 / 0)  # a broken listener never stops the others
+    events.raised.connect(listener)
+    events.raised.connect(lambda event: 1 / 0)  # a broken listener never stops the others
     for _ in range(10):
         await events.emit("auth_failed", "1.2.3.4", "/chat", {"reason": "wrong API key"})
     await events.emit("auth_failed", "5.6.7.8", "/api/config", {"reason": "missing API key"})

@@ -5,7 +5,7 @@ import os
 import aiohttp
 import pytest
 
-from aura_dashboard.appkeys import SECURITY_EVENTS
+from aura_dashboard.web.keys import SECURITY_EVENTS
 from aura_dashboard.cli import main
 from aura_dashboard.security import key_id
 
@@ -16,7 +16,7 @@ NO_LIMIT = {"security": {"rate_limiting": {"enabled": False}}}
 async def test_every_api_route_needs_the_key_and_both_rotated_keys_work(start_server):
     async with start_server(env=KEYS, extra=NO_LIMIT) as srv:
         failures = []
-        srv.app[SECURITY_EVENTS].add_listener(failures.append)
+        srv.app[SECURITY_EVENTS].raised.connect(failures.append)
         async with aiohttp.ClientSession() as http:
             for path in ["/api/features", "/api/config", "/api/alerts", "/api/history/system", "/metrics"]:
                 for headers in [{}, {"X-API-Key": "wrong"}, {"X-API-Key": "old-secret"}]:
@@ -43,10 +43,10 @@ async def test_every_api_route_needs_the_key_and_both_rotated_keys_work(start_se
 
 
 async def test_patch_features_records_the_key_id_as_actor(start_server):
-    from aura_dashboard.appkeys import OVERRIDES
+    from aura_dashboard.web.keys import OVERRIDES
     async with start_server(env=KEYS, extra=NO_LIMIT) as srv:
         changes = []
-        srv.app[OVERRIDES].add_listener(changes.append)
+        srv.app[OVERRIDES].changed.connect(changes.append)
         async with aiohttp.ClientSession() as http:
             async with http.patch(srv.url + "/api/features", json={"debug_mode": True},
                                   headers={"X-API-Key": "old-secret-1"}) as resp:
@@ -137,11 +137,11 @@ async def test_refused_polling_post_is_answered_even_when_the_client_never_polls
 
 
 async def test_flag_change_without_a_key_is_audited_as_the_forwarded_client(start_server):
-    from aura_dashboard.appkeys import OVERRIDES
+    from aura_dashboard.web.keys import OVERRIDES
     extra = {"security": {"trusted_proxies": ["127.0.0.1"]}}
     async with start_server(extra=extra) as srv:
         changes = []
-        srv.app[OVERRIDES].add_listener(changes.append)
+        srv.app[OVERRIDES].changed.connect(changes.append)
         async with aiohttp.ClientSession() as http:
             async with http.patch(srv.url + "/api/features", json={"debug_mode": True},
                                   headers={"X-Forwarded-For": "203.0.113.7"}) as resp:

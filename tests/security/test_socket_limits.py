@@ -8,9 +8,9 @@ import os
 import socket
 import struct
 
-from aura_dashboard.appkeys import BACKLOG_WATCH, HUB, SIO
+from aura_dashboard.web.keys import BACKLOG_WATCH, HUB, SIO
 from aura_dashboard.realtime.hub import room_of
-from tests.conftest import make_settings, running_server
+from tests.conftest import alert_payload, make_settings, running_server
 from tests.realtime.test_streams_live import Client
 
 QUIET = {"updates": {"intervals": {"system_metrics": 60_000}, "batch_updates": False},
@@ -71,30 +71,31 @@ async def test_slow_consumer_cut_off_while_fast_client_keeps_its_stream():
         fast = await Client().connect(srv.url)
         reader, writer = await raw_websocket(srv)
         try:
-            assert (await fast.call("subscribe", {"streams": ["system"]}))["ok"]
+            assert (await fast.call("subscribe", {"streams": ["alerts"]}))["ok"]
             writer.write(ws_frame("40/omni_monitor,"))
-            writer.write(ws_frame('42/omni_monitor,1["subscribe",{"streams":["system"]}]'))
+            writer.write(ws_frame('42/omni_monitor,1["subscribe",{"streams":["alerts"]}]'))
             await writer.drain()
 
             async def both_subscribed():
-                while len(list(sio.manager.get_participants("/omni_monitor", room_of("system")))) < 2:
+                while len(list(sio.manager.get_participants("/omni_monitor", room_of("alerts")))) < 2:
                     await asyncio.sleep(0.05)
             await asyncio.wait_for(both_subscribed(), 20)
             slow_sids = {sid for sid in sio.eio.sockets} - {fast.sio.eio.sid}
             assert len(slow_sids) == 1
             blob = "x" * 32_768
-            start = len(fast.envelopes())
+            start = len(fast.envelopes("alerts"))
             for i in range(400):  # about 13 MB: far more than the slow client's buffers hold
-                await hub.publish("system", {"i": i, "blob": blob})
+                await hub.publish("alerts", alert_payload(i, message=blob))
                 await asyncio.sleep(0)
-            await fast.wait_for(lambda: len(fast.envelopes()) - start >= 400, timeout=60)
+            await fast.wait_for(lambda: sum(e["data"]["id"].startswith("test:") for e in fast.envelopes("alerts")[start:]) >= 400,
+                                timeout=60)
 
             async def gone():
                 while slow_sids & set(sio.eio.sockets):
                     await asyncio.sleep(0.05)
             await asyncio.wait_for(gone(), 20)
             assert srv.app[BACKLOG_WATCH].cut_off == 1
-            got = [e["data"]["i"] for e in fast.envelopes()[start:]]
+            got = [e["data"]["value"] for e in fast.envelopes("alerts")[start:] if e["data"]["id"].startswith("test:")]
             assert got == list(range(400))  # the fast client missed nothing, in order
             assert fast.sio.connected
         finally:

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from aura_dashboard.appkeys import HUB, READ_CACHE
+from aura_dashboard.web.keys import HUB, READ_CACHE
 from tests.conftest import make_settings, running_server
 
 FAST = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False}}
@@ -21,7 +21,7 @@ async def get_json(http, url, status=200):
 
 async def first_sample(srv, stream="system"):
     hub = srv.app[HUB]
-    while hub.latest(stream) is None:
+    while await hub.latest(stream) is None:
         await asyncio.sleep(0.05)
 
 
@@ -47,9 +47,10 @@ async def test_cached_read_is_reused_until_the_stream_moves_on():
         a = await get_json(http, srv.url + "/api/system/metrics")
         b = await get_json(http, srv.url + "/api/system/metrics")
         assert a == b and cache.hits == 1
-        await srv.app[HUB].publish("system", {"cpu": {"percent": 1.0}})
+        data = {"cpu": {"percent": 1.0, "count": 2, "load_avg": None}}
+        await srv.app[HUB].publish("system", data)
         c = await get_json(http, srv.url + "/api/system/metrics")
-        assert c["seq"] == a["seq"] + 1 and c["data"] == {"cpu": {"percent": 1.0}}
+        assert c["seq"] == a["seq"] + 1 and c["data"] == data
 
 
 async def test_features_patch_validation_and_reset():
@@ -96,8 +97,12 @@ async def test_metrics_parse_with_prometheus_parser():
             text = await response.text()
         families = {f.name: f for f in text_string_to_metric_families(text)}
         for name in ("aura_clients_connected", "aura_envelopes_published", "aura_emitter_lag_seconds",
-                     "aura_host_cpu_percent", "aura_host_memory_percent", "aura_host_disk_percent"):
+                     "aura_host_cpu_percent", "aura_host_memory_percent", "aura_host_disk_percent",
+                     "aura_publish_seconds", "aura_mailbox_pending", "aura_mailbox_dropped"):
             assert name in families, name
+        (p99,) = families["aura_publish_seconds"].samples
+        assert p99.labels == {"quantile": "0.99"} and 0 < p99.value < 60
+        assert {s.labels["mailbox"] for s in families["aura_mailbox_pending"].samples} >= {"audit of flags"}
         published = {s.labels["stream"]: s.value for s in families["aura_envelopes_published"].samples
                      if s.name.endswith("_total")}
         assert published["system"] >= 1

@@ -18,7 +18,7 @@ import socketio
 from aiohttp import web
 
 from aura_dashboard.app import create_app
-from aura_dashboard.appkeys import HUB, OVERRIDES, WEBSOCKETS
+from aura_dashboard.web.keys import HUB, OVERRIDES, WEBSOCKETS
 from aura_dashboard.web.page import missing_vendor_files
 from tests.conftest import ROOT, RunningServer, free_port, make_settings, need_service, running_server, serve_app
 
@@ -87,8 +87,9 @@ async def open_page(browser, server: RunningServer) -> Page:
 
 
 async def wait_until(condition, timeout: float = WAIT_MS / 1000) -> None:
+    """Until `condition()` (plain or async) holds."""
     async with asyncio.timeout(timeout):
-        while not condition():
+        while not await condition():
             await asyncio.sleep(0.1)
 
 
@@ -120,7 +121,9 @@ async def test_page_loads_without_console_errors_and_cpu_changes(browser):
 async def test_chart_is_full_from_history_on_open(browser):
     async with serve(make_settings(extra=FAST)) as server:
         hub = server.app[HUB]
-        await wait_until(lambda: (hub.last_seq("system") or 0) >= HISTORY_POINTS + 10)
+        async def full():
+            return await hub.last_seq("system") >= HISTORY_POINTS + 10
+        await wait_until(full)
         # Stop pushing (sampling goes on): whatever the page shows can only come from the
         # history of its subscribe, however long the browser takes to open on a busy machine.
         await server.app[OVERRIDES].set("real_time_updates", False)
@@ -137,7 +140,7 @@ async def test_short_outage_reconnects_and_leaves_no_gap(browser):
         hub = server.app[HUB]
         page = await open_page(browser, server)
         await page.wait(HAS_POINTS, 5)
-        dropped_at = hub.last_seq("system")
+        dropped_at = await hub.last_seq("system")
         # Cut every WebSocket under the page: the server keeps sampling while it is away.
         for ws in list(server.app[WEBSOCKETS]):
             await ws.close()
@@ -164,7 +167,7 @@ async def test_restarted_server_page_reconnects_and_shows_the_break(browser):
                         "h.seqs.filter((s) => s[0] === h.seqs[h.seqs.length - 1][0]).length >= 5)")
         (host,) = (await page.hosts()).values()
         assert consecutive(host["seqs"]), host["seqs"]
-        assert second.app[HUB].last_seq("system") >= host["seqs"][-1][1]
+        assert await second.app[HUB].last_seq("system") >= host["seqs"][-1][1]
         assert "lost" in await page.page.locator("#panel-omni_monitor .notes").text_content()
         await page.screenshot("restart_reconnects")
 

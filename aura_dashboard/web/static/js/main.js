@@ -1,18 +1,12 @@
-// Starts the page: reads the effective flags and configuration, shows the enabled panels,
-// connects every namespace over one Socket.IO manager and asks for the API key when needed.
+// Starts the page: reads the configuration, the flags and the stream contract (its panels and
+// their streams come from the server, GET /api/streams), shows the enabled panels, connects
+// every namespace over one Socket.IO manager and asks for the API key when needed.
 import { Connection } from "./connection.js";
+import { Contract } from "./contract.js";
 import { OmniPanel } from "./omni.js";
 import { AiPanel, ArenaPanel, ChatPanel, GovernancePanel } from "./panels.js";
 
 const KEY_STORAGE = "aura.apiKey";
-const PANELS = [
-  { id: "omni_monitor", namespace: "/omni_monitor", feature: "omni_monitor", section: "omni_monitor",
-    streams: ["system", "gpu", "temperature", "database", "backends", "alerts"] },
-  { id: "governance", namespace: "/governance", feature: "governance_panel", section: "governance", streams: ["governance", "audit"] },
-  { id: "ai_system", namespace: "/ai_system", feature: "ai_system_panel", section: "ai_system", streams: ["models", "inference"] },
-  { id: "arena", namespace: "/arena", feature: "intelligence_arena", section: "intelligence_arena", streams: ["debates"] },
-  { id: "chat", namespace: "/chat", feature: "chat_optimization", section: "chat", streams: ["status"] },
-];
 
 const apiKey = () => sessionStorage.getItem(KEY_STORAGE);
 let keyWaiters = null;
@@ -66,24 +60,26 @@ function connectionText(connection, channel) {
 }
 
 async function start() {
-  const [config, features] = await Promise.all([getJson("/api/config"), getJson("/api/features")]);
+  const [config, features, described] = await Promise.all(
+    [getJson("/api/config"), getJson("/api/features"), getJson("/api/streams")]);
   const flags = features.effective || {};
+  const contract = new Contract(described);
   const capacity = config.panels.omni_monitor.graph_history_points;
   const connection = new Connection({
     path: config.websocket.path, reconnect: config.websocket.reconnect,
     fallback: flags.websocket_fallback !== false, timeoutMs: config.websocket.connect_timeout_ms, apiKey,
   });
   const views = {
-    omni_monitor: new OmniPanel(capacity), governance: new GovernancePanel(), ai_system: new AiPanel(),
-    arena: new ArenaPanel(), chat: new ChatPanel(config.panels.chat.modes || ["auto"]),
+    omni_monitor: new OmniPanel(contract, capacity), governance: new GovernancePanel(contract),
+    ai_system: new AiPanel(contract), arena: new ArenaPanel(contract),
+    chat: new ChatPanel(contract, config.panels.chat.modes || ["auto"]),
   };
   const channels = {};
-  for (const panel of PANELS) {
-    const section = document.getElementById(`panel-${panel.id}`);
-    const enabled = flags[panel.feature] !== false && (config.panels[panel.section] || {}).enabled !== false;
-    section.hidden = !enabled;
-    if (!enabled) continue;
-    const view = views[panel.id];
+  for (const panel of contract.panels) {
+    const section = document.getElementById(`panel-${panel.name}`);
+    section.hidden = !panel.on;
+    if (!panel.on) continue;
+    const view = views[panel.name];
     const badge = section.querySelector(".conn");
     const channel = connection.channel(panel.namespace, panel.streams, {
       envelopes: (stream, list, info) => {
@@ -106,7 +102,7 @@ async function start() {
         }
       },
     });
-    channels[panel.id] = channel;
+    channels[panel.name] = channel;
     if (view.attach) view.attach(channel);
   }
   const refresh = () => {
@@ -126,7 +122,7 @@ async function start() {
 
   // For people debugging in the console, and for the browser tests.
   window.aura = {
-    connection, channels, views,
+    connection, channels, views, contract,
     hosts: () => views.omni_monitor.debug(),
     reconnects: () => connection.reconnects,
     lastSeq: (ns, stream) => channels[ns] && channels[ns].streams[stream].lastSeq,

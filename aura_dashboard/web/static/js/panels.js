@@ -1,31 +1,29 @@
-// The governance, ai_system, arena and chat panels. Their streams' data is sketched by the
-// protocol, so each renderer takes the documented fields and shows any others plainly.
-import { badge, el, kv, ms, muted, num, pct, pick, replace, table, time } from "./util.js";
+// The governance, ai_system, arena and chat panels. Each renders the fields its streams'
+// contract declares (GET /api/streams), formatted by their declared unit.
+import { badge, el, fieldGrid, muted, replace, table, time } from "./util.js";
 
 const unavailable = (target, error) =>
   replace(target, muted(`not available: ${error.code}${error.message ? ` (${error.message})` : ""}`));
-const rate = (v) => (typeof v === "number" ? pct(v <= 1 ? v * 100 : v) : "–");
 
 export class GovernancePanel {
-  constructor() { this.audit = new Map(); }
+  constructor(contract) { this.contract = contract; this.audit = new Map(); }
   envelopes(stream, list) {
+    const c = this.contract;
     if (stream === "governance" && list.length) {
-      const d = list[list.length - 1].data || {};
-      const status = pick(d, ["status", "state"], d.service && d.service.status);
-      replace("governance", el("div", {}, badge(status || "unknown"), " ",
-        el("span", { class: "muted", text: ms(d.latency_ms) })), kv(d, ["status", "state"]),
-        d.summary && typeof d.summary === "object" ? kv(d.summary) : null);
+      const d = list[list.length - 1].data;
+      replace("governance",
+        el("div", {}, badge(d.service.status), " ",
+          el("span", { class: "muted", text: c.format("governance", "service.latency_ms", d.service.latency_ms) })),
+        fieldGrid(c, "governance", d.audit, "audit."),
+        el("div", { class: "muted", text: `last hour: ${Object.entries(d.audit.last_hour).map(([a, n]) => `${a} ${n}`).join(", ") || "nothing audited"}` }));
     }
     if (stream === "audit") {
-      for (const e of list) {
-        const entry = e.data || {};
-        this.audit.set(entry.id ?? `${e.source}:${e.seq}`, { ...entry, ts: entry.ts ?? e.ts });
-      }
+      for (const e of list) this.audit.set(e.data.id, e.data);
       const rows = [...this.audit.values()].sort((a, b) => b.ts - a.ts).slice(0, 200);
       replace("audit", rows.length ? table([
-        { label: "time", value: (r) => time(r.ts) }, { label: "actor", value: (r) => r.actor },
+        { label: "time", value: (r) => c.format("audit", "ts", r.ts) }, { label: "actor", value: (r) => r.actor },
         { label: "action", value: (r) => r.action }, { label: "target", value: (r) => r.target },
-        { label: "detail", value: (r) => (typeof r.detail === "object" ? JSON.stringify(r.detail) : r.detail) },
+        { label: "detail", value: (r) => c.format("audit", "detail", r.detail) },
       ], rows) : muted("no audited actions yet"));
     }
   }
@@ -33,32 +31,30 @@ export class GovernancePanel {
 }
 
 export class AiPanel {
+  constructor(contract) { this.contract = contract; }
   envelopes(stream, list) {
     if (!list.length) return;
-    const d = list[list.length - 1].data || {};
+    const c = this.contract;
+    const d = list[list.length - 1].data;
     if (stream === "models") {
-      const models = d.models || [];
-      const entries = Array.isArray(models) ? models.map((m) => (typeof m === "object" ? m : { name: m }))
-        : Object.entries(models).map(([name, m]) => ({ name, ...(typeof m === "object" ? m : { status: m }) }));
-      replace("models", el("div", {}, badge(pick(d, ["status", "state"], "unknown")), " ",
-        el("span", { class: "muted", text: ms(d.latency_ms) })),
-        entries.length ? table([{ label: "model", value: (m) => pick(m, ["name", "id", "model"]) },
+      const entries = d.entries || [];
+      replace("models", el("div", {}, badge(d.backend.status), " ",
+        el("span", { class: "muted", text: c.format("models", "backend.latency_ms", d.backend.latency_ms) })),
+        entries.length ? table([{ label: "model", value: (m) => m.name },
           { label: "status", value: (m) => (m.status ? badge(m.status) : "–") },
-          { label: "details", value: (m) => Object.entries(m).filter(([k, v]) => !["name", "id", "model", "status"].includes(k) && typeof v !== "object").map(([k, v]) => `${k}: ${v}`).join(", ") }],
-        entries) : muted("no models reported"));
+          { label: "details", value: (m) => Object.entries(m.details).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ") }],
+        entries) : muted(d.models_note || "no models reported"));
     }
     if (stream === "inference") {
-      const all = d.models || d;
-      const rows = Array.isArray(all) ? all : Object.entries(all)
-        .filter(([, v]) => v && typeof v === "object").map(([model, v]) => ({ model, ...v }));
-      const lat = (r, p) => pick(r, [`p${p}_ms`, `latency_p${p}_ms`, `p${p}`], r.latency_ms && pick(r.latency_ms, [`p${p}`]));
+      const rows = Object.entries(d.models).map(([model, v]) => ({ model, ...v }));
+      const f = (path) => (r) => c.format("inference", `models.*.${path}`, r[path]);
       replace("inference", rows.length ? table([
-        { label: "model", value: (r) => pick(r, ["model", "name"]) },
-        { label: "req/s", num: true, value: (r) => num(pick(r, ["rps", "requests_per_s", "requests_per_second"]), 2) },
-        { label: "p50", num: true, value: (r) => ms(lat(r, 50)) },
-        { label: "p95", num: true, value: (r) => ms(lat(r, 95)) },
-        { label: "p99", num: true, value: (r) => ms(lat(r, 99)) },
-        { label: "errors", num: true, value: (r) => rate(pick(r, ["error_rate", "errors"])) },
+        { label: "model", value: (r) => r.model },
+        { label: "req/s", num: true, value: f("rps") },
+        { label: "p50", num: true, value: f("p50_ms") },
+        { label: "p95", num: true, value: f("p95_ms") },
+        { label: "p99", num: true, value: f("p99_ms") },
+        { label: "errors", num: true, value: f("error_rate") },
       ], rows) : muted("no inference results in the window"));
     }
   }
@@ -66,7 +62,7 @@ export class AiPanel {
 }
 
 export class ArenaPanel {
-  constructor() { this.debates = new Map(); }
+  constructor(contract) { this.contract = contract; this.debates = new Map(); }
   envelopes(stream, list) {
     for (const e of list) {
       const d = e.data || {};
@@ -84,7 +80,8 @@ export class ArenaPanel {
 }
 
 export class ChatPanel {
-  constructor(modes) {
+  constructor(contract, modes) {
+    this.contract = contract;
     this.messages = new Map();
     const select = document.getElementById("chat-mode");
     select.replaceChildren(...modes.map((m) => el("option", { value: m, text: m })));
@@ -129,14 +126,13 @@ export class ChatPanel {
   update(u) {
     if (!u || u.id === undefined) return;
     let message = this.messages.get(u.id);
-    if (!message) { message = { id: u.id, text: u.text || "", mode: u.mode || "" }; this.messages.set(u.id, message); }
+    if (!message) { message = { id: u.id, text: "", mode: u.mode || "" }; this.messages.set(u.id, message); }
     message.updated = true;
-    message.state = pick(u, ["state", "status", "event", "type"], message.state);
-    if (message.state === "retrying") message.detail = `attempt ${pick(u, ["attempt"], "?")}${u.reason ? `: ${u.reason}` : ""}`;
-    else if (message.state === "queued") message.detail = typeof u.position === "number" ? `position ${u.position}` : "";
-    else if (message.state === "failed") message.detail = pick(u, ["reason", "error", "message"], "");
-    else if (message.state === "done") message.reply = pick(u, ["reply", "response", "text", "answer"], "");
-    if (typeof message.detail === "object") message.detail = JSON.stringify(message.detail);
+    message.state = u.state;  // queued, sending, retrying, done, failed (docs/protocol.md, Chat)
+    if (u.state === "retrying") message.detail = `attempt ${u.attempt}${u.reason ? `: ${u.reason}` : ""}`;
+    else if (u.state === "queued") message.detail = `position ${u.position}`;
+    else if (u.state === "failed") message.detail = u.reason || "";
+    else if (u.state === "done") message.reply = u.reply;
     this.render();
   }
   render() {
@@ -149,8 +145,7 @@ export class ChatPanel {
   }
   envelopes(stream, list) {
     if (stream === "status" && list.length) {
-      const d = list[list.length - 1].data || {};
-      replace("chat-status", kv(d));
+      replace("chat-status", fieldGrid(this.contract, "status", list[list.length - 1].data));
     }
   }
   unavailable(stream, error) { unavailable("chat-status", error); }

@@ -38,41 +38,22 @@ export function num(value, digits = 1) {
   return typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : "–";
 }
 
-export function pct(value) { return typeof value === "number" ? `${value.toFixed(1)} %` : "–"; }
-
-export function bytes(value, perSecond = false) {
-  if (typeof value !== "number" || !Number.isFinite(value)) return "–";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = value, i = 0;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) { v /= 1024; i += 1; }
-  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}${perSecond ? "/s" : ""}`;
-}
-
-export function ms(value) { return typeof value === "number" ? `${value.toFixed(value < 10 ? 1 : 0)} ms` : "–"; }
-
 export function time(ts) {
   if (typeof ts !== "number") return "–";
   return new Date(ts * 1000).toLocaleTimeString([], { hour12: false });
 }
 
-/** The first of `names` that `obj` has, for fields whose spelling the protocol leaves open. */
-export function pick(obj, names, fallback = undefined) {
-  if (!obj || typeof obj !== "object") return fallback;
-  for (const name of names) {
-    if (obj[name] !== undefined && obj[name] !== null) return obj[name];
-  }
-  return fallback;
-}
-
-/** A key/value grid of plain fields, for data whose shape the protocol only sketches. */
-export function kv(obj, skip = []) {
+/** A key/value grid of a stream's declared scalar fields under `prefix`, each by its unit. */
+export function fieldGrid(contract, stream, data, prefix = "") {
   const rows = [];
-  for (const [key, value] of Object.entries(obj || {})) {
-    if (skip.includes(key) || value === null || typeof value === "object") continue;
-    rows.push(el("span", { class: "k", text: key.replaceAll("_", " ") }),
-      el("span", { class: "v", text: typeof value === "number" ? String(+value.toFixed(3)) : String(value) }));
+  for (const field of contract.scalars(stream, prefix)) {
+    const key = field.path.slice(prefix.length);
+    const value = data ? data[key] : undefined;
+    if (value === undefined || value === null) continue;
+    rows.push(el("span", { class: "k", text: key.replaceAll("_", " "), title: field.meaning }),
+      el("span", { class: "v", text: contract.format(stream, field.path, value) }));
   }
-  return rows.length ? el("div", { class: "kv" }, rows) : muted("no fields");
+  return rows.length ? el("div", { class: "kv" }, rows) : muted("nothing reported yet");
 }
 
 export function table(columns, rows) {

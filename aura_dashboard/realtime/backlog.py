@@ -1,5 +1,4 @@
-"""Socket.IO guards: the API key on connect, a token bucket per connection, and the cut-off
-of slow consumers.
+"""The cut-off of slow consumers.
 
 python-engineio queues every outgoing packet of a session in an unbounded `asyncio.Queue`
 (`eio_socket.queue`); a client that stops reading would make it grow without end (and,
@@ -15,62 +14,10 @@ import logging
 from typing import Any
 
 import socketio
-from aiohttp import hdrs, web
-
-from ..config import Settings
-from ..security import BucketTable, ClientAddress, KeyRing, SecurityEvents, bearer
+from aiohttp import web
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 0.25
-
-
-class SocketGuard:
-    """Who may connect to a namespace, and how fast a connection may send events."""
-
-    def __init__(self, settings: Settings, events: SecurityEvents, client_address: ClientAddress):
-        security = settings.security
-        self.keys = KeyRing.from_settings(security)
-        self.header = security.api_key_header
-        self.events = events
-        self.client_address = client_address
-        limits = security.rate_limiting
-        self.buckets = (BucketTable(limits.socket_events_per_minute, limits.socket_burst_size,
-                                    limits.max_tracked_clients) if limits.enabled else None)
-
-    def client_of(self, environ: dict) -> str:
-        request = environ.get("aiohttp.request")
-        if request is None:
-            return environ.get("REMOTE_ADDR", "unknown")
-        return self.client_address(request.remote, request.headers.get(hdrs.X_FORWARDED_FOR))
-
-    async def authorize(self, namespace: str, environ: dict, auth: Any) -> str | None:
-        """The key id the connection authenticated with (None when keys are off); refuses
-        the connection with `unauthorized` otherwise, saying nothing about the key."""
-        if self.keys is None:
-            return None
-        candidate = auth.get("api_key") if isinstance(auth, dict) else None
-        if not candidate:
-            request = environ.get("aiohttp.request")
-            if request is not None:
-                candidate = (request.headers.get(self.header)
-                             or bearer(request.headers.get(hdrs.AUTHORIZATION)))
-        kid = self.keys.match(candidate)
-        if kid is None:
-            await self.events.emit("auth_failed", self.client_of(environ), namespace,
-                                   {"reason": "missing API key" if not candidate else "wrong API key",
-                                    "transport": "socket.io"})
-            message = f"a valid API key is required (auth.api_key or the {self.header} header)"
-            raise socketio.exceptions.ConnectionRefusedError(
-                message, {"code": "unauthorized", "message": message})
-        return kid
-
-    def take_event(self, sid: str) -> float:
-        """0.0 when the connection may send this event, else the seconds to wait."""
-        return self.buckets.take(sid) if self.buckets is not None else 0.0
-
-    def forget(self, sid: str) -> None:
-        if self.buckets is not None:
-            self.buckets.forget(sid)
 
 
 class BacklogWatch:

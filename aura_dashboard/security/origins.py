@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from .config.schema import CorsSettings, DashboardSettings
+from ..config.schema import CorsSettings, DashboardSettings
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +113,14 @@ class AllowedOrigins:
                     "add it to dashboard.public_urls (DASHBOARD_PUBLIC_URLS) if the dashboard is "
                     "served there", origin[:200],
                     extra={"key": "dashboard.public_urls", "origin": origin[:200]})
+
+
+class OriginPolicy:
+    """python-engineio's `cors_allowed_origins` callable over `AllowedOrigins`: a Socket.IO
+    handshake from any other origin is answered 400."""
+
+    def __init__(self, origins: AllowedOrigins):
+        self.origins = origins
+
+    def __call__(self, origin: str | None, environ: dict | None = None) -> bool:
+        return self.origins.allows(origin)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .errors import BadRequest
+from ..errors import BadRequest
 
 MAX_DEPTH = 8
 MAX_STRING_LENGTH = 65_536  # characters in any one string (a key or a value) of a payload

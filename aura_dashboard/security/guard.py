@@ -1,0 +1,82 @@
+"""Who may come in and how fast: the API key and the rate limits, for every way in.
+
+REST requests, Engine.IO handshakes, namespace connections and Socket.IO events all ask this
+one object; the HTTP middlewares (`web/security.py`) and the namespaces' connect handler are
+thin adapters that only translate a request or an environ into its questions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..config.schema import SecuritySettings
+from ..errors import DashboardError
+from .addresses import ClientAddress
+from .buckets import BucketTable
+from .events import SecurityEvents
+from .keys import KeyRing, bearer
+
+
+class Unauthorized(DashboardError):
+    status, code = 401, "unauthorized"
+
+
+class AccessGuard:
+    """The API key (when `security.api_key_enabled`) and the token buckets of `security.rate_limiting`.
+
+    :param security: the `security` section.
+    :param events: where failed authentications are reported (rate-limited per address).
+    :param addresses: how the client address is read behind trusted proxies.
+    """
+
+    def __init__(self, security: SecuritySettings, events: SecurityEvents, addresses: ClientAddress):
+        self.keys = KeyRing.from_settings(security)
+        self.header = security.api_key_header
+        self.events = events
+        self.addresses = addresses
+        limits = security.rate_limiting
+        self.requests = (BucketTable(limits.requests_per_minute, limits.burst_size, limits.max_tracked_clients)
+                         if limits.enabled else None)
+        self.socket_events = (BucketTable(limits.socket_events_per_minute, limits.socket_burst_size,
+                                          limits.max_tracked_clients) if limits.enabled else None)
+
+    @property
+    def key_required(self) -> bool:
+        return self.keys is not None
+
+    def client(self, peer: str | None, forwarded_for: str | None) -> str:
+        return self.addresses(peer, forwarded_for)
+
+    def candidate(self, headers: Mapping[str, str], auth: Any = None) -> str | None:
+        """The key a client offers: `auth.api_key` (Socket.IO), the key header, or a Bearer token."""
+        offered = auth.get("api_key") if isinstance(auth, dict) else None
+        return offered or headers.get(self.header) or bearer(headers.get("Authorization"))
+
+    async def authenticate(self, candidate: str | None, *, client: str, target: str,
+                           detail: dict[str, Any], hint: str) -> str | None:
+        """The key id `candidate` authenticates as (None when keys are off).
+
+        Raises `Unauthorized` (saying nothing about the key) and reports the failure otherwise;
+        `hint` says where a key is expected.
+        """
+        if self.keys is None:
+            return None
+        kid = self.keys.match(candidate)
+        if kid is None:
+            reason = "missing API key" if not candidate else "wrong API key"
+            await self.events.emit("auth_failed", client, target, {"reason": reason, **detail})
+            raise Unauthorized(f"a valid API key is required ({hint})")
+        return kid
+
+    def take_request(self, client: str) -> float:
+        """0.0 when this client address may make a request now, else the seconds to wait."""
+        return self.requests.take(client) if self.requests is not None else 0.0
+
+    def take_event(self, sid: str) -> float:
+        """0.0 when this connection may send an event now, else the seconds to wait."""
+        return self.socket_events.take(sid) if self.socket_events is not None else 0.0
+
+    def forget(self, sid: str) -> None:
+        if self.socket_events is not None:
+            self.socket_events.forget(sid)

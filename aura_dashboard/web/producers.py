@@ -1,0 +1,53 @@
+"""REST for the services that produce data: inference results, and debates for the arena."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..errors import PanelDisabled
+from ..panels.arena import CloseBody, TurnBody
+from ..panels.inference import parse_results
+from ..security.validation import parse
+from .api import json_response, read_json
+from .keys import ARENA, HUB, INFERENCE
+
+
+def _need(request: web.Request, stream: str, panel: str) -> None:
+    if not request.app[HUB].is_on(stream):
+        raise PanelDisabled(f"the {panel} panel is switched off")
+
+
+async def ingest_inference(request: web.Request) -> web.Response:
+    _need(request, "inference", "ai_system (inference statistics)")
+    results = parse_results(await read_json(request))
+    accepted = request.app[INFERENCE].record(results)
+    return json_response({"ok": True, "accepted": accepted}, status=202)
+
+
+async def list_debates(request: web.Request) -> web.Response:
+    _need(request, "debates", "intelligence_arena")
+    return json_response({"debates": request.app[ARENA].debates()})
+
+
+async def get_debate(request: web.Request) -> web.Response:
+    _need(request, "debates", "intelligence_arena")
+    return json_response(request.app[ARENA].get(request.match_info["id"]).state())
+
+
+async def create_debate(request: web.Request) -> web.Response:
+    _need(request, "debates", "intelligence_arena")
+    return json_response(await request.app[ARENA].create(await read_json(request)), status=201)
+
+
+async def add_turn(request: web.Request) -> web.Response:
+    _need(request, "debates", "intelligence_arena")
+    body = parse(TurnBody, await read_json(request), what="turn body")
+    payload = {"id": request.match_info["id"], **body.model_dump()}
+    return json_response(await request.app[ARENA].add_turn(payload))
+
+
+async def close_debate(request: web.Request) -> web.Response:
+    _need(request, "debates", "intelligence_arena")
+    body = parse(CloseBody, await read_json(request), what="close body")
+    payload = {"id": request.match_info["id"], **body.model_dump()}
+    return json_response(await request.app[ARENA].close(payload))
