@@ -79,8 +79,9 @@ async def probes_by_instance(stack: ComposeStack, want: set[str], per_instance: 
     return found
 
 
-async def until(check, timeout: float, every: float = 1.0, what: str = "condition"):
-    """`await check()` until it returns a truthy value (returned), or fail after `timeout`."""
+async def until(check, timeout: float, every: float = 1.0, what: str = "condition", show=None):
+    """`await check()` until it returns a truthy value (returned), or fail after `timeout`,
+    saying `show()` (default: the last value checked)."""
     last = None
     try:
         async with asyncio.timeout(timeout):
@@ -90,7 +91,7 @@ async def until(check, timeout: float, every: float = 1.0, what: str = "conditio
                     return last
                 await asyncio.sleep(every)
     except TimeoutError:
-        raise AssertionError(f"{what} not reached in {timeout}s (last: {last!r})") from None
+        raise AssertionError(f"{what} not reached in {timeout}s: {show() if show else last!r}") from None
 
 
 def envelopes_of(events: list) -> list[dict]:
@@ -320,6 +321,8 @@ class Follower:
         self.seqs: list[int] = []
         self.gaps: list[bool] = []
         self.subscribed = 0
+        self.connects = 0
+        self.errors: list[str] = []
         self.sio.on("connect", self._connected, namespace=NAMESPACE)
         self.sio.on("batch", lambda data: self._take(data), namespace=NAMESPACE)
         self.sio.on("system", lambda data: self._take([data]), namespace=NAMESPACE)
@@ -328,17 +331,26 @@ class Follower:
         self.seqs.extend(e["seq"] for e in envelopes if e.get("stream") == "system")
 
     async def _connected(self) -> None:
+        self.connects += 1
         self.sio.start_background_task(self._subscribe)
 
     async def _subscribe(self) -> None:
         payload: dict = {"streams": ["system"]}
         if self.seqs:
             payload["since"] = {"system": max(self.seqs)}
-        ack = await self.sio.call("subscribe", payload, namespace=NAMESPACE, timeout=10)
-        if "since" in payload:
-            self.gaps.append(ack["gap"]["system"])
-            self._take(ack["history"]["system"])
+        try:
+            ack = await self.sio.call("subscribe", payload, namespace=NAMESPACE, timeout=10)
+            if "since" in payload:
+                self.gaps.append(ack["gap"]["system"])
+                self._take(ack["history"]["system"])
+        except Exception as exc:  # reported by the test, which waits for `subscribed`
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            return
         self.subscribed += 1
+
+    def __repr__(self) -> str:
+        return (f"Follower(connects={self.connects}, subscribed={self.subscribed}, seqs={len(self.seqs)}, "
+                f"last={max(self.seqs, default=None)}, gaps={self.gaps}, errors={self.errors})")
 
 
 async def test_replica_killed_under_a_client_it_reconnects_to_another_and_misses_nothing(stack, replicas):
@@ -346,13 +358,14 @@ async def test_replica_killed_under_a_client_it_reconnects_to_another_and_misses
     await follower.sio.connect(stack.url, socketio_path="/ws", namespaces=[NAMESPACE],
                                transports=["websocket"], wait_timeout=10)
     try:
-        await until(lambda: _count(follower.seqs, 4), 30, 0.2, "envelopes before the kill")
+        await until(lambda: _count(follower, 4), 30, 0.2, "envelopes before the kill", show=follower.__repr__)
         async with aiohttp.ClientSession() as http:
             async with http.get(stack.url + "/healthz") as response:  # the host's replica
                 serving = (await response.json())["instance"]
         (await run("docker", "kill", replicas[serving])).check("docker kill")
         killed_at = max(follower.seqs)
-        await until(lambda: _resubscribed(follower, killed_at), 60, 0.2, "reconnected and resubscribed")
+        await until(lambda: _resubscribed(follower, killed_at), 60, 0.2, "reconnected and resubscribed",
+                    show=follower.__repr__)
         seqs = sorted(set(follower.seqs))
         missing = sorted(set(range(seqs[0], seqs[-1] + 1)) - set(seqs))
         assert not missing or any(follower.gaps), f"missed {missing} without a gap stated"
@@ -364,8 +377,8 @@ async def test_replica_killed_under_a_client_it_reconnects_to_another_and_misses
         await follower.sio.disconnect()
 
 
-async def _count(items, wanted: int) -> bool:
-    return len(items) >= wanted
+async def _count(follower: Follower, wanted: int) -> bool:
+    return len(follower.seqs) >= wanted
 
 
 async def _resubscribed(follower: Follower, killed_at: int) -> bool:

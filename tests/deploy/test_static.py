@@ -79,6 +79,7 @@ def test_nginx_hashes_full_client_addresses_and_follows_dns():
     assert "include /etc/nginx/aura-upstream.conf;" in NGINX
     assert "proxy_set_header Upgrade $http_upgrade" in NGINX
     assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for" in NGINX
+    assert "proxy_connect_timeout 2s;" in NGINX, "a dead replica's address fails over in seconds"
     nginx = COMPOSE["services"]["nginx"]
     assert "./deploy/nginx-run.sh:/usr/local/bin/aura-nginx-run.sh:ro" in nginx["volumes"]
     assert nginx["entrypoint"] == ["/bin/sh", "/usr/local/bin/aura-nginx-run.sh"]
