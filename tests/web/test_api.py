@@ -26,7 +26,9 @@ async def first_sample(srv, stream="system"):
 
 
 async def test_latest_history_and_errors():
-    async with running_server(make_settings({}, FAST)) as srv, aiohttp.ClientSession() as http:
+    # Thresholds no value passes (values must be over them), whatever the machine's load.
+    calm = {**FAST, "monitoring": {"thresholds": {"cpu_percent": 100, "memory_percent": 100, "disk_percent": 100}}}
+    async with running_server(make_settings({}, calm)) as srv, aiohttp.ClientSession() as http:
         await asyncio.wait_for(first_sample(srv), 10)
         latest = await get_json(http, srv.url + "/api/system/metrics")
         assert latest["stream"] == "system" and latest["data"]["cpu"]["count"] >= 1
@@ -36,9 +38,7 @@ async def test_latest_history_and_errors():
         assert (await get_json(http, srv.url + "/api/history/system?points=x", 400))["error"]["code"] == "bad_request"
         assert (await get_json(http, srv.url + "/api/history/system?points=0", 400))["error"]["code"] == "bad_request"
         assert (await get_json(http, srv.url + "/api/gpu/metrics", 409))["error"]["code"] == "stream_disabled"
-        # What fires depends on this machine's load (CPU at 100 % on a busy CI host): the shape only.
-        alerts = (await get_json(http, srv.url + "/api/alerts"))["alerts"]
-        assert isinstance(alerts, list) and all(a["state"] == "firing" for a in alerts)
+        assert (await get_json(http, srv.url + "/api/alerts")) == {"alerts": []}
 
 
 async def test_cached_read_is_reused_until_the_stream_moves_on():
