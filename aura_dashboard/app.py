@@ -54,7 +54,7 @@ from .realtime.forwarding import HolderForwarder, LocalOnly
 from .realtime.hub import StreamHub
 from .realtime.replay import LocalReplay
 from .realtime.server import build_socketio, follow_fallback_flag
-from .security import AccessGuard, ClientAddress, SecurityEvents
+from .security import AccessGuard, AllowedOrigins, ClientAddress, SecurityEvents
 from .signals import Mailbox
 from .tasks import TaskSet
 from .web import keys as k
@@ -90,8 +90,9 @@ def create_app(settings: Settings) -> web.Application:
 
     # -- the real-time core -----------------------------------------------------------------
     manager = client_manager(ws)
-    sio = build_socketio(ws, security.cors, updates, websocket_fallback=overrides.is_on("websocket_fallback"),
-                         client_manager=manager)
+    origins = AllowedOrigins(settings.dashboard, security.cors)
+    sio = build_socketio(ws, security.cors, updates, origins=origins,
+                         websocket_fallback=overrides.is_on("websocket_fallback"), client_manager=manager)
     broadcaster = broadcaster_for(sio, manager)
     install_fast_path(sio, broadcaster, compress=updates.websocket_compression)
     cluster = ClusterLink.create(ws, advertised_url(settings.dashboard), instance, overrides)
@@ -239,7 +240,7 @@ def create_app(settings: Settings) -> web.Application:
         app[k.CLUSTER] = cluster
     setup_routes(app)
     setup_metrics(app)
-    setup_cors(app, security, ws)  # after every route
+    setup_cors(app, security, ws, origins)  # after every route
     app.on_response_prepare.append(_track_websockets)
     app.on_response_prepare.append(backlog.track_upgrade)
     app.on_shutdown.append(_disconnect_clients)

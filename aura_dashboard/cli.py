@@ -64,21 +64,26 @@ def serve(args: argparse.Namespace) -> int:
     loaded = _load(args)
     if loaded is None:
         return EXIT_CONFIG
-    from .app import create_app
+    from .app import create_app, instance_name
     from .logs import configure_logging
+    from .web.access_log import ClientAccessLogger
 
     settings = loaded.settings
-    configure_logging(settings.logging)
+    configure_logging(settings.logging, instance=instance_name(settings.dashboard))
     for warning in loaded.warnings:
         log.warning(warning)
     app = create_app(settings)
     host, port = settings.dashboard.host, settings.dashboard.port
     shown = "localhost" if host in ("0.0.0.0", "::", "") else host
-    print(f"Aura dashboard {__version__} serving on http://{shown}:{port}/ "
-          f"(config: {loaded.config_path})", flush=True)
+    banner = f"Aura dashboard {__version__} serving on http://{shown}:{port}/ (config: {loaded.config_path})"
+    if settings.logging.console == "stdout":
+        log.info(banner)  # stdout carries log records only (one JSON line each)
+    else:
+        print(banner, flush=True)
     try:
         web.run_app(app, host=host, port=port, print=None, loop=_event_loop(),
-                    shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=logging.getLogger("aiohttp.access"))
+                    shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=logging.getLogger("aiohttp.access"),
+                    access_log_class=ClientAccessLogger)
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", host, port, exc.strerror or exc)
         print(f"aura-dashboard: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)

@@ -140,14 +140,24 @@ def backend_state(status: str = "up") -> dict:
             "error_rate": 0.0, "last_ok": 1.0, "checks": 1}
 
 
+def with_port(settings: Settings, port: int) -> Settings:
+    """`settings` with `dashboard.port` = `port`: the port the server really listens on, which
+    the page's default public URL (and so its allowed origins) follows."""
+    return settings.model_copy(update={"dashboard": settings.dashboard.model_copy(update={"port": port})})
+
+
 @asynccontextmanager
 async def running_server(settings: Settings, port: int | None = None,
                          app: web.Application | None = None) -> AsyncIterator[RunningServer]:
-    """The real app (built from `settings` unless given) on a real TCP port of 127.0.0.1.
+    """The real app on a real TCP port of 127.0.0.1; built here from `settings` (with
+    `dashboard.port` set to that port, see `with_port`) unless given.
 
     Every envelope it publishes is checked against its stream's contract.
     """
-    app = app if app is not None else create_app(settings)
+    if app is None:
+        port = port or free_port()
+        settings = with_port(settings, port)
+        app = create_app(settings)
     check = ContractCheck(app[HUB])
     async with serve_app(app, port) as bound:
         yield RunningServer(app, settings, "127.0.0.1", bound)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -34,6 +35,19 @@ def cli_env(**extra: str) -> dict[str, str]:
 def run(*args: str, cwd, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(command() + list(args), cwd=cwd, env=cli_env(**env),
                           capture_output=True, text=True, timeout=60)
+
+
+async def until_healthy(url: str) -> None:
+    """Until the started command answers /healthz (10 s at most)."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):
+            try:
+                async with http.get(url + "/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
 
 
 def test_console_script_is_installed():
@@ -93,14 +107,7 @@ async def test_sigterm_stops_cleanly_with_a_client_connected(tmp_path):
     client.on("disconnect", lambda *a: disconnected.set(), namespace="/omni_monitor")
     try:
         url = f"http://127.0.0.1:{port}"
-        async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(url + "/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
+        await until_healthy(url)
         await client.connect(url, socketio_path="/ws", namespaces=["/omni_monitor"],
                              transports=["websocket"])
         started = time.monotonic()
@@ -119,3 +126,38 @@ async def test_sigterm_stops_cleanly_with_a_client_connected(tmp_path):
             proc.kill()
             await proc.wait()
         await client.disconnect()
+
+
+async def test_container_logging_is_json_on_stdout_naming_instance_and_client(tmp_path):
+    """What the image sets (LOG_CONSOLE=stdout, no file) behind a proxy: every stdout line is
+    one JSON record naming the instance; the access log names the forwarded client; python-
+    engineio's records are not printed a second time in plain text."""
+    port = free_port()
+    env = cli_env(DASHBOARD_HOST="127.0.0.1", DASHBOARD_PORT=str(port), LOG_CONSOLE="stdout",
+                  DASHBOARD_INSTANCE="replica-a", TRUSTED_PROXIES="127.0.0.1")
+    proc = await asyncio.create_subprocess_exec(*command(), cwd=tmp_path, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await until_healthy(url)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url + "/api/features", headers={"X-Forwarded-For": "203.0.113.9"}) as response:
+                assert response.status == 200
+            async with http.get(url + "/ws/?EIO=4&transport=polling",
+                                headers={"Origin": "http://evil.example", "Host": "evil.example"}) as response:
+                assert response.status == 400
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 10) == 0
+        stdout = (await proc.stdout.read()).decode()
+        stderr = (await proc.stderr.read()).decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    records = [json.loads(line) for line in stdout.splitlines()]  # each line one JSON record
+    assert records and {r["instance"] for r in records} == {"replica-a"}
+    assert any(f"serving on http://127.0.0.1:{port}/" in r["message"] for r in records)
+    access = [r for r in records if r["logger"] == "aiohttp.access" and r.get("path") == "/api/features"]
+    assert access and access[0]["client"] == "203.0.113.9" and access[0]["status"] == 200
+    assert any("evil.example" in r["message"] for r in records if r["level"] in ("WARNING", "ERROR"))
+    assert "evil.example" not in stderr, "no plain-text copy of a record"

@@ -68,3 +68,31 @@ def test_empty_log_file_means_no_file_and_no_warning():
     settings = make_settings({"LOG_FILE": ""}, {"logging": {"file": {"enabled": True}}}).logging
     assert configure_logging(settings, stream=stream) is None
     assert stream.getvalue() == ""
+
+
+def test_every_line_names_the_instance_and_each_replica_gets_its_own_file(tmp_path):
+    settings = settings_for(tmp_path / "logs" / "{instance}.log")
+    stream = io.StringIO()
+    handler = configure_logging(settings, stream=stream, instance="replica-a")
+    logging.getLogger("aura_dashboard.test").info("hello")
+    handler.flush()
+    assert (tmp_path / "logs" / "replica-a.log").exists()
+    for text in (stream.getvalue(), (tmp_path / "logs" / "replica-a.log").read_text()):
+        assert json.loads(text.strip().splitlines()[-1])["instance"] == "replica-a"
+
+
+def test_console_stdout_sends_records_to_stdout_only(capsys):
+    settings = make_settings({"LOG_FILE": "", "LOG_CONSOLE": "stdout"}).logging
+    configure_logging(settings, instance="replica-b")
+    logging.getLogger("aura_dashboard.test").warning("to stdout")
+    out, err = capsys.readouterr()
+    assert json.loads(out.strip().splitlines()[-1])["message"] == "to stdout"
+    assert "to stdout" not in err
+
+
+def test_text_format_names_the_instance_too():
+    stream = io.StringIO()
+    settings = make_settings({"LOG_FILE": ""}, {"logging": {"format": "text"}}).logging
+    configure_logging(settings, stream=stream, instance="replica-c")
+    logging.getLogger("aura_dashboard.test").warning("plain")
+    assert " replica-c WARNING aura_dashboard.test: plain" in stream.getvalue()

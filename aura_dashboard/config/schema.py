@@ -54,6 +54,17 @@ def _check_broker(value: str) -> str:
     return value
 
 
+def _check_http_urls(value: list[str]) -> list[str]:
+    check = _check_url(("http", "https"))
+    out = []
+    for item in value:
+        try:
+            out.append(check(item))
+        except ValueError:
+            raise ValueError(f"{item!r} is not a http/https URL") from None
+    return out
+
+
 def _check_networks(value: list[str]) -> list[str]:
     for item in value:
         try:
@@ -89,6 +100,8 @@ class DashboardSettings(Section):
     cors_origins: StrList
     instance_name: str
     advertise_url: Annotated[str, AfterValidator(_check_optional_http)]
+    # Where browsers open the dashboard; empty: http://localhost:{port} (see `origins.py`).
+    public_urls: Annotated[list[str], BeforeValidator(_split_list), AfterValidator(_check_http_urls)]
 
 
 # 2. websocket ------------------------------------------------------------------------------
@@ -273,6 +286,7 @@ class LogFileSettings(Section):
 class LoggingSettings(Section):
     level: LogLevel
     format: Literal["json", "text"]
+    console: Literal["stderr", "stdout"]
     file: LogFileSettings
     websocket_events: bool
     api_requests: bool

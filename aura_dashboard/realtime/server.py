@@ -9,7 +9,7 @@ import socketio
 
 from ..config import FeatureChange
 from ..config.schema import CorsSettings, UpdateSettings, WebSocketSettings
-from ..security import OriginPolicy
+from ..security import AllowedOrigins, OriginPolicy
 
 log = logging.getLogger(__name__)
 
@@ -19,18 +19,18 @@ def transports(websocket_fallback: bool) -> list[str]:
 
 
 def build_socketio(ws: WebSocketSettings, cors: CorsSettings, updates: UpdateSettings, *,
-                   websocket_fallback: bool,
+                   origins: AllowedOrigins, websocket_fallback: bool,
                    client_manager: socketio.AsyncManager | None = None) -> socketio.AsyncServer:
-    """The server: Engine.IO's ping, payload limit and transports from `websocket`, origins from
-    `security.cors`, long-polling compression from `updates`; `client_manager` is the message
-    queue's manager in a cluster (None: this process alone)."""
+    """The server: Engine.IO's ping, payload limit and transports from `websocket`, the allowed
+    `origins` (credentials per `security.cors`), long-polling compression from `updates`;
+    `client_manager` is the message queue's manager in a cluster (None: this process alone)."""
     return socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=client_manager,
         ping_interval=ws.ping_interval_ms / 1000,
         ping_timeout=ws.pong_timeout_ms / 1000,
         max_http_buffer_size=ws.max_message_size_bytes,
-        cors_allowed_origins=OriginPolicy(cors),
+        cors_allowed_origins=OriginPolicy(origins),
         cors_credentials=cors.allow_credentials,
         transports=transports(websocket_fallback),
         http_compression=updates.compression_enabled,

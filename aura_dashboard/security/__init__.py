@@ -7,7 +7,7 @@ from .buckets import BucketTable, TokenBucket, retry_after
 from .events import SecurityEvents
 from .guard import AccessGuard, Unauthorized
 from .keys import KeyRing, bearer, key_id
-from .origins import OriginPolicy
+from .origins import AllowedOrigins, OriginPolicy
 
-__all__ = ["AccessGuard", "BucketTable", "ClientAddress", "KeyRing", "OriginPolicy", "SecurityEvents",
+__all__ = ["AccessGuard", "AllowedOrigins", "BucketTable", "ClientAddress", "KeyRing", "OriginPolicy", "SecurityEvents",
            "TokenBucket", "Unauthorized", "bearer", "key_id", "retry_after"]

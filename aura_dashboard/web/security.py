@@ -14,7 +14,7 @@ from aiohttp import hdrs, web
 
 from ..config.schema import SecuritySettings, WebSocketSettings
 from ..errors import error_body
-from ..security import AccessGuard, Unauthorized, retry_after
+from ..security import AccessGuard, AllowedOrigins, Unauthorized, retry_after
 from .keys import GUARD
 
 # Open without a key: liveness for load balancers, and the page itself (it asks for the key).
@@ -26,9 +26,14 @@ ACTOR = web.RequestKey("actor", str)
 POLLING_POST_TIMEOUT_S = 5.0
 
 
-def client_of(request: web.Request) -> str:
-    """The client behind `request` (believing X-Forwarded-For only from a trusted proxy)."""
-    return request.app[GUARD].client(request.remote, request.headers.get(hdrs.X_FORWARDED_FOR))
+def client_of(request: web.BaseRequest) -> str:
+    """The client behind `request` (believing X-Forwarded-For only from a trusted proxy); the
+    peer when the request never reached the app (a malformed request line)."""
+    try:
+        guard = request.app[GUARD]  # type: ignore[attr-defined]
+    except (AttributeError, KeyError):
+        return request.remote or "-"
+    return guard.client(request.remote, request.headers.get(hdrs.X_FORWARDED_FOR))
 
 
 def _is_socketio(request: web.Request, socketio_path: str) -> bool:
@@ -107,8 +112,9 @@ def security_middlewares(guard: AccessGuard, ws: WebSocketSettings) -> list:
     return out
 
 
-def setup_cors(app: web.Application, security: SecuritySettings, ws: WebSocketSettings) -> None:
-    """CORS on every REST route (`security.cors`); call once all routes are added.
+def setup_cors(app: web.Application, security: SecuritySettings, ws: WebSocketSettings,
+               origins: AllowedOrigins) -> None:
+    """CORS on every REST route (`security.cors`, for `origins`); call once all routes are added.
 
     The Socket.IO path is skipped: Engine.IO answers its own CORS with the same origins
     (`security.OriginPolicy`).
@@ -120,8 +126,7 @@ def setup_cors(app: web.Application, security: SecuritySettings, ws: WebSocketSe
     options = aiohttp_cors.ResourceOptions(
         allow_credentials=cors.allow_credentials, allow_headers=headers,
         allow_methods=cors.allowed_methods, expose_headers=[hdrs.RETRY_AFTER], max_age=600)
-    config = aiohttp_cors.setup(app, defaults={origin.rstrip("/"): options
-                                               for origin in cors.allowed_origins})
+    config = aiohttp_cors.setup(app, defaults={origin: options for origin in origins.for_cors()})
     socketio_path = ws.path.rstrip("/")
     for resource in list(app.router.resources()):
         info = resource.get_info()

@@ -14,6 +14,9 @@ from aura_dashboard.config import ConfigError, load_config, redacted
 from tests.conftest import ROOT, SHIPPED_CONFIG
 
 ENV_EXAMPLE = ROOT / ".env.example"
+# The variables the configuration file reads; compose.yaml's own come after this line.
+CONTAINERS_SECTION = "# -- containers"
+APP_ENV_TEXT = ENV_EXAMPLE.read_text().split(CONTAINERS_SECTION)[0]
 
 
 def load(env=None, env_file=os.devnull, config=SHIPPED_CONFIG, extra=None):
@@ -36,6 +39,8 @@ TABLE = [
     ("DASHBOARD_INSTANCE", "dashboard.instance_name", "", "node-a", "node-a", None),
     ("DASHBOARD_ADVERTISE_URL", "dashboard.advertise_url", "", "http://dashboard-1:8080",
      "http://dashboard-1:8080", "dashboard-1:8080"),
+    ("DASHBOARD_PUBLIC_URLS", "dashboard.public_urls", [], "http://localhost:9000, https://ops.example.com/",
+     ["http://localhost:9000", "https://ops.example.com"], "ops.example.com"),
     ("WEBSOCKET_PROTOCOL", "websocket.protocol", "ws", "wss", "wss", "http"),
     ("WEBSOCKET_HOST", "websocket.host", "localhost", "dash.example", "dash.example", None),
     ("WEBSOCKET_PORT", "websocket.port", 8000, "443", 443, "eighty"),
@@ -74,6 +79,7 @@ TABLE = [
     ("FEATURE_PERFORMANCE_METRICS", "features.performance_metrics", False, "1", True, "x"),
     ("FEATURE_ERROR_LOGGING", "features.error_logging", True, "0", False, "x"),
     ("LOG_LEVEL", "logging.level", "INFO", "DEBUG", "DEBUG", "LOUD"),
+    ("LOG_CONSOLE", "logging.console", "stderr", "stdout", "stdout", "syslog"),
     ("LOG_FILE", "logging.file.path", "/var/log/aura/dashboard.log", "/tmp/a.log", "/tmp/a.log", None),
     ("COLLECT_METRICS", "performance.collect_metrics", False, "true", True, "x"),
     ("SECURITY_API_KEY_ENABLED", "security.api_key_enabled", False, "false", False, "x"),
@@ -93,7 +99,7 @@ IDS = [row[0] for row in TABLE]
 
 
 def test_table_covers_every_variable_of_env_example():
-    listed = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
+    listed = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", APP_ENV_TEXT, re.M))
     assert listed == {row[0] for row in TABLE}
 
 
@@ -113,13 +119,13 @@ SHIPPED_VALUES = "\n".join(yaml_strings(yaml.safe_load(SHIPPED_CONFIG.read_text(
 
 def test_every_variable_the_file_reads_is_in_env_example():
     read = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", SHIPPED_VALUES))
-    listed = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
+    listed = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", APP_ENV_TEXT, re.M))
     assert read == listed
 
 
 def test_env_example_states_the_shipped_defaults():
     defaults = dict(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):([^}]*)\}", SHIPPED_VALUES))
-    listed = dict(re.findall(r"^([A-Z_][A-Z0-9_]*)=(.*)$", ENV_EXAMPLE.read_text(), re.M))
+    listed = dict(re.findall(r"^([A-Z_][A-Z0-9_]*)=(.*)$", APP_ENV_TEXT, re.M))
     assert listed == defaults
 
 

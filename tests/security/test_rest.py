@@ -134,3 +134,20 @@ async def test_refused_polling_post_is_answered_even_when_the_client_never_polls
             async with http.post(f"{url}&sid={sid}", data="0",
                                  timeout=aiohttp.ClientTimeout(total=60)) as resp:
                 assert resp.status == 400
+
+
+async def test_flag_change_without_a_key_is_audited_as_the_forwarded_client(start_server):
+    from aura_dashboard.web.keys import OVERRIDES
+    extra = {"security": {"trusted_proxies": ["127.0.0.1"]}}
+    async with start_server(extra=extra) as srv:
+        changes = []
+        srv.app[OVERRIDES].changed.connect(changes.append)
+        async with aiohttp.ClientSession() as http:
+            async with http.patch(srv.url + "/api/features", json={"debug_mode": True},
+                                  headers={"X-Forwarded-For": "203.0.113.7"}) as resp:
+                assert resp.status == 200
+            async with http.get(srv.url + "/api/audit") as resp:
+                entries = (await resp.json())["entries"]
+    assert changes and changes[-1].actor == "api:203.0.113.7", "the client, not the proxy in front"
+    toggles = [e for e in entries if e["action"] == "feature_toggled"]
+    assert toggles and toggles[0]["actor"] == "api:203.0.113.7"

@@ -234,10 +234,11 @@ async def block_websocket_upgrades(request, handler):
 
 
 async def test_blocked_websocket_falls_back_to_long_polling(browser):
-    settings = make_settings(extra=FAST)
+    port = free_port()
+    settings = make_settings({"DASHBOARD_PORT": str(port)}, extra=FAST)
     app = create_app(settings)
     app.middlewares.insert(0, block_websocket_upgrades)
-    async with running_server(settings, app=app) as server:
+    async with running_server(settings, port, app=app) as server:
         page = await open_page(browser, server)
         await page.wait("() => document.querySelector('#panel-omni_monitor .conn').textContent.includes('polling')")
         await page.wait(HAS_POINTS, 3)
