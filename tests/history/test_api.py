@@ -137,3 +137,17 @@ async def test_history_from_before_a_restart_is_kept_and_the_restart_is_a_gap(tm
         assert body["restarts"] == [first_start, restarted]
         i = t.index(restarted)
         assert avg[i] is None, "the restart is drawn as a gap"
+
+
+async def test_history_off_answers_ranges_from_the_live_buffer_only():
+    async with running_server(make_settings({"HISTORY_ENABLED": "false"}, FAST)) as srv, \
+            aiohttp.ClientSession() as http:
+        assert srv.app[HISTORY].writer is None
+
+        async def some():
+            return await srv.app[HUB].last_seq("system") >= 5
+        await until(some)
+        status, body = await get(http, f"{srv.url}/api/history/system", **{"from": time.time() - 3600})
+        assert status == 200 and body["tier"] == "live" and len(body["t"]) >= 5
+        async with http.get(f"{srv.url}/healthz") as response:
+            assert (await response.json())["dependencies"]["history"] == {"status": "disabled"}
