@@ -106,8 +106,9 @@ async def history_range(request: web.Request, stream: str) -> web.Response:
                                    fields=fields or None, source=source, step=step)
     except DashboardError:
         raise
-    except Exception as exc:
-        raise HistoryUnavailable(f"the history store cannot be read now: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+    except Exception as exc:  # the store is unreachable (PostgreSQL down): this request fails, nothing else
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HistoryUnavailable(f"the history store cannot be read now: {reason}") from None
     return json_response(answer)
 
 
