@@ -151,3 +151,33 @@ async def test_history_off_answers_ranges_from_the_live_buffer_only():
         assert status == 200 and body["tier"] == "live" and len(body["t"]) >= 5
         async with http.get(f"{srv.url}/healthz") as response:
             assert (await response.json())["dependencies"]["history"] == {"status": "disabled"}
+
+
+async def test_postgres_history_down_is_a_503_and_the_server_stays_up(throwaway):
+    settings = make_settings({**throwaway.env(), "HISTORY_STORE": "postgres",
+                              "FEATURE_DATABASE_MONITORING": "false"}, FAST)
+    async with running_server(settings) as srv, aiohttp.ClientSession() as http:
+        writer = srv.app[HISTORY].writer
+        writer.aggregator.grace_s = 0.2
+
+        async def written():
+            return writer.written > 0
+        await until(written)
+        span = {"from": time.time() - 3600, "fields": "cpu.percent"}
+        status, body = await get(http, f"{srv.url}/api/history/system", **span)
+        assert status == 200 and body["tier"] == "fine"
+        throwaway.stop()
+        status, body = await get(http, f"{srv.url}/api/history/system", **span)
+        assert status == 503 and body["error"]["code"] == "history_unavailable"
+
+        async def down():
+            async with http.get(f"{srv.url}/healthz") as response:
+                return response.status == 200 and (await response.json())["dependencies"]["history"]["status"] == "down"
+        await until(down)
+        throwaway.start()
+
+        async def back():
+            return writer.status == "up" and not writer.pending
+        await until(back, 40)
+        status, body = await get(http, f"{srv.url}/api/history/system", **span)
+        assert status == 200
