@@ -107,16 +107,20 @@ class HistoryReader:
 
     def _tier_for(self, start: float, wanted: float, now: float) -> TierSpec:
         """The family whose retention reaches back to `start` (a few minutes' slack: a client's
-        "last 24 h" is a little older by the time it arrives), then its coarsest tier whose
-        buckets are no wider than the step wanted (else its finest)."""
+        "last 24 h" is a little older by the time it arrives); of its tiers, those giving the
+        finest step (a whole number of their buckets, at least `wanted`), the one with the
+        widest buckets: it reads the fewest rows for the same answer."""
         families: dict[str, list[TierSpec]] = {}
         for tier in self.tiers:
             families.setdefault(tier.shown_as, []).append(tier)
         ordered = sorted(families.values(), key=lambda ts: min(t.retention_s for t in ts))
         family = next((ts for ts in ordered if start >= now - min(t.retention_s for t in ts) - RETENTION_SLACK_S),
                       ordered[-1])
-        family = sorted(family, key=lambda t: t.resolution_s)
-        return max((t for t in family if t.resolution_s <= wanted), key=lambda t: t.resolution_s, default=family[0])
+
+        def step_of(tier: TierSpec) -> int:
+            return math.ceil(max(wanted, tier.resolution_s) / tier.resolution_s) * tier.resolution_s
+        finest = min(step_of(t) for t in family)
+        return max((t for t in family if step_of(t) == finest), key=lambda t: t.resolution_s)
 
     # -- series from the live buffer -------------------------------------------------------------
     def _live_series(self, fields: list[SeriesField], live: list[Envelope], start: float, end: float,

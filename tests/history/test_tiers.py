@@ -106,3 +106,23 @@ def test_streams_without_series_are_ignored():
     assert "audit" not in agg.fields and "system" in agg.fields
     agg.add(env(1.0, {"id": "x"}, stream="audit"))
     assert agg.samples == 0
+
+
+def test_a_range_reads_the_widest_buckets_that_give_its_step():
+    """A day at 1,500 points is a 60 s step: the fine tier's 1-minute rollup gives it reading a
+    sixth of the rows; a month's 1,800 s step comes from the coarse rollup; 6 hours (20 s) and
+    7 days (600 s) from the tiers themselves."""
+    from aura_dashboard.config.schema import HistorySettings
+    from aura_dashboard.history import HistoryReader, tiers_of
+    from tests.conftest import make_settings
+
+    async def live(stream):
+        return []
+    tiers = tiers_of(make_settings().history)
+    assert isinstance(make_settings().history, HistorySettings)
+    reader = HistoryReader({}, None, tiers, max_points=1500, live=live, own_source="h", clock=lambda: 10**9)
+    now = 10**9
+    chosen = {span: reader._tier_for(now - span, span / 1500, now).name
+              for span in (3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)}
+    assert chosen == {3600: "fine", 6 * 3600: "fine", 86400: "fine_rollup", 7 * 86400: "coarse",
+                      30 * 86400: "coarse_rollup"}
