@@ -2,7 +2,8 @@
 # Installs everything the tests need (Python packages into ./.venv, the JavaScript
 # socket.io-client into tests/js/node_modules, the page's libraries into the package, and
 # Debian's Chromium for the browser tests when it is missing) and runs the whole test suite.
-# Extra arguments go to pytest (for example: -k loader, -x).
+# Extra arguments go to pytest (for example: -k loader, -x). Test files run in parallel processes
+# (AURA_TEST_WORKERS, default 3; 0 runs them in this process, one after the other).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -22,4 +23,4 @@ done
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 # Playwright drives the system Chromium; it never downloads a browser of its own.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest -n "${AURA_TEST_WORKERS:-3}" --dist loadfile "$@"
