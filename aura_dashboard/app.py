@@ -33,6 +33,7 @@ from .config import RuntimeOverrides, Settings
 from .config.schema import DashboardSettings
 from .contract import StreamContract
 from .health import Health
+from .history import History
 from .namespaces import NAMESPACE_CLASSES, close_disabled_panels, register_namespaces
 from .namespaces.arena import ArenaNamespace
 from .namespaces.chat import ChatNamespace
@@ -146,6 +147,13 @@ def create_app(settings: Settings) -> web.Application:
                   finished_kept=arena_settings.finished_kept, publish=hub.publish)
     inference = InferenceStats(panels.ai_system.inference_window_seconds)
 
+    # -- long-range history: tiers of every series field, fed after each publish -------------------
+    history = History.create(
+        settings.history, STREAMS, source=instance,
+        postgres_dsn=dsn_of(db, db.connection_timeout_ms / 1000) if db.host else None,
+        live=lambda stream: hub.history(stream),
+        interval_s=lambda stream: (hub.contract(stream).interval_ms(settings) or 0) / 1000 or None)
+
     # -- emitters: one per sampled stream, at its contract's interval -----------------------------
     samplers: dict[str, Callable[[], Awaitable[Any]]] = {
         "system": system.sample, "gpu": gpu.sample, "temperature": temperature.sample,
@@ -179,6 +187,10 @@ def create_app(settings: Settings) -> web.Application:
     hub.published_signal("system").connect(mailbox("alerts from system", watch.on_system))
     hub.published_signal("gpu").connect(mailbox("alerts from gpu", watch.on_gpu))
     hub.published_signal("backends").connect(mailbox("alerts from backends", BackendAlerts(alerts, hc).on_backends))
+    if history.writer is not None:
+        to_history = mailbox("history", history.aggregator.add)
+        for name in history.aggregator.fields:
+            hub.published_signal(name).connect(to_history)
     overrides.changed.connect(follow_fallback_flag(sio))
     overrides.changed.connect(close_disabled_panels(namespaces))
     overrides.changed.connect(emitters.reconcile)
@@ -205,6 +217,7 @@ def create_app(settings: Settings) -> web.Application:
     health.register("database", database_state)
     health.register("backends", backends_state)
     health.register("audit_postgres", lambda: {"status": audit.postgres_status})
+    health.register("history", history.state)
     backlog = BacklogWatch(sio, ws.max_client_backlog, ws.path)
 
     # -- the application ------------------------------------------------------------------
@@ -221,7 +234,7 @@ def create_app(settings: Settings) -> web.Application:
                        (k.SECURITY_EVENTS, security_events), (k.GUARD, guard), (k.BACKLOG_WATCH, backlog),
                        (k.FORWARDER, forwarder), (k.MAILBOXES, mailboxes), (k.DATABASE, database),
                        (k.BACKENDS, backends), (k.AUDIT, audit), (k.CHAT, chat), (k.ARENA, arena),
-                       (k.INFERENCE, inference), (k.WEBSOCKETS, weakref.WeakSet())):
+                       (k.INFERENCE, inference), (k.HISTORY, history), (k.WEBSOCKETS, weakref.WeakSet())):
         app[key] = value
     if cluster is not None:
         app[k.CLUSTER] = cluster
@@ -242,6 +255,12 @@ def create_app(settings: Settings) -> web.Application:
                                   loops=[("cluster:lease", cluster.run_lease), ("cluster:flags", cluster.flags.run)]))
     contexts += [
         lifecycle(tasks, "audit", loops=[("audit:sync", audit.run_sync)], stop=audit.close),
+    ]
+    if history.writer is not None:  # stopped after the mailboxes drained into it
+        contexts.append(lifecycle(tasks, "history", start=history.writer.open, stop=history.writer.stop,
+                                  loops=[("history:writer", history.writer.run),
+                                         ("history:retention", history.writer.run_retention)]))
+    contexts += [
         lifecycle(tasks, "mailboxes", loops=[(f"mailbox:{box.name}", box.run) for box in mailboxes],
                   before_cancel=lambda: _drain(mailboxes)),
         lifecycle(tasks, "chat and arena", loops=[(f"chat:worker{i}", chat.run_worker) for i in range(chat.workers)]

@@ -64,21 +64,29 @@ class FieldSpec:
     `path` is dotted from the data's root; `*` stands for every key of a mapping (a disk path,
     an interface, a backend name) and `[]` for every item of a list (a GPU). `series` marks a
     number worth a time series: charted, kept in the history tiers and exported to /metrics.
+    `labels` names what each wildcard of a series stands for, in order (a disk `path`, an
+    `interface`, a `gpu`): the label names of its /metrics series.
     """
 
     path: str
     unit: str
     meaning: str
     series: bool = False
+    labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.unit not in UNITS:
             raise ValueError(f"{self.path}: unknown unit {self.unit!r}")
         if self.series and self.unit not in NUMERIC_UNITS:
             raise ValueError(f"{self.path}: a series must be numeric, not {self.unit!r}")
+        wildcards = self.path.count("*") + self.path.count("[]")
+        if self.series and len(self.labels) != wildcards:
+            raise ValueError(f"{self.path}: a series names one label per wildcard ({wildcards}), "
+                             f"not {len(self.labels)}")
 
     def describe(self) -> dict[str, Any]:
-        return {"path": self.path, "unit": self.unit, "meaning": self.meaning, "series": self.series}
+        return {"path": self.path, "unit": self.unit, "meaning": self.meaning, "series": self.series,
+                "labels": list(self.labels)}
 
 
 def setting(settings: Settings, key: str) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .app import STREAMS
 from .contract import UNITS, StreamContract
 from .namespaces import PANELS
+from .web.metrics import series_metrics
 
 PANELS_START, PANELS_END = "<!-- panel-reference:start -->", "<!-- panel-reference:end -->"
 START, END = "<!-- stream-reference:start -->", "<!-- stream-reference:end -->"
@@ -44,9 +45,12 @@ def reference() -> str:
         lines += ["", f"### `{contract.name}` ({contract.namespace})", "", contract.summary, "",
                   f"- sampled {'once for the cluster (by the lease holder)' if contract.shared else 'by every host'}"
                   f", {_every(contract)}; on while {_when(contract)}.",
-                  "", "| field | unit | meaning | series |", "|---|---|---|---|"]
+                  "", "| field | unit | meaning | series: /metrics name {labels} |", "|---|---|---|---|"]
+        metrics = {m.field.path: m for m in series_metrics([contract])}
         for field in contract.fields:
-            lines.append(f"| `{field.path}` | {field.unit} | {field.meaning} | {'yes' if field.series else ''} |")
+            metric = metrics.get(field.path)
+            exported = f"`{metric.name}` {{{', '.join(metric.labels)}}}" if metric else ""
+            lines.append(f"| `{field.path}` | {field.unit} | {field.meaning} | {exported} |")
     lines += ["", "Units: " + "; ".join(f"`{unit}` {meaning}" for unit, meaning in UNITS.items()) + ".",
               "", END]
     return "\n".join(lines)

@@ -8,13 +8,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 bash scripts/build_page.sh
-if ! command -v chromium >/dev/null 2>&1; then
-    SUDO=$([ "$(id -u)" = 0 ] || echo "sudo")
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get install -y --no-install-recommends chromium \
-        || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends chromium; } \
-        || echo "could not install chromium: the browser tests will be skipped (or fail under CI=true)" >&2
-fi
+SUDO=$([ "$(id -u)" = 0 ] || echo "sudo")
+export DEBIAN_FRONTEND=noninteractive
+# Debian packages the tests use: chromium (the page), prometheus (its promtool checks /metrics).
+for tool in chromium:chromium promtool:prometheus; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 && continue
+    $SUDO apt-get install -y --no-install-recommends "${tool#*:}" \
+        || { $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends "${tool#*:}"; } \
+        || echo "could not install ${tool#*:}: the tests needing ${tool%%:*} will be skipped (or fail under CI=true)" >&2
+done
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'

@@ -49,7 +49,7 @@ def free_port() -> int:
 
 
 # Test defaults: no log file, no database/backends unless a test asks for them.
-TEST_ENV = {"LOG_FILE": "", "DATABASE_HOST": "", "AUDIT_STORE_PATH": ":memory:"}
+TEST_ENV = {"LOG_FILE": "", "DATABASE_HOST": "", "AUDIT_STORE_PATH": ":memory:", "HISTORY_STORE_PATH": ":memory:"}
 TEST_YAML = {"logging": {"file": {"enabled": False}}}
 
 

@@ -17,7 +17,7 @@ LAYERS: list[dict[str, set[str]]] = [
     {"config": {"config"}},
     {"contract": {"contract"}, "logs": {"logs"}},
     {"collectors": {"collectors"}, "security": {"security"}},
-    {"realtime": {"realtime"}},
+    {"realtime": {"realtime"}, "history": {"history"}},
     {"panels": {"panels"}},
     {"namespaces": {"namespaces"}},
     {"web": {"web"}},

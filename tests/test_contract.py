@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import types
 import typing
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -108,54 +110,61 @@ FAST = {
 }
 
 
-async def test_every_stream_publishes_envelopes_that_fit_its_contract():
+@asynccontextmanager
+async def backends_and_database() -> AsyncIterator[dict[str, str]]:
+    """Fake backends (mcp, ml, governance) and a database of its own on the machine's
+    PostgreSQL; yields the environment that points a server at them."""
     database = pg.machine_database()
     need_service(database is not None, "PostgreSQL on 127.0.0.1:5432 is not reachable")
     try:
-        async with serve_app(Backends().app()) as port, aiohttp.ClientSession() as http:
+        async with serve_app(Backends().app()) as port:
             url = f"http://127.0.0.1:{port}"
-            env = {"DATABASE_HOST": "127.0.0.1", "DATABASE_NAME": database, "DATABASE_USER": "postgres",
-                   "MCP_BACKEND_URL": url, "ML_BACKEND_URL": url, "GOVERNANCE_URL": url,
-                   "ENABLE_GPU_MONITORING": "true", "FEATURE_GPU_MONITORING": "true",
-                   "ENABLE_TEMPERATURE_MONITORING": "true", "FEATURE_TEMPERATURE_MONITORING": "true"}
-            async with running_server(make_settings(env, FAST)) as srv:
-                async with http.get(srv.url + "/api/streams") as response:
-                    described = await response.json()
-                assert [s["name"] for s in described["streams"]] == [c.name for c in STREAMS]
-                assert all(s["on"] for s in described["streams"]), "every stream is switched on here"
-                system = next(s for s in described["streams"] if s["name"] == "system")
-                assert system["interval_ms"] == 200 and system["shared"] is False
-                assert {"path": "cpu.percent", "unit": "percent", "meaning": "CPU in use, all cores",
-                        "series": True} in system["fields"]
-                assert [p["name"] for p in described["panels"]] == [p.name for p in PANELS]
-                assert described["panels"][0]["streams"] == ["system", "gpu", "temperature", "database",
-                                                             "backends", "alerts", "dashboard"]
-                # The streams published when something happens, made to happen:
-                async with http.patch(srv.url + "/api/features", json={"debug_mode": True}) as response:
-                    assert response.status == 200  # audited: an `audit` envelope
-                async with http.post(srv.url + "/api/arena/debates",
-                                     json={"topic": "t", "participants": ["a", "b"]}) as response:
-                    assert response.status == 201
-                async with http.post(srv.url + "/api/ingest/inference",
-                                     json={"model": "llama", "latency_ms": 12.5, "ok": True, "tokens": 3}) as response:
-                    assert response.status == 202
-                hub = srv.app[HUB]
-
-                async def every_stream_and_models_listed():
-                    while True:
-                        latest = await hub.latest("models")
-                        if (all(hub.published()[c.name] for c in STREAMS) and latest
-                                and latest["data"]["entries"]):
-                            return latest["data"]
-                        await asyncio.sleep(0.1)
-                models = await asyncio.wait_for(every_stream_and_models_listed(), 30)
-                assert models["entries"] == [{"name": "llama", "status": "ready", "details": {"size": 7}},
-                                             {"name": "mistral", "status": None, "details": {}}]
-                assert models["models"] == [{"id": "llama", "status": "ready", "size": 7}, "mistral"]
-                itself = (await hub.latest("dashboard"))["data"]
-                assert set(itself["clients"]) == {p.namespace for p in PANELS}
-                assert itself["process"]["rss_bytes"] > 0 and "audit of flags" in itself["mailboxes"]
-                assert set(itself["emitter_lag_ms"]) >= {"system", "dashboard"}
-            # running_server has now validated every envelope published above against its model
+            yield {"DATABASE_HOST": "127.0.0.1", "DATABASE_NAME": database, "DATABASE_USER": "postgres",
+                   "MCP_BACKEND_URL": url, "ML_BACKEND_URL": url, "GOVERNANCE_URL": url}
     finally:
         pg.drop_machine_database(database)
+
+
+async def test_every_stream_publishes_envelopes_that_fit_its_contract():
+    async with backends_and_database() as services, aiohttp.ClientSession() as http:
+        env = {**services, "ENABLE_GPU_MONITORING": "true", "FEATURE_GPU_MONITORING": "true",
+               "ENABLE_TEMPERATURE_MONITORING": "true", "FEATURE_TEMPERATURE_MONITORING": "true"}
+        async with running_server(make_settings(env, FAST)) as srv:
+            async with http.get(srv.url + "/api/streams") as response:
+                described = await response.json()
+            assert [s["name"] for s in described["streams"]] == [c.name for c in STREAMS]
+            assert all(s["on"] for s in described["streams"]), "every stream is switched on here"
+            system = next(s for s in described["streams"] if s["name"] == "system")
+            assert system["interval_ms"] == 200 and system["shared"] is False
+            assert {"path": "cpu.percent", "unit": "percent", "meaning": "CPU in use, all cores",
+                    "series": True, "labels": []} in system["fields"]
+            assert [p["name"] for p in described["panels"]] == [p.name for p in PANELS]
+            assert described["panels"][0]["streams"] == ["system", "gpu", "temperature", "database",
+                                                         "backends", "alerts", "dashboard"]
+            # The streams published when something happens, made to happen:
+            async with http.patch(srv.url + "/api/features", json={"debug_mode": True}) as response:
+                assert response.status == 200  # audited: an `audit` envelope
+            async with http.post(srv.url + "/api/arena/debates",
+                                 json={"topic": "t", "participants": ["a", "b"]}) as response:
+                assert response.status == 201
+            async with http.post(srv.url + "/api/ingest/inference",
+                                 json={"model": "llama", "latency_ms": 12.5, "ok": True, "tokens": 3}) as response:
+                assert response.status == 202
+            hub = srv.app[HUB]
+
+            async def every_stream_and_models_listed():
+                while True:
+                    latest = await hub.latest("models")
+                    if (all(hub.published()[c.name] for c in STREAMS) and latest
+                            and latest["data"]["entries"]):
+                        return latest["data"]
+                    await asyncio.sleep(0.1)
+            models = await asyncio.wait_for(every_stream_and_models_listed(), 30)
+            assert models["entries"] == [{"name": "llama", "status": "ready", "details": {"size": 7}},
+                                         {"name": "mistral", "status": None, "details": {}}]
+            assert models["models"] == [{"id": "llama", "status": "ready", "size": 7}, "mistral"]
+            itself = (await hub.latest("dashboard"))["data"]
+            assert set(itself["clients"]) == {p.namespace for p in PANELS}
+            assert itself["process"]["rss_bytes"] > 0 and "audit of flags" in itself["mailboxes"]
+            assert set(itself["emitter_lag_ms"]) >= {"system", "dashboard"}
+        # running_server has now validated every envelope published above against its model

@@ -133,11 +133,11 @@ BACKENDS = StreamContract(
         FieldSpec("*.status", "status", "up, slow (answered, slower than health_checks.slow_response_ms), "
                   "down, or unknown before the first check"),
         FieldSpec("*.url", "text", "the URL checked"),
-        FieldSpec("*.latency_ms", "ms", "time to the answer of the last check", series=True),
+        FieldSpec("*.latency_ms", "ms", "time to the answer of the last check", series=True, labels=("backend",)),
         FieldSpec("*.http_status", "id", "HTTP status of the last answer"),
         FieldSpec("*.error", "text", "why the last check failed"),
         FieldSpec("*.error_rate", "ratio", "failed checks over the last health_checks.error_rate_window",
-                  series=True),
+                  series=True, labels=("backend",)),
         FieldSpec("*.last_ok", "unix_time", "when it last answered"),
         FieldSpec("*.checks", "count", "checks made since the start"),
     ),

@@ -93,9 +93,9 @@ DASHBOARD = StreamContract(
         FieldSpec("process.threads", "count", "threads of this process"),
         FieldSpec("process.open_files", "count", "file descriptors open (sockets included)", series=True),
         FieldSpec("event_loop_lag_ms", "ms", "how long a callback waits for the event loop", series=True),
-        FieldSpec("clients.*", "count", "clients connected, per namespace", series=True),
+        FieldSpec("clients.*", "count", "clients connected, per namespace", series=True, labels=("namespace",)),
         FieldSpec("publish_p99_ms", "ms", "99th percentile of a publish, over the last 1,024", series=True),
-        FieldSpec("mailboxes.*", "count", "values waiting for a slow listener (audit, alerts, ...)", series=True),
-        FieldSpec("emitter_lag_ms.*", "ms", "how late each emitter's last tick started", series=True),
+        FieldSpec("mailboxes.*", "count", "values waiting for a slow listener (audit, alerts, ...)", series=True, labels=("mailbox",)),
+        FieldSpec("emitter_lag_ms.*", "ms", "how late each emitter's last tick started", series=True, labels=("stream",)),
     ),
 )

@@ -51,7 +51,7 @@ TEMPERATURE = StreamContract(
     interval=("monitoring.temperature.sample_interval_ms",),
     fields=(
         FieldSpec("available", "flag", "whether sensors could be read"),
-        FieldSpec("sensors.*.*", "celsius", "a sensor's reading, by chip and label", series=True),
+        FieldSpec("sensors.*.*", "celsius", "a sensor's reading, by chip and label", series=True, labels=("chip", "sensor")),
         FieldSpec("reason", "text", "why there is nothing to report"),
     ),
 )

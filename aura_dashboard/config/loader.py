@@ -301,4 +301,14 @@ def _cross_checks(settings: Settings) -> list[str]:
     if reconnect.initial_delay_ms > reconnect.max_delay_ms:
         problems.append(f"websocket.reconnect.initial_delay_ms: {reconnect.initial_delay_ms} is over "
                         f"websocket.reconnect.max_delay_ms ({reconnect.max_delay_ms})")
+    history = settings.history
+    if history.coarse.resolution_s % history.fine.resolution_s:
+        problems.append(f"history.coarse.resolution_s: {history.coarse.resolution_s} is not a multiple of "
+                        f"history.fine.resolution_s ({history.fine.resolution_s})")
+    if history.coarse.retention_hours < history.fine.retention_hours:
+        problems.append(f"history.coarse.retention_hours: {history.coarse.retention_hours} is shorter than "
+                        f"history.fine.retention_hours ({history.fine.retention_hours})")
+    if history.enabled and history.store == "postgres" and not settings.backends.database.host:
+        problems.append("history.store: postgres needs backends.database.host (DATABASE_HOST); "
+                        "set it, or use the embedded store (HISTORY_STORE=sqlite)")
     return problems

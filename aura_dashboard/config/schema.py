@@ -420,6 +420,26 @@ class HealthCheckSettings(Section):
     error_rate_threshold: Annotated[float, Field(gt=0, le=1)]
 
 
+# 12. history -------------------------------------------------------------------------------
+class HistoryTierSettings(Section):
+    resolution_s: PositiveInt
+    retention_hours: Annotated[float, Field(gt=0)]
+
+    @property
+    def retention_s(self) -> float:
+        return self.retention_hours * 3600
+
+
+class HistorySettings(Section):
+    enabled: bool
+    store: Literal["sqlite", "postgres"]
+    sqlite_path: Annotated[str, Field(min_length=1)]
+    fine: HistoryTierSettings
+    coarse: HistoryTierSettings
+    max_points: Annotated[int, Field(ge=10, le=100_000)]
+    retention_interval_s: PositiveInt
+
+
 class Settings(Section):
     """The whole effective configuration, as components receive it."""
 
@@ -434,3 +454,4 @@ class Settings(Section):
     security: SecuritySettings
     panels: PanelSettings
     health_checks: HealthCheckSettings
+    history: HistorySettings

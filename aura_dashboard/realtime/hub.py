@@ -79,6 +79,8 @@ class StreamHub:
         self._streams: dict[str, _Stream] = {}
         self._pending_order: list[str] = []  # the stream of each pending envelope, in publish order
         self.publish_durations: deque[float] = deque(maxlen=PUBLISH_SAMPLES)
+        self.publish_count = 0          # every publish since the start, and their total duration
+        self.publish_seconds = 0.0
         for contract in streams:
             self.add_stream(contract)
 
@@ -137,7 +139,10 @@ class StreamHub:
                 await self.broadcaster.emit(stream, envelope, room=room_of(stream),
                                             namespace=state.contract.namespace)
         await state.signal.send(envelope)
-        self.publish_durations.append(time.perf_counter() - started)
+        duration = time.perf_counter() - started
+        self.publish_durations.append(duration)
+        self.publish_count += 1
+        self.publish_seconds += duration
         return envelope
 
     def publish_p99_s(self) -> float | None:

@@ -3,14 +3,18 @@ and config routes."""
 
 from __future__ import annotations
 
+import math
+from datetime import datetime, timezone
+
 import orjson
 from aiohttp import web
 
 from ..config import redacted
 from ..errors import BadRequest, DashboardError
+from ..history import HistoryUnavailable
 from ..namespaces import PANELS
 from ..realtime.hub import UnknownStream
-from .keys import ALERTS, HUB, OVERRIDES, READ_CACHE, SETTINGS
+from .keys import ALERTS, HISTORY, HUB, OVERRIDES, READ_CACHE, SETTINGS
 from .security import ACTOR, client_of
 
 
@@ -55,9 +59,64 @@ def latest_of(stream: str):
     return handler
 
 
+RANGE_PARAMS = ("from", "to", "fields", "source", "step")
+
+
+def _instant(name: str, raw: str) -> float:
+    """UNIX seconds, or an ISO 8601 time (UTC when it names no zone)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(raw.strip().replace("z", "Z"))
+        except ValueError:
+            raise BadRequest(f"{name}: {raw[:64]!r} is neither UNIX seconds nor an ISO 8601 time",
+                             code="bad_range") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
+        value = parsed.timestamp()
+    if not math.isfinite(value) or value < 0:
+        raise BadRequest(f"{name}: {raw[:64]!r} is not a time", code="bad_range")
+    return value
+
+
+async def history_range(request: web.Request, stream: str) -> web.Response:
+    """The range form: columns of min/avg/max per series field, from the tier that fits."""
+    query = request.query
+    if "points" in query:
+        raise BadRequest("points belongs to the buffer form; the range form takes from, to, fields, source, step",
+                         code="bad_range")
+    if "from" not in query:
+        raise BadRequest("from is required (UNIX seconds or ISO 8601)", code="bad_range")
+    end = _instant("to", query["to"]) if "to" in query else None
+    start = _instant("from", query["from"])
+    step = None
+    if "step" in query:
+        try:
+            step = float(query["step"])
+        except ValueError:
+            raise BadRequest(f"step: {query['step'][:64]!r} is not a number of seconds", code="bad_range") from None
+    fields = [f.strip() for f in query["fields"].split(",") if f.strip()] if "fields" in query else None
+    source = query.get("source") or None
+    if source is not None and len(source) > 256:
+        raise BadRequest("source: at most 256 characters", code="bad_request")
+    reader = request.app[HISTORY].reader
+    try:
+        answer = await reader.read(stream, start, end if end is not None else reader.now(),
+                                   fields=fields or None, source=source, step=step)
+    except DashboardError:
+        raise
+    except Exception as exc:  # the store is unreachable (PostgreSQL down): this request fails, nothing else
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HistoryUnavailable(f"the history store cannot be read now: {reason}") from None
+    return json_response(answer)
+
+
 async def history(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     stream = request.match_info["stream"]
+    if any(name in request.query for name in RANGE_PARAMS):
+        return await history_range(request, stream)
     buffer_size = request.app[SETTINGS].websocket.message_buffer_size
     raw = request.query.get("points")
     points = None

@@ -12,6 +12,7 @@ from ..config import RuntimeOverrides, Settings
 from ..collectors.backends import BackendMonitor
 from ..collectors.database import DatabaseCollector
 from ..health import Health
+from ..history import History
 from ..panels.alerts import AlertEngine
 from ..panels.arena import Arena
 from ..panels.audit import AuditStore
@@ -50,3 +51,4 @@ AUDIT = web.AppKey("audit", AuditStore)
 CHAT = web.AppKey("chat", ChatQueue)
 ARENA = web.AppKey("arena", Arena)
 INFERENCE = web.AppKey("inference", InferenceStats)
+HISTORY = web.AppKey("history", History)

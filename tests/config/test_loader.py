@@ -91,6 +91,9 @@ TABLE = [
     ("AUDIT_STORE_PATH", "panels.governance.audit_store_path", "./data/audit.db", "/srv/a.db",
      "/srv/a.db", None),
     ("SHOW_GPU_METRICS", "panels.omni_monitor.show_gpu_metrics", False, "true", True, "x"),
+    ("HISTORY_ENABLED", "history.enabled", True, "false", False, "x"),
+    ("HISTORY_STORE", "history.store", "sqlite", "postgres", "postgres", "mysql"),
+    ("HISTORY_STORE_PATH", "history.sqlite_path", "./data/history.db", "/srv/h.db", "/srv/h.db", None),
 ]
 IDS = [row[0] for row in TABLE]
 
@@ -277,3 +280,14 @@ def test_cors_star_refused_in_production_only():
     assert any(p.startswith("security.cors.allowed_origins:") and "production" in p
                for p in caught.value.problems), caught.value.problems
     assert load({"DASHBOARD_ENV": "development"}, extra=star).settings.security.cors.allowed_origins == ["*"]
+
+
+@pytest.mark.parametrize("env,extra,message", [
+    ({}, {"history": {"coarse": {"resolution_s": 25}}}, "history.coarse.resolution_s: 25 is not a multiple"),
+    ({}, {"history": {"coarse": {"retention_hours": 2}}}, "history.coarse.retention_hours: 2.0 is shorter"),
+    ({"HISTORY_STORE": "postgres", "DATABASE_HOST": ""}, None, "history.store: postgres needs backends.database.host"),
+])
+def test_history_settings_that_do_not_fit_together_are_refused(env, extra, message):
+    with pytest.raises(ConfigError) as caught:
+        load(env=env, extra=extra)
+    assert any(problem.startswith(message) for problem in caught.value.problems), caught.value.problems

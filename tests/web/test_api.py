@@ -102,7 +102,7 @@ async def test_metrics_parse_with_prometheus_parser():
                      "aura_host_cpu_percent", "aura_host_memory_percent", "aura_host_disk_percent",
                      "aura_publish_seconds", "aura_mailbox_pending", "aura_mailbox_dropped"):
             assert name in families, name
-        (p99,) = families["aura_publish_seconds"].samples
+        (p99,) = [s for s in families["aura_publish_seconds"].samples if s.name == "aura_publish_seconds"]
         assert p99.labels == {"quantile": "0.99"} and 0 < p99.value < 60
         assert {s.labels["mailbox"] for s in families["aura_mailbox_pending"].samples} >= {"audit of flags"}
         published = {s.labels["stream"]: s.value for s in families["aura_envelopes_published"].samples

@@ -5,6 +5,7 @@ import { Connection } from "./connection.js";
 import { Contract } from "./contract.js";
 import { OmniPanel } from "./omni.js";
 import { AiPanel, ArenaPanel, ChatPanel, GovernancePanel } from "./panels.js";
+import { TimeRange } from "./range.js";
 
 const KEY_STORAGE = "aura.apiKey";
 
@@ -65,12 +66,14 @@ async function start() {
   const flags = features.effective || {};
   const contract = new Contract(described);
   const capacity = config.panels.omni_monitor.graph_history_points;
+  const range = new TimeRange(getJson);
+  range.picker(document.querySelector("#panel-omni_monitor > header"));
   const connection = new Connection({
     path: config.websocket.path, reconnect: config.websocket.reconnect,
     fallback: flags.websocket_fallback !== false, timeoutMs: config.websocket.connect_timeout_ms, apiKey,
   });
   const views = {
-    omni_monitor: new OmniPanel(contract, capacity), governance: new GovernancePanel(contract),
+    omni_monitor: new OmniPanel(contract, capacity, range), governance: new GovernancePanel(contract),
     ai_system: new AiPanel(contract), arena: new ArenaPanel(contract),
     chat: new ChatPanel(contract, config.panels.chat.modes || ["auto"]),
   };
@@ -124,6 +127,7 @@ async function start() {
   window.aura = {
     connection, channels, views, contract,
     hosts: () => views.omni_monitor.debug(),
+    range: () => range.debug(),
     reconnects: () => connection.reconnects,
     lastSeq: (ns, stream) => channels[ns] && channels[ns].streams[stream].lastSeq,
   };

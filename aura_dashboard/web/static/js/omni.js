@@ -2,33 +2,36 @@
 // backends and alerts.
 import uPlot from "/static/vendor/uPlot.esm.js";
 import { formatValue } from "./contract.js";
+import { HostRange, exportButtons, rangeOptions } from "./range.js";
 import { Series } from "./series.js";
 import { badge, el, fieldGrid, muted, replace, table, time } from "./util.js";
 
 const COLORS = ["#5aa9ff", "#3ecf8e", "#f5b942", "#ff7ab6"];
 const sum = (obj, field) => Object.values(obj || {}).reduce((t, v) => t + (v && typeof v[field] === "number" ? v[field] : 0), 0);
 
-// Each chart names the contract fields it draws; the axis and legend format by their unit.
+// Each chart names the contract fields it draws (`path`: the series its history reads; a
+// wildcard path is summed); the axis and legend format by their unit.
 const CHARTS = [
   { id: "cpu-mem", title: "CPU and memory (%)", range: [0, 100], unit: "cpu.percent", fields: [
-    { name: "CPU %", value: (d) => d.cpu.percent },
-    { name: "memory %", value: (d) => d.memory.percent },
+    { name: "CPU %", path: "cpu.percent", value: (d) => d.cpu.percent },
+    { name: "memory %", path: "memory.percent", value: (d) => d.memory.percent },
   ] },
   { id: "network", title: "Network", unit: "network.*.bytes_recv_per_s", fields: [
-    { name: "received", value: (d) => sum(d.network, "bytes_recv_per_s") },
-    { name: "sent", value: (d) => sum(d.network, "bytes_sent_per_s") },
+    { name: "received", path: "network.*.bytes_recv_per_s", value: (d) => sum(d.network, "bytes_recv_per_s") },
+    { name: "sent", path: "network.*.bytes_sent_per_s", value: (d) => sum(d.network, "bytes_sent_per_s") },
   ] },
   { id: "disk-io", title: "Disk I/O", unit: "disk_io.read_bytes_per_s", fields: [
-    { name: "read", value: (d) => d.disk_io.read_bytes_per_s },
-    { name: "write", value: (d) => d.disk_io.write_bytes_per_s },
+    { name: "read", path: "disk_io.read_bytes_per_s", value: (d) => d.disk_io.read_bytes_per_s },
+    { name: "write", path: "disk_io.write_bytes_per_s", value: (d) => d.disk_io.write_bytes_per_s },
   ] },
 ];
 
 class Host {
-  constructor(contract, source, capacity, container) {
+  constructor(contract, source, capacity, container, range) {
     this.contract = contract;
     this.source = source;
     this.series = CHARTS.map((c) => new Series(capacity, c.fields));
+    this.range = new HostRange(range, source, CHARTS);
     this.figures = {};
     const figure = (key, label) => {
       this.figures[key] = el("div", { class: "value", "data-metric": key, text: "–" });
@@ -38,23 +41,29 @@ class Host {
     this.gapNote = el("span", { class: "gapnote" });
     this.disks = el("div");
     this.extra = el("div", { class: "muted" });
-    this.chartBoxes = CHARTS.map((c) => el("div", { class: "chart", "data-chart": c.id }, el("div", { class: "title", text: c.title })));
+    this.chartBoxes = CHARTS.map((c, i) => el("div", { class: "chart", "data-chart": c.id }, el("div", { class: "title", text: c.title },
+      exportButtons(`aura-${source}-${c.id}`, () => this.range.rows(i, this.series[i].columns())))));
     this.node = el("div", { class: "host", "data-source": source },
       el("div", { class: "host-head" }, el("h3", { text: source }), this.updated, this.gapNote),
       el("div", { class: "figures" }, figure("cpu-percent", "CPU"), figure("memory-percent", "memory"),
         figure("load", "load (1/5/15 min)"), figure("net", "network in / out")),
       el("div", { class: "charts" }, this.chartBoxes), el("h3", { text: "Disk usage" }), this.disks, this.extra);
     container.append(this.node);
-    this.plots = CHARTS.map((c, i) => new uPlot(plotOptions(c, contract.unit("system", c.unit), this.chartBoxes[i]),
-      this.series[i].columns(), this.chartBoxes[i]));
+    this.plots = CHARTS.map((c, i) => new uPlot(rangeOptions(range, c, plotOptions(c, contract.unit("system", c.unit), this.chartBoxes[i])),
+      this.range.columns(i, this.series[i].columns()), this.chartBoxes[i]));
+    range.onChange(() => this.range.load(() => this.render()));
+    this.range.load(() => this.render());
     new ResizeObserver(() => this.plots.forEach((p, i) => p.setSize({ width: width(this.chartBoxes[i]), height: 150 })))
       .observe(this.node);
   }
 
-  add(envelope) { this.series.forEach((s) => s.add(envelope)); }
+  add(envelope) {
+    this.series.forEach((s) => s.add(envelope));
+    this.range.live(envelope, CHARTS.map((c) => c.fields.map((f) => { try { return f.value(envelope.data); } catch { return null; } })));
+  }
 
   render() {
-    this.plots.forEach((plot, i) => plot.setData(this.series[i].columns()));
+    this.plots.forEach((plot, i) => plot.setData(this.range.columns(i, this.series[i].columns())));
     const last = this.series[0].latest();
     const epochs = this.series[0].epochs();
     this.gapNote.textContent = epochs > 1 ? `data lost across ${epochs - 1} break(s) (shown as gaps)` : "";
@@ -93,9 +102,10 @@ function plotOptions(chart, unit, box) {
 }
 
 export class OmniPanel {
-  constructor(contract, capacity) {
+  constructor(contract, capacity, range) {
     this.contract = contract;
     this.capacity = capacity;
+    this.range = range;
     this.hosts = new Map();
     this.alerts = new Map();
     this.latest = {};       // stream -> {source -> envelope}
@@ -110,7 +120,7 @@ export class OmniPanel {
         if (!host) {
           const container = document.getElementById("hosts");
           if (!this.hosts.size) container.replaceChildren();
-          host = new Host(this.contract, source, this.capacity, container);
+          host = new Host(this.contract, source, this.capacity, container, this.range);
           this.hosts.set(source, host);
         }
         host.add(envelope);
