@@ -43,6 +43,6 @@ ENV PATH=/opt/aura/bin:$PATH \
     PYTHONUNBUFFERED=1
 VOLUME ["/app/data"]
 EXPOSE 8080
-HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)" || exit 1
+HEALTHCHECK --interval=15s --timeout=10s --start-period=60s --retries=3 \
+  CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=5)" || exit 1
 CMD ["aura-dashboard"]

@@ -208,16 +208,23 @@ class ComposeStack:
 
 HTTP_SCRIPT = r"""
 import json, sys, urllib.error, urllib.request
-out = []
-for method, url, body, headers in json.loads(sys.argv[1]):
+from concurrent.futures import ThreadPoolExecutor
+def call(spec):
+    method, url, body, headers = spec
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method,
                                      headers={"Content-Type": "application/json", **headers})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
-            out.append([response.status, response.read().decode()])
+            return [response.status, response.read().decode()]
     except urllib.error.HTTPError as error:
-        out.append([error.code, error.read().decode()])
+        return [error.code, error.read().decode()]
+specs = json.loads(sys.argv[1])
+if sys.argv[2:] == ["parallel"]:  # all at once, answers in the order asked
+    with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+        out = list(pool.map(call, specs))
+else:
+    out = [call(spec) for spec in specs]
 print(json.dumps(out))
 """
 
@@ -231,10 +238,13 @@ class Probe:
     address: str
     name: str
 
-    async def requests(self, calls: list[tuple], base: str = "http://nginx") -> list[tuple[int, object]]:
-        """[(method, path, body or None, headers or {})...] in one round trip; (status, JSON or text)."""
+    async def requests(self, calls: list[tuple], base: str = "http://nginx",
+                       parallel: bool = False) -> list[tuple[int, object]]:
+        """[(method, path, body or None, headers or {})...] in one round trip, one after the other
+        (or all at once with `parallel`); (status, JSON or text) of each."""
         spec = [[m, base + p, b, h or {}] for m, p, b, h in calls]
-        raw = json.loads(await self.stack.exec_python(self.name, HTTP_SCRIPT, json.dumps(spec)))
+        args = [json.dumps(spec), *(["parallel"] if parallel else [])]
+        raw = json.loads(await self.stack.exec_python(self.name, HTTP_SCRIPT, *args))
         out = []
         for status, text in raw:
             try:
