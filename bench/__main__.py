@@ -8,6 +8,11 @@
 4. collection cost: microseconds per `system` sample against the bare psutil calls it makes.
 5. memory per client: RSS growth per 1,000 idle connected clients, WebSocket and polling.
 Ratios are against the baseline measured in the same run. Results also go to bench/results/.
+
+The benchmark refuses to report on a failed setup: every client must connect (and subscribe,
+where the scenario subscribes), and after draining every client must have received every
+envelope published (deliveries == published x clients); otherwise it exits with status 1 and
+says what failed.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ OMNI = "/omni_monitor"
 IDLE_STREAMS = ["system", "gpu", "temperature", "backends", "alerts"]
 
 
+class SetupFailed(RuntimeError):
+    """The scenario's setup failed (clients refused, deliveries lost): no numbers are reported."""
+
+
 def sizes(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
@@ -60,6 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true",
                    help="py-spy the fast dashboard during max-rate fan-out at the largest size")
     p.add_argument("--no-npm", action="store_true", help="skip `npm ci` in bench/node")
+    p.add_argument("--shipped-security", action="store_true",
+                   help="keep the dashboard's shipped security settings (REST rate limit on: most clients "
+                        "are refused, and the benchmark says so and exits 1)")
     args = p.parse_args(argv)
     args.scenarios = {int(s) for s in args.scenarios.split(",")}
     args.variants = [v for v in args.variants.split(",") if v]
@@ -111,13 +123,15 @@ class Server:
 
 
 @asynccontextmanager
-async def server(kind: str, variant: str = "fast", profile: str = "fanout", uvloop: bool = False):
+async def server(kind: str, variant: str = "fast", profile: str = "fanout", uvloop: bool = False,
+                 shipped_security: bool = False):
     port = free_port()
     if kind == "node":
         argv = ["node", str(NODE_DIR / "server.mjs"), str(port)]
     else:
         argv = [sys.executable, "-m", "bench.dashboard_server", str(port), "--variant", variant,
-                "--profile", profile] + (["--uvloop"] if uvloop and variant != "stock" else [])
+                "--profile", profile] + (["--uvloop"] if uvloop and variant != "stock" else []) \
+            + (["--shipped-security"] if shipped_security else [])
     srv = Server(kind if kind == "node" else f"dashboard[{variant}]", argv, port)
     srv.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 preexec_fn=raise_fd_limit)
@@ -147,8 +161,9 @@ async def server(kind: str, variant: str = "fast", profile: str = "fanout", uvlo
 class Clients:
     """Node processes running bench/node/clients.mjs, the same driver for every server."""
 
-    def __init__(self, procs: list[asyncio.subprocess.Process]):
+    def __init__(self, procs: list[asyncio.subprocess.Process], count: int):
         self.procs = procs
+        self.count = count  # the clients, every one connected (and subscribed) or the run stopped
 
     async def command(self, cmd: str) -> list[dict]:
         for p in self.procs:
@@ -197,10 +212,24 @@ async def clients(srv: Server, n: int, transports: list[str], procs: int, subscr
                 "node", str(NODE_DIR / "clients.mjs"), json.dumps(spec), cwd=NODE_DIR,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 preexec_fn=raise_fd_limit, limit=2**24))
-        ready = [json.loads(await asyncio.wait_for(p.stdout.readline(), 300)) for p in started]
+        ready = []
+        for p in started:
+            line = await asyncio.wait_for(p.stdout.readline(), 300)
+            if not line:
+                raise SetupFailed(f"a client driver exited before it was ready (status {await p.wait()})")
+            ready.append(json.loads(line))
         failed = sum(r["failed"] for r in ready)
         connected = sum(r["connected"] for r in ready)
-        yield Clients(started), connected, failed
+        subscribed = sum(r.get("subscribed", 0) for r in ready)
+        refused = next((r["refused"] for r in ready if r.get("refused")), None)
+        print(f"  {srv.name}: {connected} of {n} clients connected"
+              + (f", {subscribed} subscribed to {list(subscribe)}" if subscribe else "")
+              + (f" (first refusal: {refused})" if refused else ""), flush=True)
+        if connected != n or (subscribe and subscribed != n):
+            raise SetupFailed(f"{srv.name}: {connected} of {n} clients connected"
+                              + (f", {subscribed} subscribed" if subscribe else "")
+                              + f"; first refusal: {refused}")
+        yield Clients(started, n), connected, failed
     finally:
         for p in started:
             if p.returncode is None:
@@ -222,18 +251,24 @@ async def measure_fanout(srv: Server, cl: Clients, rate: float, seconds: float, 
                              json={"rate": rate, "seconds": seconds, "bytes": nbytes}) as r:
             answer = await r.json()
             published = answer["published"]
-    # Then wait until the last envelope has drained to the clients.
+    # Then wait until the last envelope has drained to the clients: every one delivered, or no
+    # progress for 5 s (then the check below refuses the run).
+    expected = published * cl.count
     last, last_change = -1, time.monotonic()
     while True:
         report = await cl.report()
         if report["deliveries"] != last:
             last, last_change = report["deliveries"], time.monotonic()
-        elif time.monotonic() - last_change > 0.6 or time.monotonic() - t0 > seconds + 60:
+        if (last >= expected or time.monotonic() - last_change > 5
+                or time.monotonic() - t0 > seconds + 120):
             break
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)
     elapsed = last_change - t0
     cpu = srv.cpu() - cpu0
     d = report["deliveries"]
+    if d != expected or report["connected"] != cl.count:
+        raise SetupFailed(f"{srv.name}: {d} deliveries after draining, expected {published} published x "
+                          f"{cl.count} clients = {expected}; {report['connected']} clients still connected")
     return {"published": published, "deliveries": d,
             # the server's own time to hand one envelope to every client (to the kernel)
             "publish_ms_p50": answer.get("publish_ms_p50"), "publish_ms_p99": answer.get("publish_ms_p99"),
@@ -247,10 +282,11 @@ async def fanout(args, transport: str, sizes_: list[int], title: str) -> list[di
     rows = []
     for n in sizes_:
         for kind, variant in [("node", "")] + [("dashboard", v) for v in args.variants]:
-            async with server(kind, variant or "fast", uvloop=args.uvloop) as srv:
+            async with server(kind, variant or "fast", uvloop=args.uvloop,
+                              shipped_security=args.shipped_security) as srv:
                 async with clients(srv, n, [transport], args.client_procs) as (cl, connected, failed):
                     row = {"scenario": title, "server": srv.name, "clients": n, "connected": connected,
-                           "failed": failed}
+                           "subscribed": n, "failed": failed}
                     for mode, rate in (("rate", args.rate), ("max", 0.0)):
                         spy = None
                         if (args.profile and mode == "max" and variant == "fast"
@@ -344,7 +380,8 @@ async def sample_process(srv_ps: psutil.Process, seconds: float) -> dict:
 
 async def idle(args) -> dict:
     result: dict = {}
-    async with server("dashboard", "fast", profile="idle", uvloop=args.uvloop) as srv:
+    async with server("dashboard", "fast", profile="idle", uvloop=args.uvloop,
+                      shipped_security=args.shipped_security) as srv:
         async with clients(srv, 1, ["websocket"], 1, subscribe=IDLE_STREAMS) as (cl, connected, _):
             await asyncio.sleep(3)
             result["dashboard"] = await sample_process(srv.ps, args.idle_seconds)
@@ -432,7 +469,8 @@ async def memory(args) -> list[dict]:
     plan = [("websocket", n) for n in args.idle_clients] + [("polling", n) for n in args.idle_polling_clients]
     for transport, n in plan:
         for kind in ("node", "dashboard"):
-            async with server(kind, "fast", uvloop=args.uvloop) as srv:
+            async with server(kind, "fast", uvloop=args.uvloop,
+                              shipped_security=args.shipped_security) as srv:
                 await asyncio.sleep(1)
                 before = srv.rss()
                 start = time.monotonic()
@@ -441,6 +479,9 @@ async def memory(args) -> list[dict]:
                     await asyncio.sleep(2)
                     after = srv.rss()
                     held = (await cl.report())["connected"]
+                    if held != n:
+                        raise SetupFailed(f"{srv.name}: {held} of {n} idle {transport} clients still "
+                                          "connected 2 s after connecting")
             row = {"server": srv.name, "transport": transport, "clients": n, "connected": connected,
                    "held_after_2s": held, "failed": failed, "connect_s": round(took, 1),
                    "rss_before_mib": round(before / 2**20, 1), "rss_after_mib": round(after / 2**20, 1),
@@ -457,6 +498,11 @@ async def run(args) -> dict:
     results: dict = {"machine": machine(), "args": {k: (sorted(v) if isinstance(v, set) else v)
                                                     for k, v in vars(args).items()}}
     print("machine:", json.dumps(results["machine"]), flush=True)
+    from bench.dashboard_server import BENCH_SECURITY
+    results["security"] = "shipped" if args.shipped_security else BENCH_SECURITY
+    print("dashboard security settings for the benchmark (all clients connect from 127.0.0.1): "
+          + ("the shipped ones (--shipped-security)" if args.shipped_security
+             else f"security: {json.dumps(BENCH_SECURITY)}"), flush=True)
     if 4 in args.scenarios:
         print("4. collection cost", flush=True)
         results["collection"] = c = collection()
@@ -497,7 +543,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_npm and (1 in args.scenarios or 2 in args.scenarios or 3 in args.scenarios
                             or 5 in args.scenarios):
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True)
-    asyncio.run(run(args))
+    try:
+        asyncio.run(run(args))
+    except SetupFailed as exc:
+        print(f"BENCHMARK SETUP FAILED, no numbers reported: {exc}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 
