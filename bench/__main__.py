@@ -69,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true",
                    help="py-spy the fast dashboard during max-rate fan-out at the largest size")
     p.add_argument("--no-npm", action="store_true", help="skip `npm ci` in bench/node")
+    p.add_argument("--results", type=Path, default=RESULTS, help="where the results file goes")
     p.add_argument("--shipped-security", action="store_true",
                    help="keep the dashboard's shipped security settings (REST rate limit on: most clients "
                         "are refused, and the benchmark says so and exits 1)")
@@ -530,10 +531,10 @@ async def run(args) -> dict:
         print("5. memory per idle client", flush=True)
         results["memory"] = await memory(args)
     results["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / time.strftime("%Y%m%d-%H%M%S.json")
-    out.write_text(json.dumps(results, indent=1))
-    print(f"results written to {out.relative_to(ROOT)}; load average at end {results['machine']['load_avg_at_end']}")
+    args.results.mkdir(parents=True, exist_ok=True)
+    out = args.results / time.strftime("%Y%m%d-%H%M%S.json")
+    out.write_text(json.dumps(results, indent=1, default=str))
+    print(f"results written to {out}; load average at end {results['machine']['load_avg_at_end']}")
     return results
 
 
