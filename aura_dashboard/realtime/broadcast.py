@@ -45,6 +45,8 @@ from aiohttp import web
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from .internals import missing_internals
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024
@@ -304,12 +306,24 @@ Broadcaster = StockBroadcaster  # the interface: emit, emit_batches, register, u
 def broadcaster_for(sio: socketio.AsyncServer, manager: socketio.AsyncManager | None) -> StockBroadcaster:
     """The strategy for the client manager the server was given: the fast path when there is
     none beyond python-socketio's plain one (this process knows every recipient), else the
-    stock emit that the manager fans out across instances."""
-    return FastBroadcaster(sio) if manager is None else StockBroadcaster(sio)
+    stock emit that the manager fans out across instances. When a private internal the fast
+    path uses is missing (an untested library version), the stock path, with one WARNING."""
+    if manager is not None:
+        return StockBroadcaster(sio)
+    missing = missing_internals(sio)
+    if missing:
+        log.warning("broadcast fast path off, python-socketio's stock path used instead: these internals "
+                    "of python-engineio/python-socketio/aiohttp/bidict are missing or changed shape "
+                    "(versions other than those setup.cfg pins?): %s", "; ".join(missing))
+        return StockBroadcaster(sio)
+    return FastBroadcaster(sio)
 
 
 def install(sio: socketio.AsyncServer, broadcaster: Broadcaster, *, compress: bool) -> None:
-    """Make this server's WebSocket connections `FastPathWebSocket`s (this server only)."""
+    """Make this server's WebSocket connections `FastPathWebSocket`s (this server only); nothing
+    when python-engineio's adapter table is not what `missing_internals` expects."""
+    if not isinstance(getattr(sio.eio, "_async", None), dict) or "websocket" not in sio.eio._async:
+        return
 
     def websocket(handler, server):
         return FastPathWebSocket(handler, server, broadcaster=broadcaster, compress=compress)
