@@ -113,6 +113,8 @@ class FastBroadcaster(StockBroadcaster):
         self.enabled = enabled
         self.max_buffered_bytes = max_buffered_bytes
         self._connections: dict[str, web.WebSocketResponse] = {}
+        # Recipients with a stock send not yet on their Engine.IO queue (see `_deliver`).
+        self._queueing: dict[str, int] = {}
 
     # -- connections, registered by `FastPathWebSocket` ------------------------------------
     def register(self, eio_sid: str, response: web.WebSocketResponse) -> None:
@@ -192,12 +194,13 @@ class FastBroadcaster(StockBroadcaster):
         connections = self._connections
         limit = self.max_buffered_bytes
         deadline = time.time() - self.sio.eio.ping_timeout
+        queueing = self._queueing
         slow: list[str] = []
         fast = 0
         for eio_sid in eio_sids:
             sock = sockets.get(eio_sid)
             response = connections.get(eio_sid)
-            transport = None if sock is None or response is None else \
+            transport = None if sock is None or response is None or eio_sid in queueing else \
                 _idle_transport(sock, response, deadline, limit)
             if transport is None:
                 slow.append(eio_sid)
@@ -207,7 +210,7 @@ class FastBroadcaster(StockBroadcaster):
         self.fast_deliveries += fast
         if slow:
             self.stock_deliveries += len(slow)
-            await _send_stock(self.sio, slow, eio_pkt)
+            await _send_stock(self.sio, slow, eio_pkt, queueing)
 
 
 def _idle_transport(sock, response: web.WebSocketResponse, deadline: float, limit: int):
@@ -239,13 +242,38 @@ async def _send_stock_packet(sio: socketio.AsyncServer, eio_sids: list[str], nam
         await sio._send_packet(eio_sid, pkt)
 
 
-async def _send_stock(sio: socketio.AsyncServer, eio_sids: list[str], eio_pkt) -> None:
-    """What python-socketio's AsyncManager does per recipient: queue the packet, concurrently."""
+async def _send_stock(sio: socketio.AsyncServer, eio_sids: list[str], eio_pkt,
+                      queueing: dict[str, int] | None = None) -> None:
+    """What python-socketio's AsyncManager does per recipient: queue the packet, concurrently.
+
+    The tasks queue their packets a loop pass (or more) later. Until a recipient's packet is on
+    its Engine.IO queue, the recipient is counted in `queueing`, and a broadcast made meanwhile
+    (another publisher's, on the same stream) sends to it the stock way too, a task queued
+    behind this one: otherwise its writer could turn idle in between and the later envelope be
+    written directly, before the earlier one is queued.
+    """
     if len(eio_sids) == 1:
-        await sio._send_eio_packet(eio_sids[0], eio_pkt)
+        await sio._send_eio_packet(eio_sids[0], eio_pkt)  # queued before this returns
         return
-    await asyncio.wait([asyncio.create_task(sio._send_eio_packet(eio_sid, eio_pkt))
-                        for eio_sid in eio_sids])
+    if queueing is None:
+        await asyncio.wait([asyncio.create_task(sio._send_eio_packet(eio_sid, eio_pkt))
+                            for eio_sid in eio_sids])
+        return
+
+    def queued(_task, eio_sid: str) -> None:
+        left = queueing[eio_sid] - 1
+        if left:
+            queueing[eio_sid] = left
+        else:
+            del queueing[eio_sid]
+
+    tasks = []
+    for eio_sid in eio_sids:
+        queueing[eio_sid] = queueing.get(eio_sid, 0) + 1
+        task = asyncio.create_task(sio._send_eio_packet(eio_sid, eio_pkt))
+        task.add_done_callback(lambda t, eio_sid=eio_sid: queued(t, eio_sid))
+        tasks.append(task)
+    await asyncio.wait(tasks)
 
 
 class FastPathWebSocket:
