@@ -7,6 +7,8 @@
    in web mode at the same refresh fetched at 1 Hz: CPU % of a core and RSS.
 4. collection cost: microseconds per `system` sample against the bare psutil calls it makes.
 5. memory per client: RSS growth per 1,000 idle connected clients, WebSocket and polling.
+6. the default (batched) path: `batch_updates` on, envelopes round-robin on 3 streams, clients
+   split across 3 subscription sets; against Node sending each envelope as its own event.
 Ratios are against the baseline measured in the same run. Results also go to bench/results/.
 
 The benchmark refuses to report on a failed setup: every client must connect (and subscribe,
@@ -28,7 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -51,9 +53,11 @@ def sizes(text: str) -> list[int]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    p.add_argument("--scenarios", default="1,2,3,4,5", help="which scenarios to run (default: all)")
+    p.add_argument("--scenarios", default="1,2,3,4,5,6", help="which scenarios to run (default: all)")
     p.add_argument("--clients", type=sizes, default=[100, 1000], help="WebSocket fan-out sizes")
     p.add_argument("--polling-clients", type=sizes, default=[100], help="long-polling fan-out sizes")
+    p.add_argument("--batched-clients", type=sizes, default=[1000],
+                   help="scenario 6 sizes (batched default path, 3 subscription sets)")
     p.add_argument("--rate", type=float, default=10.0, help="fixed publish rate, envelopes/s")
     p.add_argument("--seconds", type=float, default=5.0, help="publishing time per measurement")
     p.add_argument("--bytes", type=int, default=900, help="padding, making a ~1 KB envelope")
@@ -182,7 +186,7 @@ class Clients:
                 hist[int(k)] = hist.get(int(k), 0) + v
         bucket = parts[0]["bucket_ms"] if parts else 0.1
         return {"deliveries": sum(p["deliveries"] for p in parts),
-                "connected": sum(p["connected"] for p in parts),
+                "connected": sum(p["connected"] for p in parts), "hist": hist, "bucket_ms": bucket,
                 "p50_ms": percentile(hist, 0.5, bucket), "p99_ms": percentile(hist, 0.99, bucket)}
 
 
@@ -243,40 +247,69 @@ async def clients(srv: Server, n: int, transports: list[str], procs: int, subscr
 
 
 # -- scenarios 1 and 2: fan-out -----------------------------------------------------------
-async def measure_fanout(srv: Server, cl: Clients, rate: float, seconds: float, nbytes: int) -> dict:
-    await cl.command("reset")
+class Group:
+    """Clients of one driver group and the streams they subscribed to."""
+
+    def __init__(self, cl: "Clients", streams: tuple[str, ...]):
+        self.cl, self.streams = cl, streams
+
+
+async def measure_fanout(srv: Server, cl, rate: float, seconds: float, nbytes: int,
+                         streams: tuple[str, ...] = ("alerts",)) -> dict:
+    """One publishing run (round-robin on `streams`) to `cl`: a `Clients` subscribed to
+    `alerts`, or a list of `Group`s each subscribed to its own set of streams."""
+    groups = cl if isinstance(cl, list) else [Group(cl, ("alerts",))]
+    for g in groups:
+        await g.cl.command("reset")
     await asyncio.sleep(0.3)
     cpu0, t0 = srv.cpu(), time.monotonic()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds + 120)) as http:
         async with http.post(srv.url + "/bench/publish",
-                             json={"rate": rate, "seconds": seconds, "bytes": nbytes}) as r:
+                             json={"rate": rate, "seconds": seconds, "bytes": nbytes,
+                                   "streams": list(streams)}) as r:
             answer = await r.json()
             published = answer["published"]
+    per_stream = answer.get("per_stream") or {"alerts": published}
+    # Every client gets every envelope of each stream it subscribed to.
+    expected = sum(g.cl.count * sum(per_stream.get(s, 0) for s in g.streams) for g in groups)
+    count = sum(g.cl.count for g in groups)
+
+    async def report() -> dict:
+        parts = [await g.cl.report() for g in groups]
+        hist: dict[int, int] = {}
+        for part in parts:
+            for k, v in part["hist"].items():
+                hist[k] = hist.get(k, 0) + v
+        return {"deliveries": sum(p["deliveries"] for p in parts),
+                "connected": sum(p["connected"] for p in parts),
+                "p50_ms": percentile(hist, 0.5, parts[0]["bucket_ms"]),
+                "p99_ms": percentile(hist, 0.99, parts[0]["bucket_ms"])}
+
     # Then wait until the last envelope has drained to the clients: every one delivered, or no
     # progress for 5 s (then the check below refuses the run).
-    expected = published * cl.count
     last, last_change = -1, time.monotonic()
     while True:
-        report = await cl.report()
-        if report["deliveries"] != last:
-            last, last_change = report["deliveries"], time.monotonic()
+        rep = await report()
+        if rep["deliveries"] != last:
+            last, last_change = rep["deliveries"], time.monotonic()
         if (last >= expected or time.monotonic() - last_change > 5
                 or time.monotonic() - t0 > seconds + 120):
             break
         await asyncio.sleep(0.1)
     elapsed = last_change - t0
     cpu = srv.cpu() - cpu0
-    d = report["deliveries"]
-    if d != expected or report["connected"] != cl.count:
-        raise SetupFailed(f"{srv.name}: {d} deliveries after draining, expected {published} published x "
-                          f"{cl.count} clients = {expected}; {report['connected']} clients still connected")
+    d = rep["deliveries"]
+    if d != expected or rep["connected"] != count:
+        raise SetupFailed(f"{srv.name}: {d} deliveries after draining, expected {expected} "
+                          f"({per_stream} published to {count} clients by their subscriptions); "
+                          f"{rep['connected']} clients still connected")
     return {"published": published, "deliveries": d,
             # the server's own time to hand one envelope to every client (to the kernel)
             "publish_ms_p50": answer.get("publish_ms_p50"), "publish_ms_p99": answer.get("publish_ms_p99"),
             "deliveries_per_s": round(d / elapsed) if elapsed > 0 else None,
             "cpu_s_per_10k": round(cpu / d * 10000, 3) if d else None,
-            "p50_ms": report["p50_ms"], "p99_ms": report["p99_ms"],
-            "connected": report["connected"]}
+            "p50_ms": rep["p50_ms"], "p99_ms": rep["p99_ms"],
+            "connected": rep["connected"]}
 
 
 async def fanout(args, transport: str, sizes_: list[int], title: str) -> list[dict]:
@@ -299,6 +332,36 @@ async def fanout(args, transport: str, sizes_: list[int], title: str) -> list[di
                         row[mode] = m
                     rows.append(row)
                     print_row(row)
+    return rows
+
+
+# -- scenario 6: the default (batched) path ----------------------------------------------------
+BATCH_STREAMS = ("alerts", "system", "backends")
+BATCH_SETS = (("alerts",), ("alerts", "system"), ("system", "backends"))
+
+
+async def batched(args) -> list[dict]:
+    """Batching on (the shipped default), envelopes round-robin on three streams, clients split
+    across three subscription sets (one driver process each). Node's clients get the same
+    envelopes as individual events; a delivery is one envelope either way."""
+    rows = []
+    for n in args.batched_clients:
+        for kind in ("node", "dashboard"):
+            async with server(kind, "fast", profile="batched", uvloop=args.uvloop,
+                              shipped_security=args.shipped_security) as srv, AsyncExitStack() as stack:
+                groups = []
+                for i, streams in enumerate(BATCH_SETS):
+                    count = n // len(BATCH_SETS) + (1 if i < n % len(BATCH_SETS) else 0)
+                    cl, _, _ = await stack.enter_async_context(
+                        clients(srv, count, ["websocket"], 1, subscribe=streams))
+                    groups.append(Group(cl, streams))
+                row = {"scenario": "batched", "server": srv.name, "clients": n, "connected": n, "subscribed": n,
+                       "sets": [list(x) for x in BATCH_SETS], "streams": list(BATCH_STREAMS)}
+                for mode, rate in (("rate", args.rate), ("max", 0.0)):
+                    row[mode] = await measure_fanout(srv, groups, rate, args.seconds, args.bytes,
+                                                     streams=BATCH_STREAMS)
+                rows.append(row)
+                print_row(row)
     return rows
 
 
@@ -515,7 +578,10 @@ async def run(args) -> dict:
     if 2 in args.scenarios:
         print("2. fan-out over long-polling", flush=True)
         results["polling"] = await fanout(args, "polling", args.polling_clients, "polling")
-    rows = results.get("fanout", []) + results.get("polling", [])
+    if 6 in args.scenarios:
+        print("6. the default (batched) path: 3 streams, 3 subscription sets", flush=True)
+        results["batched"] = await batched(args)
+    rows = results.get("fanout", []) + results.get("polling", []) + results.get("batched", [])
     if rows:
         print("fan-out ratios against Node socket.io (same run, same clients):")
         print("\n".join(fanout_ratios(rows)), flush=True)
@@ -541,8 +607,7 @@ async def run(args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     raise_fd_limit()
-    if not args.no_npm and (1 in args.scenarios or 2 in args.scenarios or 3 in args.scenarios
-                            or 5 in args.scenarios):
+    if not args.no_npm and args.scenarios & {1, 2, 3, 5, 6}:
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True)
     try:
         asyncio.run(run(args))

@@ -1,5 +1,6 @@
 // The client driver: N official socket.io-client connections in this process, each subscribed
-// to `alerts`; counts deliveries and the latency from the envelope's `ts` to its arrival.
+// to its streams (default `alerts`); counts deliveries and the latency from the envelope's `ts`
+// to its arrival.
 // `ready` reports how many connected and how many had their `subscribe` acknowledged ok.
 // Commands on stdin, one a line: `reset` (zero the counters), `report` (print JSON), `exit`.
 // Usage: node clients.mjs '{"url", "path", "namespace", "transports", "clients", "subscribe"}'
@@ -13,6 +14,7 @@ let refused = null;  // the first refusal (connect_error or a subscribe answered
 const now = () => (performance.timeOrigin + performance.now()) / 1000;
 
 function record(envelope) {
+  if (envelope?.data?.pad === undefined) return;  // not the benchmark's (an emitter's sample)
   deliveries++;
   const ms = (now() - envelope.ts) * 1000;
   hist[Math.min(BUCKETS - 1, Math.max(0, Math.floor(ms / BUCKET_MS)))]++;
@@ -26,8 +28,8 @@ function open() {
       forceNew: true, timeout: 60000,
     });
     sockets.push(socket);
-    socket.on("alerts", record);
-    socket.on("batch", (list) => list.forEach(record));
+    // Every stream's event (`alerts`, `system`, ...) or a `batch` of envelopes.
+    socket.onAny((event, payload) => (event === "batch" ? payload.forEach(record) : record(payload)));
     socket.on("connect", () => {
       connected++;
       if (!spec.subscribe) return resolve();
