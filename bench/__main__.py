@@ -29,6 +29,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -117,6 +118,7 @@ class Server:
         self.name, self.argv, self.port = name, argv, port
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
+        self.log = None
         self.ps: psutil.Process | None = None
 
     def cpu(self) -> float:
@@ -125,6 +127,10 @@ class Server:
 
     def rss(self) -> int:
         return self.ps.memory_info().rss
+
+    def log_tail(self, size: int = 2000) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-size:]
 
 
 @asynccontextmanager
@@ -138,8 +144,12 @@ async def server(kind: str, variant: str = "fast", profile: str = "fanout", uvlo
                 "--profile", profile] + (["--uvloop"] if uvloop and variant != "stock" else []) \
             + (["--shipped-security"] if shipped_security else [])
     srv = Server(kind if kind == "node" else f"dashboard[{variant}]", argv, port)
-    srv.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    # The server's log goes to a file: a pipe nobody reads fills at 64 KiB and then blocks the
+    # server on its next log line (a stall the bench then reported as lost deliveries).
+    log_file = tempfile.TemporaryFile()
+    srv.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log_file,
                                 preexec_fn=raise_fd_limit)
+    srv.log = log_file
     srv.ps = psutil.Process(srv.proc.pid)
     try:
         async with aiohttp.ClientSession() as http:
@@ -151,9 +161,12 @@ async def server(kind: str, variant: str = "fast", profile: str = "fanout", uvlo
                 except aiohttp.ClientError:
                     pass
                 if srv.proc.poll() is not None:
-                    raise RuntimeError(f"{srv.name} exited: {srv.proc.stderr.read().decode()[-2000:]}")
+                    raise RuntimeError(f"{srv.name} exited: {srv.log_tail()}")
                 await asyncio.sleep(0.1)
-        yield srv
+        try:
+            yield srv
+        except SetupFailed as exc:
+            raise SetupFailed(f"{exc}\n  {srv.name}'s log ends with:\n{srv.log_tail()}") from None
     finally:
         srv.proc.terminate()
         try:
@@ -161,6 +174,7 @@ async def server(kind: str, variant: str = "fast", profile: str = "fanout", uvlo
         except subprocess.TimeoutExpired:
             srv.proc.kill()
             srv.proc.wait()
+        log_file.close()
 
 
 class Clients:
@@ -562,11 +576,11 @@ async def run(args) -> dict:
     results: dict = {"machine": machine(), "args": {k: (sorted(v) if isinstance(v, set) else v)
                                                     for k, v in vars(args).items()}}
     print("machine:", json.dumps(results["machine"]), flush=True)
-    from bench.dashboard_server import BENCH_SECURITY
-    results["security"] = "shipped" if args.shipped_security else BENCH_SECURITY
+    from bench.dashboard_server import BENCH_LIMITS, BENCH_SECURITY
+    results["security"] = "shipped" if args.shipped_security else {"security": BENCH_SECURITY, **BENCH_LIMITS}
     print("dashboard security settings for the benchmark (all clients connect from 127.0.0.1): "
           + ("the shipped ones (--shipped-security)" if args.shipped_security
-             else f"security: {json.dumps(BENCH_SECURITY)}"), flush=True)
+             else f"security: {json.dumps(BENCH_SECURITY)}, {json.dumps(BENCH_LIMITS)}"), flush=True)
     if 4 in args.scenarios:
         print("4. collection cost", flush=True)
         results["collection"] = c = collection()

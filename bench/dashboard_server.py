@@ -30,6 +30,9 @@ FANOUT = {"updates": {"batch_updates": False},
 # every client connects from 127.0.0.1, and the REST rate limit counts each new Engine.IO
 # session as a request (burst 50), so with it on only about 57 of 1,000 clients get in.
 BENCH_SECURITY = {"api_key_enabled": False, "rate_limiting": {"enabled": False}}
+# And the slow-consumer cut-off: at `max` rate a long-polling client legitimately has more than
+# the shipped 1,000 packets waiting between two polls (Node has no such cut-off).
+BENCH_LIMITS = {"websocket": {"max_client_backlog": 1_000_000}}
 # The default (batched) path: `batch_updates` on at the shipped window, several streams on (their
 # own emitters quiet, so that every envelope is the benchmark's), health checks on for `backends`.
 BATCHED = {"updates": {"batch_updates": True,
@@ -45,6 +48,7 @@ def settings_for(variant: str, profile: str, *, shipped_security: bool = False):
     extra: dict = {"logging": {"file": {"enabled": False}}, "dashboard": {"debug": False}}
     if not shipped_security:
         extra["security"] = BENCH_SECURITY
+        extra.update(BENCH_LIMITS)
     if profile == "fanout":
         extra.update(FANOUT)
     elif profile == "batched":
