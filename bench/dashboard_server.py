@@ -20,7 +20,7 @@ from aiohttp import web
 
 from aura_dashboard.app import create_app
 from aura_dashboard.realtime.broadcast import FastBroadcaster
-from aura_dashboard.web.keys import HUB
+from aura_dashboard.web.keys import BACKLOG_WATCH, HUB, SIO
 from aura_dashboard.config import load_config
 
 FANOUT = {"updates": {"batch_updates": False},
@@ -86,6 +86,17 @@ async def publish(request: web.Request) -> web.Response:
                               "publish_ms_p99": round(took[int(len(took) * 0.99)] * 1000, 2)})
 
 
+async def state(request: web.Request) -> web.Response:
+    """The server's view, for a refusal's message: Engine.IO sessions and packets still queued."""
+    eio = request.app[SIO].eio
+    sockets = list(eio.sockets.values())
+    queued = [s.queue.qsize() for s in sockets]
+    return web.json_response({"sessions": len(sockets), "closed": sum(1 for s in sockets if s.closed),
+                              "queued_packets": sum(queued), "max_queued": max(queued, default=0),
+                              "polling": sum(1 for s in sockets if not s.upgraded),
+                              "slow_consumers_cut_off": request.app[BACKLOG_WATCH].cut_off})
+
+
 async def ping(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
@@ -111,6 +122,7 @@ def main() -> None:
                 signal.disconnect(listener)
     app.router.add_post("/bench/publish", publish)
     app.router.add_get("/bench/ping", ping)
+    app.router.add_get("/bench/state", state)
     loop = None
     if args.uvloop:
         import uvloop

@@ -18,7 +18,7 @@ if rows:
     base = {(x["scenario"], x["clients"]): x for x in rows if x["server"] == "node"}
     for x in rows:
         b = base[(x["scenario"], x["clients"])]
-        for mode in ("rate", "max"):
+        for mode in x.get("modes", ("rate", "max")):
             a, bb = x[mode], b[mode]
             rd = f"{a['deliveries_per_s']/bb['deliveries_per_s']:.2f}" if bb["deliveries_per_s"] else "-"
             rc = f"{a['cpu_s_per_10k']/bb['cpu_s_per_10k']:.2f}" if bb["cpu_s_per_10k"] else "-"
