@@ -19,6 +19,7 @@ import time
 from aiohttp import web
 
 from aura_dashboard.app import create_app
+from aura_dashboard.cli import LISTEN_BACKLOG
 from aura_dashboard.realtime.broadcast import FastBroadcaster
 from aura_dashboard.web.keys import BACKLOG_WATCH, HUB, SIO
 from aura_dashboard.config import load_config
@@ -128,6 +129,7 @@ def main() -> None:
         import uvloop
         loop = uvloop.new_event_loop()
     web.run_app(app, host="127.0.0.1", port=args.port, print=lambda *_: print("listening", flush=True),
+                backlog=LISTEN_BACKLOG,
                 access_log=None, loop=loop)
 
 
