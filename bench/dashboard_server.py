@@ -98,6 +98,29 @@ async def state(request: web.Request) -> web.Response:
                               "slow_consumers_cut_off": request.app[BACKLOG_WATCH].cut_off})
 
 
+_baseline: list = []
+
+
+async def memory(request: web.Request) -> web.Response:
+    """With PYTHONTRACEMALLOC set: POST takes the baseline, GET ?n=CLIENTS the growth since, per
+    allocation site (bytes per client), the largest first."""
+    import tracemalloc
+    if not tracemalloc.is_tracing():
+        return web.json_response({"error": "start the server with PYTHONTRACEMALLOC=N"}, status=400)
+    if request.method == "POST":
+        _baseline[:] = [tracemalloc.take_snapshot()]
+        return web.json_response({"ok": True})
+    n = int(request.query.get("n", "1"))
+    diff = tracemalloc.take_snapshot().compare_to(_baseline[0], "traceback")
+    total = sum(d.size_diff for d in diff)
+    rows = []
+    for d in diff[:25]:
+        frames = [f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in d.traceback][-3:]
+        rows.append({"bytes_per_client": round(d.size_diff / n), "count_per_client": round(d.count_diff / n, 2),
+                     "where": frames})
+    return web.json_response({"total_bytes_per_client": round(total / n), "top": rows})
+
+
 async def ping(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
@@ -124,6 +147,7 @@ def main() -> None:
     app.router.add_post("/bench/publish", publish)
     app.router.add_get("/bench/ping", ping)
     app.router.add_get("/bench/state", state)
+    app.router.add_route("*", "/bench/tracemalloc", memory)
     loop = None
     if args.uvloop:
         import uvloop
