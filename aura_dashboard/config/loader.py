@@ -3,7 +3,8 @@
 Precedence, lowest first: the shipped YAML's defaults, the user's YAML, variables from the
 `.env` file, variables from the process environment (runtime overrides live in
 `overrides.py`). Variables enter only through `${VAR}` / `${VAR:default}` references in YAML
-string values. Every problem is collected and reported at once, each naming its dotted key.
+string values; a key the shipped file binds to a variable takes the variable when it is set,
+even where the user's YAML gives that key a literal. Every problem is collected and reported at once, each naming its dotted key.
 """
 
 from __future__ import annotations
@@ -93,14 +94,14 @@ def load_config(
     defaults = _parse_yaml(shipped_config_text(), "the shipped configuration", problems)
     path = resolve_config_path(config_path, environ)
     tree = defaults
+    user: dict = {}
     if path is not None:
         try:
             text = path.read_text()
         except OSError as exc:
             raise ConfigError([f"config file {path}: cannot be read ({exc.strerror or exc})"]) from None
-        tree = _merge(defaults, _parse_yaml(text, str(path), problems))
-    if extra_yaml:
-        tree = _merge(tree, dict(extra_yaml))
+        user = _parse_yaml(text, str(path), problems)
+        tree = _merge(defaults, user)
 
     env_path, file_vars = _read_env_file(env_file, problems)
     if problems:
@@ -108,10 +109,13 @@ def load_config(
 
     variables = {name: (value, "env-file") for name, value in file_vars.items() if value is not None}
     variables.update({name: (value, "environment") for name, value in environ.items()})
+    warnings: list[str] = []
+    tree = _variables_over_literals(tree, defaults, user, variables, path, warnings)
+    if extra_yaml:
+        tree = _merge(tree, dict(extra_yaml))
     uses: dict[tuple, list[VariableUse]] = {}
     tree = _interpolate(tree, (), variables, uses, problems)
 
-    warnings: list[str] = []
     tree = _drop_unknown(tree, Settings, (), warnings)
     settings = None
     try:
@@ -180,6 +184,67 @@ def _merge(base: Any, over: Any) -> Any:
             merged[key] = _merge(base.get(key), value) if key in base else value
         return merged
     return over
+
+
+def _bindings(node: Any, path: tuple = ()):
+    """(path, variable, whole) for every `${VAR}` of the shipped tree; whole = the value is it."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _bindings(value, path + (key,))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _bindings(value, path + (i,))
+    elif isinstance(node, str):
+        matches = list(_REFERENCE.finditer(node))
+        for match in matches:
+            yield path, match.group(1), len(matches) == 1 and match.group(0) == node
+
+
+def _lookup(node: Any, path: tuple) -> tuple[bool, Any]:
+    for part in path:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return False, None
+    return True, node
+
+
+def _assign(node: dict, path: tuple, value: Any) -> dict:
+    head, rest = path[0], path[1:]
+    copy = dict(node)
+    copy[head] = _assign(copy.get(head) or {}, rest, value) if rest else value
+    return copy
+
+
+def _variables_over_literals(tree, defaults, user, variables, path, warnings):
+    """A set variable beats a literal the user's YAML gives its key (the README's precedence).
+
+    The shipped file binds a key to a variable by a value that is exactly `${VAR...}`; the
+    user's file may replace that value with a literal, which the variable, when set, overrides
+    (said in a warning, since the file then says something that does not hold). A variable that
+    is only part of a shipped value (NAS_IP inside the third CORS origin) has no key of its own:
+    a user's value for the key that holds it wins, with a warning that the variable is unused.
+    """
+    for key, name, whole in _bindings(defaults):
+        if name not in variables:
+            continue
+        top = key[: next((i for i, part in enumerate(key) if isinstance(part, int)), len(key))]
+        found, given = _lookup(user, top)
+        if not found or (isinstance(given, str) and f"${{{name}" in given):
+            continue
+        where = f" in {path}" if path else ""
+        if whole:
+            shipped = _lookup(defaults, key)[1]
+            tree = _assign(tree, key, shipped)
+            shown = "<redacted>" if _is_secret(key) else repr(given)
+            warnings.append(f"{_dotted(key)}: {shown}{where} is overridden by {name} "
+                            "(a set variable wins over the YAML file)")
+        else:
+            warnings.append(f"{_dotted(top)}: your value{where} replaces the shipped one that "
+                            f"uses {name}; {name} is set but unused")
+    return tree
 
 
 def _interpolate(node: Any, path: tuple, variables, uses, problems) -> Any:
