@@ -124,6 +124,7 @@ def load_config(
         problems.extend(_describe(error, uses) for error in exc.errors())
     if settings is not None:
         problems.extend(_cross_checks(settings))
+        settings = _honourable(settings, warnings)
     if problems:
         raise ConfigError(problems)
     return LoadedConfig(settings=settings, config_path=path or Path("<shipped>"),
@@ -350,6 +351,24 @@ def _dotted(path: tuple) -> str:
     return out
 
 
+def _honourable(settings: Settings, warnings: list[str]) -> Settings:
+    """Values the server can only approximate, rounded up to what it really does, said once.
+
+    python-engineio pings every `ping_interval` seconds but advertises the interval to clients
+    in whole seconds (truncated): 1500 ms would be announced as 1000 and the client, waiting
+    1000 + pong timeout, would drop a healthy connection. `pong_timeout_ms` is kept to the
+    millisecond by both sides, so it stands as written.
+    """
+    ws = settings.websocket
+    if ws.ping_interval_ms % 1000:
+        rounded = -(-ws.ping_interval_ms // 1000) * 1000
+        warnings.append(f"websocket.ping_interval_ms: {ws.ping_interval_ms} is rounded up to {rounded} "
+                        "(Engine.IO announces the ping interval in whole seconds)")
+        ws = ws.model_copy(update={"ping_interval_ms": rounded})
+        settings = settings.model_copy(update={"websocket": ws})
+    return settings
+
+
 def _cross_checks(settings: Settings) -> list[str]:
     """Rules that span several keys."""
     problems = []
@@ -362,6 +381,9 @@ def _cross_checks(settings: Settings) -> list[str]:
         problems.append("security.cors.allowed_origins: \"*\" is refused while dashboard.environment "
                         "is production (any web site could then call the API from a visitor's "
                         "browser); list the dashboard's origins instead")
+    if cors.enabled and "*" in settings.dashboard.cors_origins and settings.dashboard.environment == "production":
+        problems.append("dashboard.cors_origins: \"*\" is refused while dashboard.environment is "
+                        "production (like security.cors.allowed_origins); list the origins instead")
     reconnect = settings.websocket.reconnect
     if reconnect.initial_delay_ms > reconnect.max_delay_ms:
         problems.append(f"websocket.reconnect.initial_delay_ms: {reconnect.initial_delay_ms} is over "
