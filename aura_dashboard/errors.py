@@ -29,6 +29,11 @@ class NotFound(DashboardError):
     status, code = 404, "not_found"
 
 
+class SwitchedOff(DashboardError):
+    """A feature flag turned on while the configuration switch its streams need is off."""
+    status, code = 409, "switched_off_in_configuration"
+
+
 class PanelDisabled(DashboardError):
     status, code = 403, "panel_disabled"
 
