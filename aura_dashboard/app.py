@@ -55,7 +55,7 @@ from .realtime.hub import StreamHub
 from .realtime.replay import LocalReplay
 from .realtime.server import build_socketio, follow_fallback_flag
 from .security import AccessGuard, AllowedOrigins, ClientAddress, SecurityEvents
-from .signals import Mailbox
+from .signals import Mailbox, Signal
 from .tasks import TaskSet
 from .web import keys as k
 from .web.cache import HubReadCache
@@ -95,7 +95,9 @@ def create_app(settings: Settings) -> web.Application:
                          websocket_fallback=overrides.is_on("websocket_fallback"), client_manager=manager)
     broadcaster = broadcaster_for(sio, manager)
     install_fast_path(sio, broadcaster, compress=updates.websocket_compression)
-    cluster = ClusterLink.create(ws, advertised_url(settings.dashboard), instance, overrides)
+    lease_changed: Signal[bool] = Signal("cluster lease")  # the emitters follow it (below)
+    cluster = ClusterLink.create(ws, advertised_url(settings.dashboard), instance, overrides,
+                                 on_lease_change=lease_changed.send)
     hub = StreamHub(STREAMS, store=cluster.replay if cluster else LocalReplay(ws.message_buffer_size),
                     broadcaster=broadcaster, source=instance,
                     is_on=lambda contract: contract.is_on(settings, overrides),
@@ -194,6 +196,7 @@ def create_app(settings: Settings) -> web.Application:
     overrides.changed.connect(follow_fallback_flag(sio))
     overrides.changed.connect(close_disabled_panels(namespaces))
     overrides.changed.connect(emitters.reconcile)
+    lease_changed.connect(emitters.reconcile)  # the shared collectors run on the lease holder
     if cluster is not None:
         overrides.changed.connect(mailbox("flags to the cluster", cluster.flags.on_local_change))
     overrides.changed.connect(mailbox("audit of flags", audit.record_flag_change))

@@ -105,14 +105,20 @@ class Lease:
             self.held = held
             log.info("shared collectors %s on this instance", "start" if held else "stop",
                      extra={"lease": self.key, "owner": self.owner})
-            if self._on_change is not None:
-                await self._on_change(held)
+            await self._changed(held)
         return held
 
-    async def run(self) -> None:
-        while True:
-            await self.attempt()
-            await asyncio.sleep(self.ttl_ms / 3000)
+    async def _changed(self, held: bool) -> None:
+        # A failing hook is logged, never raised: the renewal loop must go on (a loop that
+        # stopped while `held` stayed true would leave two instances sampling shared streams).
+        if self._on_change is None:
+            return
+        try:
+            await self._on_change(held)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("lease change hook failed (held=%s)", held)
 
     async def release(self) -> None:
         if not self.held:
@@ -123,8 +129,7 @@ class Lease:
                 await self._release(keys=[self.key], args=[self.owner])
         except Exception as exc:  # it expires on its own within the TTL
             log.warning("cluster lease not released: %s", exc)
-        if self._on_change is not None:
-            await self._on_change(False)
+        await self._changed(False)
 
 
 class FlagSync:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,14 +40,17 @@ class ClusterLink:
     flags: FlagSync
 
     @classmethod
-    def create(cls, ws: WebSocketSettings, url: str, instance: str,
-               overrides: RuntimeOverrides) -> ClusterLink | None:
+    def create(cls, ws: WebSocketSettings, url: str, instance: str, overrides: RuntimeOverrides,
+               on_lease_change: Callable[[bool], Awaitable[None]] | None = None) -> ClusterLink | None:
         """None unless the message queue is Redis (AMQP brokers carry broadcasts only).
 
         :param ws: the `websocket` section (queue URL, cluster name, buffer size, lease TTL).
         :param url: the address other instances reach this one at.
         :param instance: this instance's name.
         :param overrides: the feature flags the cluster keeps in step.
+        :param on_lease_change: awaited with the new state each time this instance gains or
+            loses the lease (the emitters start or stop the shared collectors); its failures
+            are logged, never stop the lease loop.
         """
         if broker_kind(ws.message_queue) != "redis":
             return None
@@ -55,7 +59,8 @@ class ClusterLink:
         owner = owner_id(instance)
         return cls(redis=client, owner=owner, url=url, prefix=prefix,
                    replay=RedisReplay(client, ws.cluster_name, ws.message_buffer_size),
-                   lease=Lease(client, f"{prefix}:lease:shared", owner, ws.lease_ttl_ms),
+                   lease=Lease(client, f"{prefix}:lease:shared", owner, ws.lease_ttl_ms,
+                               on_change=on_lease_change),
                    flags=FlagSync(client, prefix, owner, overrides))
 
     async def start(self) -> None:
@@ -77,8 +82,15 @@ class ClusterLink:
         return held
 
     async def run_lease(self) -> None:
+        """Renew (or take) the lease every third of its TTL until cancelled; a failed round is
+        logged and the next one tried (each Redis call has its own timeout)."""
         while True:
-            await self.lease_round()
+            try:
+                await self.lease_round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("lease round failed; trying again")
             await asyncio.sleep(self.lease.ttl_ms / 3000)
 
     async def holder_url(self) -> str | None:

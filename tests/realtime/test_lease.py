@@ -63,17 +63,6 @@ async def test_unreachable_redis_gives_up_the_lease_without_raising():
     await client.aclose()
 
 
-async def test_lease_loop_stops_on_cancel(redis_client):
-    client, prefix = redis_client
-    lease = Lease(client, f"{prefix}:lease", "a", ttl_ms=1000)
-    task = asyncio.create_task(lease.run())
-    while not lease.held:
-        await asyncio.sleep(0.01)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    assert task.cancelled()
-
-
 async def test_flag_sync_between_two_instances(redis_client):
     client, prefix = redis_client
     features = make_settings().features
@@ -109,3 +98,58 @@ async def test_flag_sync_between_two_instances(redis_client):
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
+
+
+def link_for(prefix: str, on_lease_change=None, ttl_ms: int = 1000):
+    from aura_dashboard.realtime.cluster_link import ClusterLink
+    ws = make_settings({"MESSAGE_QUEUE_URL": REDIS_URL, "DASHBOARD_CLUSTER": prefix.split(":")[-1]},
+                       {"websocket": {"lease_ttl_ms": ttl_ms}}).websocket
+    features = make_settings().features
+    return ClusterLink.create(ws, "http://127.0.0.1:1", "t", RuntimeOverrides(features),
+                              on_lease_change=on_lease_change)
+
+
+async def test_the_lease_change_hook_is_given_to_the_constructor(redis_client):
+    _, prefix = redis_client
+    changes = []
+
+    async def note(held):
+        changes.append(held)
+
+    link = link_for(prefix, note)
+    assert await link.lease_round() is True
+    await link.close()
+    assert changes == [True, False]
+
+
+async def test_the_lease_loop_survives_a_failing_hook_and_stops_on_cancel(redis_client):
+    """A hook that raises must not stop renewal while `held` stays true (two instances would
+    then run the shared collectors)."""
+    client, _ = redis_client
+    prefix = f"aura:test-{uuid.uuid4().hex[:8]}"
+    calls = []
+
+    async def broken(held):
+        calls.append(held)
+        raise RuntimeError("reconcile failed")
+
+    link = link_for(prefix, broken, ttl_ms=1000)
+    task = asyncio.create_task(link.run_lease())
+    try:
+        while not link.lease.held:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(2.5)  # over two TTLs: only renewals keep it
+        assert not task.done(), "the lease loop died"
+        assert link.lease.held
+        assert await client.get(link.lease.key) == link.owner.encode()
+        assert calls == [True]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert task.cancelled()
+        await link.close()
+        await client.delete(link.lease.key, link.holder_key)
+
+
+def test_lease_has_no_loop_of_its_own():
+    assert not hasattr(Lease, "run"), "ClusterLink.run_lease is the one lease loop"
