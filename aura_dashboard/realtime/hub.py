@@ -130,6 +130,9 @@ class StreamHub:
         state = self._get(stream)
         ts = self._clock() if ts is None else ts
         envelope = await self.store.append(stream, ts, self.source, data)
+        epoch = self.store.take_new_epoch()
+        if epoch is not None:
+            await self.announce_epoch(epoch)
         state.published += 1
         if self._pushing():
             if self.batch_interval_s:
@@ -144,6 +147,16 @@ class StreamHub:
         self.publish_count += 1
         self.publish_seconds += duration
         return envelope
+
+    async def announce_epoch(self, epoch: str) -> None:
+        """Tell every stream's room that sequence numbers began again (`epoch` event, before
+        any envelope of the new epoch), so clients resubscribe with `since` and get `gap`."""
+        for name, state in self._streams.items():
+            try:
+                await self.broadcaster.emit("epoch", {"stream": name, "epoch": epoch},
+                                            room=room_of(name), namespace=state.contract.namespace)
+            except Exception as exc:
+                log.warning("epoch of %s not announced: %s", name, exc)
 
     def publish_p99_s(self) -> float | None:
         """The 99th percentile of the last publishes' duration, in seconds."""

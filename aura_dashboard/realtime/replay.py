@@ -11,14 +11,24 @@ per dashboard stream capped at `message_buffer_size`, both updated in one Lua sc
 entries are stored in `seq` order whichever instance publishes. Pub/sub is at-most-once;
 the Redis stream is what a reconnecting client is replayed from, on any instance, and what a
 replica without the lease answers REST from.
+
+Epochs: a Redis restarted without persistence begins every counter again at 1, and a client
+that keeps the highest `seq` it holds would drop every new envelope as a duplicate. The append
+script therefore also keeps `aura:{cluster}:epoch`, created with a fresh value whenever it is
+missing: a store that sees the value change knows the counters began again (`take_new_epoch`),
+and the hub tells the clients (the `epoch` event) so they resubscribe and are answered `gap`.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections import deque
 from typing import Any, Protocol
 
 import orjson
+
+log = logging.getLogger(__name__)
 
 Envelope = dict[str, Any]
 SCAN_CHUNK = 64  # envelopes read at a time when looking for one source's latest
@@ -47,6 +57,7 @@ class ReplayStore(Protocol):
     async def replay(self, stream: str, since: int) -> tuple[list[Envelope], bool]: ...
     async def latest(self, stream: str, source: str | None = None) -> Envelope | None: ...
     async def last_seq(self, stream: str) -> int: ...
+    def take_new_epoch(self) -> str | None: ...
 
 
 def _last(items: list[Envelope], points: int | None) -> list[Envelope]:
@@ -88,13 +99,24 @@ class LocalReplay:
     async def last_seq(self, stream: str) -> int:
         return self._seqs[stream]
 
+    def take_new_epoch(self) -> str | None:
+        """Never: one process's counters only begin again with the process (clients then
+        resubscribe with a `since` past the sequence and are answered `gap`)."""
+        return None
 
-# KEYS: counter, buffer. ARGV: envelope text before the seq, after it, buffer size.
+
+# KEYS: counter, buffer, epoch. ARGV: envelope text before the seq, after it, buffer size,
+# the epoch to create when there is none (Redis lost its data, or the cluster is new).
 _APPEND = """
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('SET', KEYS[3], epoch)
+end
 local seq = redis.call('INCR', KEYS[1])
 local envelope = ARGV[1] .. seq .. ARGV[2]
 redis.call('XADD', KEYS[2], 'MAXLEN', tonumber(ARGV[3]), seq .. '-0', 'e', envelope)
-return {seq, envelope}
+return {seq, epoch}
 """
 
 
@@ -106,6 +128,8 @@ class RedisReplay:
         self.prefix = f"aura:{cluster}"
         self.buffer_size = buffer_size
         self._append = redis.register_script(_APPEND)
+        self.epoch: str | None = None       # the cluster's epoch as this store last saw it
+        self._new_epoch: str | None = None  # a change not yet announced
 
     def add_stream(self, stream: str) -> None:
         """Nothing to prepare: a stream's keys appear with its first envelope."""
@@ -118,8 +142,26 @@ class RedisReplay:
         head = b'{"stream":' + orjson.dumps(stream) + b',"seq":'
         tail = b',"ts":' + orjson.dumps(ts) + b',"source":' + orjson.dumps(source) + \
             b',"data":' + orjson.dumps(data) + b"}"
-        seq, _ = await self._append(keys=list(self._keys(stream)), args=[head, tail, self.buffer_size])
+        seq, epoch = await self._append(keys=[*self._keys(stream), self.epoch_key],
+                                        args=[head, tail, self.buffer_size, secrets.token_hex(8)])
+        self._saw_epoch(epoch.decode() if isinstance(epoch, bytes) else str(epoch))
         return {"stream": stream, "seq": int(seq), "ts": ts, "source": source, "data": data}
+
+    @property
+    def epoch_key(self) -> str:
+        return f"{self.prefix}:epoch"
+
+    def _saw_epoch(self, epoch: str) -> None:
+        if self.epoch is not None and epoch != self.epoch:
+            log.warning("the cluster's Redis lost its data (epoch %s, was %s): sequence numbers "
+                        "begin again; clients are told to resubscribe", epoch, self.epoch)
+            self._new_epoch = epoch
+        self.epoch = epoch
+
+    def take_new_epoch(self) -> str | None:
+        """The new epoch, once, after the counters were seen to begin again; else None."""
+        epoch, self._new_epoch = self._new_epoch, None
+        return epoch
 
     @staticmethod
     def _decode(entries) -> list[Envelope]:

@@ -130,6 +130,12 @@ export class Channel {
     });
     this.socket.on("batch", (list) => { for (const envelope of list || []) this.route(envelope); });
     for (const name of streams) this.socket.on(name, (envelope) => this.route(envelope));
+    // The cluster's sequence numbers began again (its Redis lost its data): resubscribe with
+    // `since`, which the server answers with `gap` and the new epoch's envelopes.
+    this.socket.on("epoch", (notice) => {
+      const state = notice && this.streams[notice.stream];
+      if (state && state.subscribed) this.subscribe(state);
+    });
   }
 
   auth() {

@@ -1,0 +1,134 @@
+"""A Redis restart (no persistence) mid-stream: its counters begin again at 1, so a client
+keeping the highest `seq` would drop every new envelope as a duplicate. The cluster's epoch
+(a key the append script creates when it is missing) changes; clients are told (`epoch`
+event), resubscribe with `since`, are answered `gap` and take the new envelopes."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import tempfile
+import uuid
+
+import pytest
+import socketio
+
+from tests.conftest import free_port, make_settings, need_service, running_server
+
+
+class ThrowawayRedis:
+    """A redis-server of the test's own, without persistence, that can be restarted."""
+
+    def __init__(self):
+        need_service(shutil.which("redis-server") is not None, "redis-server is not installed")
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="aura-redis-")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import socket
+        import time
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server():
+    server = ThrowawayRedis()
+    server.start()
+    yield server
+    server.remove()
+
+
+class PageLikeClient:
+    """Follows the protocol as the page does: drops a `seq` it holds, resubscribes with
+    `since` on an `epoch` event, and starts a new epoch when answered `gap`."""
+
+    def __init__(self):
+        self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay=0.2)
+        self.last_seq: int | None = None
+        self.accepted: list[tuple[int, dict]] = []  # (epoch, envelope)
+        self.epoch = 0
+        self.gaps = 0
+        self.dropped = 0
+        self.sio.on("system", self.on_envelope, namespace="/omni_monitor")
+        self.sio.on("epoch", self.on_epoch, namespace="/omni_monitor")
+
+    def take(self, envelopes):
+        for envelope in envelopes:
+            if self.last_seq is not None and envelope["seq"] <= self.last_seq:
+                self.dropped += 1
+                continue
+            self.last_seq = envelope["seq"]
+            self.accepted.append((self.epoch, envelope))
+
+    async def on_envelope(self, envelope):
+        self.take([envelope])
+
+    async def on_epoch(self, notice):
+        if notice.get("stream") == "system":
+            asyncio.get_running_loop().create_task(self.subscribe())
+
+    async def subscribe(self):
+        payload = {"streams": ["system"]}
+        if self.last_seq is not None:
+            payload["since"] = {"system": self.last_seq}
+        ack = await self.sio.call("subscribe", payload, namespace="/omni_monitor", timeout=10)
+        assert ack["ok"], ack
+        if ack["gap"]["system"]:
+            self.gaps += 1
+            self.epoch += 1
+            self.last_seq = None
+        self.take(ack["history"]["system"])
+
+    async def until(self, predicate, timeout=30):
+        async def loop():
+            while not predicate():
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(loop(), timeout)
+
+
+async def test_clients_follow_a_redis_restart_into_the_new_epoch(redis_server):
+    extra = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False}}
+    env = {"MESSAGE_QUEUE_URL": redis_server.url, "DASHBOARD_CLUSTER": f"t{uuid.uuid4().hex[:8]}",
+           "DASHBOARD_INSTANCE": "node-a"}
+    async with running_server(make_settings(env, extra)) as srv:
+        client = PageLikeClient()
+        await client.sio.connect(srv.url, socketio_path="/ws", namespaces=["/omni_monitor"],
+                                 transports=["websocket"])
+        try:
+            await client.subscribe()
+            await client.until(lambda: len(client.accepted) >= 5)
+            assert client.last_seq >= 5
+            redis_server.stop()
+            await asyncio.sleep(1.0)
+            redis_server.start()
+            await client.until(lambda: sum(1 for epoch, _ in client.accepted if epoch >= 1) >= 5, 40)
+            assert client.gaps >= 1
+            fresh = [e for epoch, e in client.accepted if epoch >= 1]
+            assert [e["seq"] for e in fresh] == sorted(e["seq"] for e in fresh)
+        finally:
+            await client.sio.disconnect()
