@@ -255,7 +255,8 @@ def create_app(settings: Settings) -> web.Application:
     ]
     if cluster is not None:
         contexts.append(lifecycle(tasks, "cluster", start=cluster.start, stop=cluster.close,
-                                  loops=[("cluster:lease", cluster.run_lease), ("cluster:flags", cluster.flags.run)]))
+                                  loops=[("cluster:lease", cluster.run_lease), ("cluster:flags", cluster.flags.run),
+                                         ("cluster:flags-reconcile", cluster.run_flag_reconcile)]))
     contexts += [
         lifecycle(tasks, "audit", loops=[("audit:sync", audit.run_sync)], stop=audit.close),
     ]

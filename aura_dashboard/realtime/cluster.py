@@ -132,11 +132,24 @@ class Lease:
         await self._changed(False)
 
 
+class ClusterUnavailable(Exception):
+    """The cluster's Redis cannot be told of a change now."""
+
+
+# The hash always holds this field once the cluster shares flags: a hash that is missing
+# altogether means Redis lost its data, and the lease holder writes the flags back.
+_SEALED = "__shared__"
+
+
 class FlagSync:
     """Feature flags flipped on one instance are applied on every instance.
 
-    The change is audited where it was made; elsewhere it arrives as a `remote` change. The
-    overrides are also kept in a Redis hash, so an instance that starts later applies them.
+    A change is shared first (`share`: the hash, then the channel) and applied only when that
+    worked, so a flag never differs between instances because Redis was away (the API answers
+    503). The change is audited where it was made; elsewhere it arrives as a `remote` change.
+    The hash is what every instance converges to: read on each resubscription and every
+    `reconcile` round (a lease period); when Redis lost it, the lease holder writes its own
+    flags back (`reseed`), since every instance held the same ones.
     """
 
     def __init__(self, redis: Any, prefix: str, owner: str, overrides: RuntimeOverrides):
@@ -145,20 +158,35 @@ class FlagSync:
         self.channel = f"{prefix}:flags"
         self.owner = owner
         self.overrides = overrides
+        self._shared: dict[str, bool | None] = {}  # shared by `share`, not to be sent again
+
+    async def share(self, flag: str, value: bool | None, actor: str) -> None:
+        """Tell the cluster of a change about to be applied here; raises ClusterUnavailable."""
+        message = orjson.dumps({"flag": flag, "value": value, "actor": actor, "origin": self.owner})
+        try:
+            async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    if value is None:
+                        pipe.hdel(self.hash, flag)
+                    else:
+                        pipe.hset(self.hash, flag, "1" if value else "0")
+                    pipe.hset(self.hash, _SEALED, "1")
+                    pipe.publish(self.channel, message)
+                    await pipe.execute()
+        except Exception as exc:
+            raise ClusterUnavailable(f"the cluster's Redis cannot be reached ({exc})") from exc
+        self._shared[flag] = value
 
     async def on_local_change(self, change: FeatureChange) -> None:
         if change.remote:
             return
-        message = orjson.dumps({"flag": change.flag, "value": None if change.reset else change.new,
-                                "actor": change.actor, "origin": self.owner})
+        value = None if change.reset else change.new
+        if change.flag in self._shared and self._shared.pop(change.flag) == value:
+            return  # `share` told the cluster already
         try:
-            async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
-                if change.reset:
-                    await self.redis.hdel(self.hash, change.flag)
-                else:
-                    await self.redis.hset(self.hash, change.flag, "1" if change.new else "0")
-                await self.redis.publish(self.channel, message)
-        except Exception as exc:
+            await self.share(change.flag, value, change.actor)
+            self._shared.pop(change.flag, None)
+        except ClusterUnavailable as exc:
             log.warning("flag change of %s not shared with the cluster: %s", change.flag, exc)
 
     async def apply(self, flag: str, value: bool | None, actor: str) -> None:
@@ -170,13 +198,51 @@ class FlagSync:
             await self.overrides.set(flag, value, actor=actor, remote=True)
 
     async def load(self) -> None:
-        """Apply the overrides the cluster already holds (an instance joining later)."""
+        """Apply the overrides the cluster holds (an instance joining later, or one that missed
+        a message); an override here that the cluster no longer holds is dropped. Nothing is
+        done while the hash is missing (Redis lost it: the holder's `reseed` writes it back)."""
         async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
             stored = await self.redis.hgetall(self.hash)
+        flags = {}
         for flag, value in stored.items():
             flag = flag.decode() if isinstance(flag, bytes) else flag
             value = value.decode() if isinstance(value, bytes) else value
-            await self.apply(flag, value == "1", actor="cluster")
+            flags[flag] = value
+        if not flags:
+            return
+        for flag, value in flags.items():
+            if flag != _SEALED:
+                await self.apply(flag, value == "1", actor="cluster")
+        for flag in self.overrides.overridden():
+            if flag not in flags:
+                await self.apply(flag, None, actor="cluster")
+
+    async def reseed(self) -> bool:
+        """Write this instance's overrides back when the hash is missing (Redis restarted
+        without its data); returns whether it did. Called by the lease holder."""
+        async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
+            if await self.redis.exists(self.hash):
+                return False
+            mapping = {flag: "1" if value else "0" for flag, value in self.overrides.overridden().items()}
+            # HSETNX on the seal: a change shared meanwhile by another instance wins.
+            if not await self.redis.hsetnx(self.hash, _SEALED, "1"):
+                return False
+            if mapping:
+                await self.redis.hset(self.hash, mapping=mapping)
+        log.warning("the cluster's flags were lost (Redis restarted?); written back from this "
+                    "instance: %s", mapping or "no overrides")
+        return True
+
+    async def reconcile(self, period_s: float) -> None:
+        """Every `period_s` (a lease period): converge on what the hash holds, until cancelled."""
+        while True:
+            await asyncio.sleep(period_s)
+            try:
+                await self.load()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("flags not reconciled: %s", exc)
 
     async def run(self) -> None:
         """Listen for other instances' changes; re-subscribe after Redis comes back."""

@@ -79,7 +79,15 @@ class ClusterLink:
                     await self.redis.set(self.holder_key, self.url, px=self.lease.ttl_ms)
             except Exception as exc:
                 log.warning("holder address not published: %s", exc)
+            try:
+                await self.flags.reseed()
+            except Exception as exc:
+                log.warning("flags not written back: %s", exc)
         return held
+
+    async def run_flag_reconcile(self) -> None:
+        """Converge on the cluster's flags every lease period (see `FlagSync.reconcile`)."""
+        await self.flags.reconcile(self.lease.ttl_ms / 1000)
 
     async def run_lease(self) -> None:
         """Renew (or take) the lease every third of its TTL until cancelled; a failed round is

@@ -15,8 +15,9 @@ from ..contract import blocking_switches
 from ..errors import BadRequest, DashboardError, SwitchedOff
 from ..history import HistoryUnavailable
 from ..namespaces import PANELS
+from ..realtime.cluster import ClusterUnavailable
 from ..realtime.hub import UnknownStream
-from .keys import ALERTS, HISTORY, HUB, OVERRIDES, READ_CACHE, SETTINGS
+from .keys import ALERTS, CLUSTER, HISTORY, HUB, OVERRIDES, READ_CACHE, SETTINGS
 from .security import ACTOR, client_of
 
 
@@ -199,6 +200,16 @@ async def patch_features(request: web.Request) -> web.Response:
     if refused:
         raise SwitchedOff("; ".join(refused))
     actor = request.get(ACTOR) or f"api:{client_of(request)}"
+    cluster = request.app.get(CLUSTER)
+    if cluster is not None:
+        # Told to the cluster first: a change the other instances cannot hear is not made.
+        try:
+            for flag, value in body.items():
+                await cluster.flags.share(flag, value, actor)
+        except ClusterUnavailable as exc:
+            raise DashboardError(f"feature flags cannot be changed while the cluster's message queue "
+                                 f"is unreachable; nothing was changed: {exc}",
+                                 code="cluster_unavailable", status=503) from None
     changed = []
     for flag, value in body.items():
         change = (await overrides.reset(flag, actor=actor) if value is None

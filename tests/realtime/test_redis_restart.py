@@ -132,3 +132,48 @@ async def test_clients_follow_a_redis_restart_into_the_new_epoch(redis_server):
             assert [e["seq"] for e in fresh] == sorted(e["seq"] for e in fresh)
         finally:
             await client.sio.disconnect()
+
+
+async def flags_of(http, srv) -> dict:
+    async with http.get(srv.url + "/api/features") as response:
+        return (await response.json())["effective"]
+
+
+async def test_flag_changes_while_redis_is_down_are_refused_and_instances_converge(redis_server):
+    """While the cluster cannot be told, PATCH answers 503 and changes nothing; after a Redis
+    restart that lost the flags, the instances still agree within one lease period."""
+    import aiohttp
+    ttl_ms = 1500
+    cluster = f"t{uuid.uuid4().hex[:8]}"
+    extra = {"websocket": {"lease_ttl_ms": ttl_ms}}
+
+    def settings(name):
+        return make_settings({"MESSAGE_QUEUE_URL": redis_server.url, "DASHBOARD_CLUSTER": cluster,
+                              "DASHBOARD_INSTANCE": name}, extra)
+    async with running_server(settings("node-a")) as a, running_server(settings("node-b")) as b, \
+            aiohttp.ClientSession() as http:
+        async with http.patch(a.url + "/api/features", json={"debug_mode": True}) as response:
+            assert response.status == 200
+
+        async def converged(value, timeout):
+            async def loop():
+                while not ((await flags_of(http, a))["debug_mode"] is value
+                           and (await flags_of(http, b))["debug_mode"] is value):
+                    await asyncio.sleep(0.1)
+            await asyncio.wait_for(loop(), timeout)
+        await converged(True, 5)
+
+        redis_server.stop()
+        async with http.patch(b.url + "/api/features", json={"debug_mode": False}) as response:
+            body = await response.json()
+            assert response.status == 503, body
+            assert body["error"]["code"] == "cluster_unavailable"
+        assert (await flags_of(http, b))["debug_mode"] is True, "nothing changed where it was refused"
+
+        redis_server.start()  # empty: the flags hash is gone
+        await converged(True, ttl_ms / 1000 * 2 + 3)  # one lease period (and a round), generously
+        await asyncio.sleep(ttl_ms / 1000 * 2)
+        assert (await flags_of(http, a))["debug_mode"] is True and (await flags_of(http, b))["debug_mode"] is True
+        async with http.patch(b.url + "/api/features", json={"debug_mode": None}) as response:
+            assert response.status == 200
+        await converged(False, ttl_ms / 1000 + 3)
