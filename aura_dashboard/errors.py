@@ -34,6 +34,11 @@ class SwitchedOff(DashboardError):
     status, code = 409, "switched_off_in_configuration"
 
 
+class ClusterStoreUnavailable(DashboardError):
+    """The cluster's shared buffer (Redis) cannot be read now."""
+    status, code = 503, "cluster_unavailable"
+
+
 class PanelDisabled(DashboardError):
     status, code = 403, "panel_disabled"
 

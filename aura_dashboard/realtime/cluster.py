@@ -24,6 +24,7 @@ import socketio
 
 from ..config import FeatureChange, RuntimeOverrides
 from ..config.schema import WebSocketSettings
+from .replay import KEY_TTL_MS
 
 log = logging.getLogger(__name__)
 REDIS_CALL_TIMEOUT_S = 2.0
@@ -83,6 +84,7 @@ class Lease:
         self.ttl_ms = ttl_ms
         self.held = False
         self.healthy = True
+        self.problem: str | None = None  # why the last round failed
         self._on_change = on_change
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
@@ -95,11 +97,12 @@ class Lease:
                     held = True
                 else:
                     held = bool(await self.redis.set(self.key, self.owner, nx=True, px=self.ttl_ms))
-            self.healthy = True
+            self.healthy, self.problem = True, None
         except Exception as exc:  # Redis away or slow: the lease can no longer be proven
             if self.healthy:
                 log.warning("cluster lease cannot be renewed: %s", exc)
             self.healthy = False
+            self.problem = (str(exc).splitlines() or [type(exc).__name__])[0][:300] or type(exc).__name__
             held = False
         if held != self.held:
             self.held = held
@@ -171,6 +174,7 @@ class FlagSync:
                     else:
                         pipe.hset(self.hash, flag, "1" if value else "0")
                     pipe.hset(self.hash, _SEALED, "1")
+                    pipe.pexpire(self.hash, KEY_TTL_MS)
                     pipe.publish(self.channel, message)
                     await pipe.execute()
         except Exception as exc:
@@ -222,6 +226,7 @@ class FlagSync:
         without its data); returns whether it did. Called by the lease holder."""
         async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
             if await self.redis.exists(self.hash):
+                await self.redis.pexpire(self.hash, KEY_TTL_MS)  # kept while the cluster lives
                 return False
             mapping = {flag: "1" if value else "0" for flag, value in self.overrides.overridden().items()}
             # HSETNX on the seal: a change shared meanwhile by another instance wins.
@@ -229,6 +234,7 @@ class FlagSync:
                 return False
             if mapping:
                 await self.redis.hset(self.hash, mapping=mapping)
+            await self.redis.pexpire(self.hash, KEY_TTL_MS)
         log.warning("the cluster's flags were lost (Redis restarted?); written back from this "
                     "instance: %s", mapping or "no overrides")
         return True

@@ -107,8 +107,13 @@ class ClusterLink:
         return value.decode() if isinstance(value, bytes) else value
 
     def health(self) -> dict[str, Any]:
-        return {"status": "up" if self.lease.healthy else "down", "kind": "redis",
-                "owner": self.owner, "url": self.url, "shared_collectors_here": self.lease.held}
+        """`up`, or `degraded` while Redis cannot be reached: this instance still serves its own
+        clients (per-host streams, REST), but cluster-wide sequence, replay and flags wait."""
+        state = {"status": "up" if self.lease.healthy else "degraded", "kind": "redis",
+                 "owner": self.owner, "url": self.url, "shared_collectors_here": self.lease.held}
+        if not self.lease.healthy:
+            state["reason"] = self.lease.problem or "Redis cannot be reached"
+        return state
 
     async def close(self) -> None:
         await self.lease.release()

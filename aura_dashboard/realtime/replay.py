@@ -27,8 +27,14 @@ from collections import deque
 from typing import Any, Protocol
 
 import orjson
+from redis.exceptions import RedisError
+
+from ..errors import ClusterStoreUnavailable
 
 log = logging.getLogger(__name__)
+# Every key a cluster writes lives this long after its last write, so a cluster that is gone
+# leaves nothing behind for good (a stream idle this long begins its `seq` again).
+KEY_TTL_MS = 7 * 24 * 3600 * 1000
 
 Envelope = dict[str, Any]
 SCAN_CHUNK = 64  # envelopes read at a time when looking for one source's latest
@@ -106,7 +112,8 @@ class LocalReplay:
 
 
 # KEYS: counter, buffer, epoch. ARGV: envelope text before the seq, after it, buffer size,
-# the epoch to create when there is none (Redis lost its data, or the cluster is new).
+# the epoch to create when there is none (Redis lost its data, or the cluster is new), the
+# keys' time to live in ms.
 _APPEND = """
 local epoch = redis.call('GET', KEYS[3])
 if not epoch then
@@ -116,6 +123,7 @@ end
 local seq = redis.call('INCR', KEYS[1])
 local envelope = ARGV[1] .. seq .. ARGV[2]
 redis.call('XADD', KEYS[2], 'MAXLEN', tonumber(ARGV[3]), seq .. '-0', 'e', envelope)
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[5]) end
 return {seq, epoch}
 """
 
@@ -143,7 +151,7 @@ class RedisReplay:
         tail = b',"ts":' + orjson.dumps(ts) + b',"source":' + orjson.dumps(source) + \
             b',"data":' + orjson.dumps(data) + b"}"
         seq, epoch = await self._append(keys=[*self._keys(stream), self.epoch_key],
-                                        args=[head, tail, self.buffer_size, secrets.token_hex(8)])
+                                        args=[head, tail, self.buffer_size, secrets.token_hex(8), KEY_TTL_MS])
         self._saw_epoch(epoch.decode() if isinstance(epoch, bytes) else str(epoch))
         return {"stream": stream, "seq": int(seq), "ts": ts, "source": source, "data": data}
 
@@ -168,6 +176,10 @@ class RedisReplay:
         return [orjson.loads(fields[b"e"] if b"e" in fields else fields["e"]) for _, fields in entries]
 
     async def history(self, stream: str, points: int | None) -> list[Envelope]:
+        async with _reading():
+            return await self._history(stream, points)
+
+    async def _history(self, stream: str, points: int | None) -> list[Envelope]:
         _, buffer = self._keys(stream)
         if points is not None and points <= 0:
             return []
@@ -175,10 +187,14 @@ class RedisReplay:
         return list(reversed(self._decode(entries)))
 
     async def replay(self, stream: str, since: int) -> tuple[list[Envelope], bool]:
+        async with _reading():
+            return await self._replay(stream, since)
+
+    async def _replay(self, stream: str, since: int) -> tuple[list[Envelope], bool]:
         _, buffer = self._keys(stream)
-        last = await self.last_seq(stream)
+        last = await self._last_seq(stream)
         if since > last:
-            return await self.history(stream, None), True
+            return await self._history(stream, None), True
         first = await self.redis.xrange(buffer, "-", "+", count=1)
         oldest = int(first[0][0].split(b"-")[0]) if first else last + 1
         entries = await self.redis.xrange(buffer, f"{since + 1}-0", "+")
@@ -186,6 +202,10 @@ class RedisReplay:
 
     async def latest(self, stream: str, source: str | None = None) -> Envelope | None:
         """The newest envelope (of `source`, when given), looking back at most the whole buffer."""
+        async with _reading():
+            return await self._latest(stream, source)
+
+    async def _latest(self, stream: str, source: str | None) -> Envelope | None:
         _, buffer = self._keys(stream)
         upper: str = "+"
         looked = 0
@@ -203,6 +223,24 @@ class RedisReplay:
         return None
 
     async def last_seq(self, stream: str) -> int:
+        async with _reading():
+            return await self._last_seq(stream)
+
+    async def _last_seq(self, stream: str) -> int:
         counter, _ = self._keys(stream)
         value = await self.redis.get(counter)
         return int(value) if value is not None else 0
+
+
+class _reading:
+    """Redis failures of a read, as the one error readers know (503 `cluster_unavailable`)."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind, exc, tb) -> bool:
+        if exc is not None and isinstance(exc, (RedisError, OSError, TimeoutError)):
+            raise ClusterStoreUnavailable(
+                f"the cluster's shared buffer cannot be read now: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            ) from exc
+        return False

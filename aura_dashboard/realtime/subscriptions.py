@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import socketio
 from pydantic import Field, StringConstraints
 
-from ..errors import DashboardError
+from ..errors import ClusterStoreUnavailable, DashboardError
 from ..security.validation import Payload, parse
 from .hub import StreamHub, room_of
 
@@ -52,11 +52,16 @@ async def subscribe(sio: socketio.AsyncServer, hub: StreamHub, sid: str, namespa
         # In a cluster the read is a Redis round trip: an envelope may then come both ways
         # (never neither), and clients drop a `seq` they already hold.
         await sio.enter_room(sid, room_of(stream), namespace=namespace)
-        if stream in since:
-            history[stream], gap[stream] = await hub.replay(stream, since[stream], delivered_only=True)
-        else:
-            history[stream] = await hub.history(stream, history_points, delivered_only=True)
-            gap[stream] = False
+        try:
+            if stream in since:
+                history[stream], gap[stream] = await hub.replay(stream, since[stream], delivered_only=True)
+            else:
+                history[stream] = await hub.history(stream, history_points, delivered_only=True)
+                gap[stream] = False
+        except ClusterStoreUnavailable:
+            # The cluster's buffer is away (Redis down): the client joins and gets what is
+            # published from now on, told that what came before is missing.
+            history[stream], gap[stream] = [], True
     return {"ok": True, "streams": streams, "history": history, "gap": gap}
 
 

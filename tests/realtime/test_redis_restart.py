@@ -177,3 +177,58 @@ async def test_flag_changes_while_redis_is_down_are_refused_and_instances_conver
         async with http.patch(b.url + "/api/features", json={"debug_mode": None}) as response:
             assert response.status == 200
         await converged(False, ttl_ms / 1000 + 3)
+
+
+async def test_a_dead_redis_url_is_reported_degraded_and_subscribes_are_answered_with_gap():
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    extra = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False}}
+    import aiohttp
+    async with running_server(make_settings({"MESSAGE_QUEUE_URL": dead}, extra)) as srv, \
+            aiohttp.ClientSession() as http:
+        async def degraded():
+            while True:
+                async with http.get(srv.url + "/healthz") as response:
+                    body = await response.json()
+                    state = body["dependencies"]["message_queue"]
+                    if state["status"] == "degraded":
+                        return response.status, body, state
+                await asyncio.sleep(0.1)
+        status, body, state = await asyncio.wait_for(degraded(), 20)
+        assert status == 200 and state["reason"]
+        client = socketio.AsyncClient(reconnection=False)
+        await client.connect(srv.url, socketio_path="/ws", namespaces=["/omni_monitor"], transports=["websocket"])
+        try:
+            ack = await client.call("subscribe", {"streams": ["system"]}, namespace="/omni_monitor", timeout=20)
+            assert ack["ok"] is True and ack["gap"]["system"] is True, ack
+        finally:
+            await client.disconnect()
+
+
+async def test_every_key_the_cluster_leaves_in_redis_expires(redis_server):
+    import redis.asyncio as aioredis
+    import aiohttp
+    cluster = f"t{uuid.uuid4().hex[:8]}"
+    extra = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False}}
+    async with running_server(make_settings({"MESSAGE_QUEUE_URL": redis_server.url, "DASHBOARD_CLUSTER": cluster},
+                                            extra)) as srv, aiohttp.ClientSession() as http:
+        async with http.patch(srv.url + "/api/features", json={"debug_mode": True}) as response:
+            assert response.status == 200
+        client = aioredis.from_url(redis_server.url)
+        try:
+            async def published():
+                while not await client.exists(f"aura:{cluster}:seq:system"):
+                    await asyncio.sleep(0.1)
+            await asyncio.wait_for(published(), 20)
+            await asyncio.sleep(1.0)
+            keys = [key async for key in client.scan_iter(f"aura:{cluster}:*")]
+            assert keys
+            lasting = [key for key in keys if await client.pttl(key) == -1]
+            assert lasting == [], lasting
+        finally:
+            await client.aclose()
+
+
+def test_an_instance_without_a_name_is_named_after_its_host():
+    import socket
+    from aura_dashboard.app import instance_name
+    assert instance_name(make_settings().dashboard) == socket.gethostname()
