@@ -60,7 +60,7 @@ from .tasks import TaskSet
 from .web import keys as k
 from .web.cache import HubReadCache
 from .web.compression import gzip_middleware
-from .web.forwarding import forwarding_middleware
+from .web.forwarding import forwarding_middleware, peer_middleware
 from .web.metrics import setup_metrics
 from .web.middleware import error_middleware
 from .web.routes import setup_routes
@@ -171,7 +171,7 @@ def create_app(settings: Settings) -> web.Application:
     # -- security and the namespaces ---------------------------------------------------------
     security_events = SecurityEvents()
     guard = AccessGuard(security, security_events, ClientAddress(security.trusted_proxies))
-    forwarder = HolderForwarder(cluster, http, security) if cluster else LocalOnly()
+    forwarder = HolderForwarder(cluster, http) if cluster else LocalOnly()
     own = {ArenaNamespace: {"arena": arena, "forwarder": forwarder}, ChatNamespace: {"queue": chat}}
     namespaces = register_namespaces(sio, [
         cls(hub=hub, guard=guard, history_points=panels.omni_monitor.graph_history_points,
@@ -228,6 +228,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.performance.gzip_compression:
         middlewares.insert(0, gzip_middleware(settings.performance))
     if cluster is not None:
+        middlewares.insert(middlewares.index(error_middleware) + 1, peer_middleware)
         middlewares.append(forwarding_middleware)
     app = web.Application(middlewares=middlewares)
     sio.attach(app, socketio_path=ws.path)

@@ -4,8 +4,11 @@ and the address of the lease holder (which owns the arena and the inference stat
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +18,7 @@ import redis.asyncio as aioredis
 from ..config import RuntimeOverrides
 from ..config.schema import DashboardSettings, WebSocketSettings
 from .cluster import REDIS_CALL_TIMEOUT_S, FlagSync, Lease, broker_kind, owner_id
-from .replay import RedisReplay
+from .replay import KEY_TTL_MS, RedisReplay
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,42 @@ class ClusterLink:
     async def start(self) -> None:
         """The first lease round, so the shared collectors start at once where they should."""
         await self.lease_round()
+
+    # -- the instances' shared secret: forwarded requests prove they come from an instance --
+    _secret: str | None = None
+    _secret_read_at: float = 0.0
+
+    @property
+    def secret_key(self) -> str:
+        return f"{self.prefix}:peer-secret"
+
+    async def peer_secret(self, *, refresh: bool = False) -> str:
+        """The cluster's instance-to-instance secret: made once by whichever instance asks
+        first (SET NX), kept in Redis beside everything the instances already share."""
+        if self._secret is not None and not refresh:
+            return self._secret
+        async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
+            await self.redis.set(self.secret_key, secrets.token_hex(32), nx=True, px=KEY_TTL_MS)
+            value = await self.redis.get(self.secret_key)
+            await self.redis.pexpire(self.secret_key, KEY_TTL_MS)
+        self._secret = value.decode() if isinstance(value, bytes) else value
+        self._secret_read_at = time.monotonic()
+        return self._secret
+
+    async def is_peer(self, presented: str | None) -> bool:
+        """Whether `presented` is the cluster's secret (re-read at most once a second when it
+        does not match, since Redis may have made a new one)."""
+        if not presented:
+            return False
+        try:
+            if hmac.compare_digest(presented, await self.peer_secret()):
+                return True
+            if time.monotonic() - self._secret_read_at < 1.0:
+                return False
+            return hmac.compare_digest(presented, await self.peer_secret(refresh=True))
+        except Exception as exc:
+            log.warning("peer secret cannot be read: %s", exc)
+            return False
 
     @property
     def holder_key(self) -> str:
