@@ -29,6 +29,22 @@ DEFAULT_LOCAL_CONFIG = Path("config/dashboard_config.yaml")
 CONFIG_ENV_VAR = "AURA_CONFIG"
 
 
+# Keys of the seed's design that nothing read: removed from the shipped file. A user's file that
+# still sets one is told, at start and by check-config, that it is not supported and why.
+UNSUPPORTED = {
+    "websocket.enabled": "Socket.IO is always served, at websocket.path",
+    "websocket.protocol": "the page dials the address it was loaded from (websocket.path on it)",
+    "websocket.host": "the page dials the address it was loaded from (websocket.path on it)",
+    "websocket.port": "the page dials the address it was loaded from (websocket.path on it)",
+    "monitoring.gpu.nvidia_only": "GPUs are read through NVML, so NVIDIA only",
+    "backends.mcp.websocket_url": "the MCP backend is reached over HTTP only (backends.mcp.url)",
+    "backends.governance.websocket_url": "the governance service is reached over HTTP only "
+                                         "(backends.governance.url)",
+    "logging.websocket_events": "Socket.IO's own records follow logging.level (ERROR and up)",
+    "performance.connection_pool_size": "each PostgreSQL user keeps its own small pool",
+}
+
+
 class ConfigError(Exception):
     """The configuration cannot be used; `problems` lists every reason, each naming its key."""
 
@@ -280,7 +296,11 @@ def _drop_unknown(node: Any, model: type[BaseModel], path: tuple, warnings: list
     for key, value in node.items():
         info = model.model_fields.get(key) if isinstance(key, str) else None
         if info is None:
-            warnings.append(f"{_dotted(path + (key,))}: unknown key, ignored")
+            dotted = _dotted(path + (key,))
+            if dotted in UNSUPPORTED:
+                warnings.append(f"{dotted}: not supported, ignored ({UNSUPPORTED[dotted]})")
+            else:
+                warnings.append(f"{dotted}: unknown key, ignored")
             continue
         sub = info.annotation
         if isinstance(sub, type) and issubclass(sub, BaseModel):

@@ -114,10 +114,6 @@ class ReconnectSettings(Section):
 
 
 class WebSocketSettings(Section):
-    enabled: bool
-    protocol: Literal["ws", "wss"]
-    host: str
-    port: Port
     path: UrlPath
     reconnect: ReconnectSettings
     connect_timeout_ms: PositiveInt
@@ -183,7 +179,6 @@ class SystemMonitoringSettings(Section):
 
 class GpuMonitoringSettings(Section):
     enabled: bool
-    nvidia_only: bool
     sample_interval_ms: PositiveInt
     include_processes: bool
 
@@ -212,7 +207,6 @@ class MonitoringSettings(Section):
 # 5. backends -------------------------------------------------------------------------------
 class McpBackendSettings(Section):
     url: HttpUrl
-    websocket_url: WsUrl
     timeout_ms: PositiveInt
     retry_attempts: NonNegativeInt
     health_check_interval_ms: PositiveInt
@@ -228,7 +222,6 @@ class MlBackendSettings(Section):
 
 class GovernanceBackendSettings(Section):
     url: HttpUrl
-    websocket_url: WsUrl
     timeout_ms: PositiveInt
     health_check_interval_ms: PositiveInt
 
@@ -288,7 +281,6 @@ class LoggingSettings(Section):
     format: Literal["json", "text"]
     console: Literal["stderr", "stdout"]
     file: LogFileSettings
-    websocket_events: bool
     api_requests: bool
     performance_metrics: bool
 
@@ -307,7 +299,6 @@ class PerformanceSettings(Section):
     gzip_compression: bool
     min_gzip_size_bytes: NonNegativeInt
     query_timeout_ms: PositiveInt
-    connection_pool_size: PositiveInt
 
 
 # 9. security -------------------------------------------------------------------------------

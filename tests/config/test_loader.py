@@ -41,9 +41,6 @@ TABLE = [
      "http://dashboard-1:8080", "dashboard-1:8080"),
     ("DASHBOARD_PUBLIC_URLS", "dashboard.public_urls", [], "http://localhost:9000, https://ops.example.com/",
      ["http://localhost:9000", "https://ops.example.com"], "ops.example.com"),
-    ("WEBSOCKET_PROTOCOL", "websocket.protocol", "ws", "wss", "wss", "http"),
-    ("WEBSOCKET_HOST", "websocket.host", "localhost", "dash.example", "dash.example", None),
-    ("WEBSOCKET_PORT", "websocket.port", 8000, "443", 443, "eighty"),
     ("MESSAGE_QUEUE_URL", "websocket.message_queue", "", "redis://127.0.0.1:6379/0",
      "redis://127.0.0.1:6379/0", "ftp://x"),
     ("DASHBOARD_CLUSTER", "websocket.cluster_name", "aura", "prod-eu", "prod-eu", "no spaces"),
@@ -51,14 +48,10 @@ TABLE = [
     ("ENABLE_TEMPERATURE_MONITORING", "monitoring.temperature.enabled", False, "1", True, "2"),
     ("MCP_BACKEND_URL", "backends.mcp.url", "http://localhost:8000", "http://mcp:8000",
      "http://mcp:8000", "mcp:8000"),
-    ("MCP_WEBSOCKET_URL", "backends.mcp.websocket_url", "ws://localhost:8000", "wss://mcp:8000",
-     "wss://mcp:8000", "http://mcp"),
     ("ML_BACKEND_URL", "backends.ml.url", "http://localhost:8001", "https://ml:8001",
      "https://ml:8001", "not a url"),
     ("GOVERNANCE_URL", "backends.governance.url", "http://localhost:9206", "http://gov:9206",
      "http://gov:9206", "gov"),
-    ("GOVERNANCE_WEBSOCKET_URL", "backends.governance.websocket_url", "ws://localhost:9206",
-     "ws://gov:9206", "ws://gov:9206", "gov"),
     ("DATABASE_HOST", "backends.database.host", "localhost", "db", "db", None),
     ("DATABASE_PORT", "backends.database.port", 5432, "6543", 6543, "pg"),
     ("DATABASE_NAME", "backends.database.database", "aura_ia", "metrics", "metrics", None),
@@ -347,3 +340,24 @@ def test_the_port_case_of_the_issue(tmp_path):
     config.write_text("dashboard: {port: 18090}\n")
     assert load({"DASHBOARD_PORT": "18080"}, config=config).settings.dashboard.port == 18080
     assert load(config=config).settings.dashboard.port == 18090
+
+
+def test_keys_nothing_reads_are_gone_and_said_to_be_unsupported(tmp_path):
+    from aura_dashboard.config.loader import UNSUPPORTED
+    shipped = yaml.safe_load(SHIPPED_CONFIG.read_text())
+    user: dict = {}
+    for dotted in UNSUPPORTED:
+        parts = dotted.split(".")
+        node = shipped
+        for part in parts[:-1]:
+            node = node.get(part, {})
+        assert parts[-1] not in node, f"{dotted} is still in the shipped file"
+        target = user
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = True
+    config = tmp_path / "seed.yaml"
+    config.write_text(yaml.safe_dump(user))
+    warnings = load(config=config).warnings
+    for dotted in UNSUPPORTED:
+        assert any(w.startswith(f"{dotted}: not supported, ignored (") for w in warnings), (dotted, warnings)
