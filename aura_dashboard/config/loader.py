@@ -42,6 +42,21 @@ UNSUPPORTED = {
                                          "(backends.governance.url)",
     "logging.websocket_events": "Socket.IO's own records follow logging.level (ERROR and up)",
     "performance.connection_pool_size": "each PostgreSQL user keeps its own small pool",
+    # Where two keys governed one thing, the one that was read stays (see README, "Which key wins").
+    "monitoring.system.cpu.sample_interval_ms": "CPU use is measured between two samples of the "
+                                                "system stream (updates.intervals.system_metrics)",
+    "monitoring.gpu.sample_interval_ms": "the gpu stream samples at updates.intervals.gpu_metrics",
+    "backends.mcp.timeout_ms": "chat waits panels.chat.timeout_seconds; health checks health_checks.timeout_ms",
+    "backends.mcp.retry_attempts": "chat retries panels.chat.retry_attempts times; health checks "
+                                   "health_checks.retries",
+    "backends.ml.timeout_ms": "the models list and health checks wait health_checks.timeout_ms",
+    "backends.ml.retry_attempts": "health checks retry health_checks.retries times",
+    "backends.governance.timeout_ms": "health checks wait health_checks.timeout_ms",
+    "panels.governance.refresh_interval_ms": "the governance stream is sampled at "
+                                             "updates.intervals.governance_data",
+    "panels.intelligence_arena.refresh_interval_ms": "debates are published as they change",
+    "panels.omni_monitor.refresh_interval_ms": "each stream has its own interval (updates.intervals.*)",
+    "health_checks.interval_ms": "each backend is checked at backends.<name>.health_check_interval_ms",
 }
 
 

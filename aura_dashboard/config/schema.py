@@ -151,7 +151,6 @@ class UpdateSettings(Section):
 class CpuSettings(Section):
     enabled: bool
     include_per_cpu: bool
-    sample_interval_ms: PositiveInt
 
 
 class MemorySettings(Section):
@@ -179,7 +178,6 @@ class SystemMonitoringSettings(Section):
 
 class GpuMonitoringSettings(Section):
     enabled: bool
-    sample_interval_ms: PositiveInt
     include_processes: bool
 
 
@@ -207,22 +205,17 @@ class MonitoringSettings(Section):
 # 5. backends -------------------------------------------------------------------------------
 class McpBackendSettings(Section):
     url: HttpUrl
-    timeout_ms: PositiveInt
-    retry_attempts: NonNegativeInt
     health_check_interval_ms: PositiveInt
 
 
 class MlBackendSettings(Section):
     url: HttpUrl
-    timeout_ms: PositiveInt
-    retry_attempts: NonNegativeInt
     health_check_interval_ms: PositiveInt
     models_path: UrlPath
 
 
 class GovernanceBackendSettings(Section):
     url: HttpUrl
-    timeout_ms: PositiveInt
     health_check_interval_ms: PositiveInt
 
 
@@ -346,7 +339,6 @@ class ChatPanelSettings(Section):
 
 class GovernancePanelSettings(Section):
     enabled: bool
-    refresh_interval_ms: PositiveInt
     show_audit_logs: bool
     audit_log_limit: PositiveInt
     audit_store_path: str
@@ -362,7 +354,6 @@ class AiSystemPanelSettings(Section):
 
 class ArenaPanelSettings(Section):
     enabled: bool
-    refresh_interval_ms: PositiveInt
     max_debates: PositiveInt
     debate_timeout_seconds: Annotated[float, Field(gt=0)]
     finished_kept: NonNegativeInt
@@ -370,7 +361,6 @@ class ArenaPanelSettings(Section):
 
 class OmniMonitorPanelSettings(Section):
     enabled: bool
-    refresh_interval_ms: PositiveInt
     graph_history_points: PositiveInt
     show_system_metrics: bool
     show_gpu_metrics: bool
@@ -401,7 +391,6 @@ class HealthAlertSettings(Section):
 
 class HealthCheckSettings(Section):
     enabled: bool
-    interval_ms: PositiveInt
     endpoints: HealthEndpointSettings
     timeout_ms: PositiveInt
     retries: NonNegativeInt
