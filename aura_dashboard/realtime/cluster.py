@@ -279,3 +279,39 @@ class FlagSync:
                     await asyncio.shield(pubsub.aclose())
                 except Exception:
                     pass
+
+
+class SharedDocuments:
+    """A small set of JSON documents in one Redis hash, kept 7 days after the last write: the
+    lease holder's state (open debates) that the next holder resumes. Failures are logged,
+    never raised: keeping is a help for a failover, not a condition of serving."""
+
+    def __init__(self, redis: Any, key: str):
+        self.redis = redis
+        self.key = key
+
+    async def put(self, doc_id: str, doc: dict[str, Any]) -> None:
+        try:
+            async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.hset(self.key, doc_id, orjson.dumps(doc))
+                    pipe.pexpire(self.key, KEY_TTL_MS)
+                    await pipe.execute()
+        except Exception as exc:
+            log.warning("%s: %s not kept in Redis: %s", self.key, doc_id, exc)
+
+    async def delete(self, doc_id: str) -> None:
+        try:
+            async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
+                await self.redis.hdel(self.key, doc_id)
+        except Exception as exc:
+            log.warning("%s: %s not removed from Redis: %s", self.key, doc_id, exc)
+
+    async def all(self) -> list[dict[str, Any]]:
+        try:
+            async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
+                stored = await self.redis.hgetall(self.key)
+        except Exception as exc:
+            log.warning("%s not read from Redis: %s", self.key, exc)
+            return []
+        return [orjson.loads(value) for value in stored.values()]

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from ..config import RuntimeOverrides
 from ..config.schema import DashboardSettings, WebSocketSettings
-from .cluster import REDIS_CALL_TIMEOUT_S, FlagSync, Lease, broker_kind, owner_id
+from .cluster import REDIS_CALL_TIMEOUT_S, FlagSync, Lease, SharedDocuments, broker_kind, owner_id
 from .replay import KEY_TTL_MS, RedisReplay
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,10 @@ class ClusterLink:
         except Exception as exc:
             log.warning("peer secret cannot be read: %s", exc)
             return False
+
+    def documents(self, name: str) -> SharedDocuments:
+        """The holder's state `name` (e.g. `arena`), kept for the next holder."""
+        return SharedDocuments(self.redis, f"{self.prefix}:state:{name}")
 
     @property
     def holder_key(self) -> str:

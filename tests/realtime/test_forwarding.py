@@ -78,3 +78,41 @@ async def test_arena_events_forwarded_during_a_rolling_key_rotation():
         finally:
             await client.disconnect()
         assert "rotated" in await debates_of(http, holder, {"X-API-Key": "old-key"})
+
+
+async def test_open_debates_survive_the_holder_and_the_next_holder_resumes_them():
+    need_service(reachable(REDIS_URL, 6379), f"Redis at {REDIS_URL} is not reachable")
+    extra = {"websocket": {"lease_ttl_ms": 1500}}
+    cluster = f"t{uuid.uuid4().hex[:8]}"
+
+    def settings(name):
+        return make_settings({"MESSAGE_QUEUE_URL": REDIS_URL, "DASHBOARD_CLUSTER": cluster,
+                              "DASHBOARD_INSTANCE": name}, extra)
+    async with AsyncExitStack() as keep_other, aiohttp.ClientSession() as http:
+        first = AsyncExitStack()
+        holder = await first.enter_async_context(running_server(settings("node-a")))
+        while not holder.app[CLUSTER].lease.held:
+            await asyncio.sleep(0.05)
+        other = await keep_other.enter_async_context(running_server(settings("node-b")))
+        body = {"topic": "kept", "participants": ["a", "b"]}
+        async with http.post(holder.url + "/api/arena/debates", json=body) as response:
+            created = await response.json()
+            assert response.status == 201, created
+        debate_id = created["id"]
+        async with http.post(holder.url + f"/api/arena/debates/{debate_id}/turns",
+                             json={"speaker": "a", "text": "first"}) as response:
+            assert response.status == 200, await response.text()
+        await first.aclose()  # the holder stops (its lease released)
+
+        async def taken():
+            while not other.app[CLUSTER].lease.held:
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(taken(), 1.5 * 2 + 2)
+        async with http.get(other.url + f"/api/arena/debates/{debate_id}") as response:
+            debate = await response.json()
+            assert response.status == 200, debate
+        debate = debate.get("debate", debate)
+        assert debate["status"] == "open" and [t["text"] for t in debate["turns"]] == ["first"]
+        async with http.post(other.url + f"/api/arena/debates/{debate_id}/turns",
+                             json={"speaker": "b", "text": "second"}) as response:
+            assert response.status == 200, await response.text()
