@@ -148,7 +148,8 @@ def create_app(settings: Settings) -> web.Application:
     arena = Arena(max_debates=arena_settings.max_debates, timeout_s=arena_settings.debate_timeout_seconds,
                   finished_kept=arena_settings.finished_kept, publish=hub.publish,
                   keeper=cluster.documents("arena") if cluster else None)
-    inference = InferenceStats(panels.ai_system.inference_window_seconds)
+    inference = InferenceStats(panels.ai_system.inference_window_seconds,
+                               keeper=cluster.documents("inference") if cluster else None)
 
     # -- long-range history: tiers of every series field, fed after each publish -------------------
     history = History.create(
@@ -199,6 +200,7 @@ def create_app(settings: Settings) -> web.Application:
     overrides.changed.connect(emitters.reconcile)
     lease_changed.connect(emitters.reconcile)  # the shared collectors run on the lease holder
     lease_changed.connect(arena.resume)  # the new holder takes up the debates kept in Redis
+    lease_changed.connect(inference.resume)  # and the inference windows
     if cluster is not None:
         overrides.changed.connect(mailbox("flags to the cluster", cluster.flags.on_local_change))
     overrides.changed.connect(mailbox("audit of flags", audit.record_flag_change))

@@ -116,3 +116,45 @@ async def test_open_debates_survive_the_holder_and_the_next_holder_resumes_them(
         async with http.post(other.url + f"/api/arena/debates/{debate_id}/turns",
                              json={"speaker": "b", "text": "second"}) as response:
             assert response.status == 200, await response.text()
+
+
+async def test_inference_windows_survive_the_holder():
+    need_service(reachable(REDIS_URL, 6379), f"Redis at {REDIS_URL} is not reachable")
+    extra = {"websocket": {"lease_ttl_ms": 1500}, "panels": {"ai_system": {"refresh_interval_ms": 200}}}
+    cluster = f"t{uuid.uuid4().hex[:8]}"
+
+    def settings(name):
+        return make_settings({"MESSAGE_QUEUE_URL": REDIS_URL, "DASHBOARD_CLUSTER": cluster,
+                              "DASHBOARD_INSTANCE": name}, extra)
+
+    async def latest_counts(http, srv):
+        async with http.get(srv.url + "/api/history/inference?points=1") as response:
+            envelopes = (await response.json())["envelopes"]
+        return envelopes[-1] if envelopes else None
+
+    async with AsyncExitStack() as keep_other, aiohttp.ClientSession() as http:
+        first = AsyncExitStack()
+        holder = await first.enter_async_context(running_server(settings("node-a")))
+        while not holder.app[CLUSTER].lease.held:
+            await asyncio.sleep(0.05)
+        other = await keep_other.enter_async_context(running_server(settings("node-b")))
+        results = [{"model": "m", "latency_ms": float(i), "ok": True} for i in range(1, 6)]
+        async with http.post(holder.url + "/api/ingest/inference", json=results) as response:
+            assert response.status == 202, await response.text()
+
+        async def kept():
+            while True:
+                latest = await latest_counts(http, holder)
+                if latest and latest["data"]["models"].get("m", {}).get("count") == 5:
+                    return
+                await asyncio.sleep(0.1)
+        await asyncio.wait_for(kept(), 10)
+        await first.aclose()
+
+        async def resumed():
+            while True:
+                latest = await latest_counts(http, other)
+                if latest and latest["source"] == "node-b" and latest["data"]["models"].get("m", {}).get("count") == 5:
+                    return
+                await asyncio.sleep(0.1)
+        await asyncio.wait_for(resumed(), 10)
