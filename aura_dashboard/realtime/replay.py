@@ -64,6 +64,7 @@ class ReplayStore(Protocol):
     async def latest(self, stream: str, source: str | None = None) -> Envelope | None: ...
     async def last_seq(self, stream: str) -> int: ...
     def take_new_epoch(self) -> str | None: ...
+    async def current_epoch(self) -> str: ...
 
 
 def _last(items: list[Envelope], points: int | None) -> list[Envelope]:
@@ -75,10 +76,15 @@ def _last(items: list[Envelope], points: int | None) -> list[Envelope]:
 class LocalReplay:
     """Sequence numbers and ring buffers of one process."""
 
-    def __init__(self, buffer_size: int):
+    def __init__(self, buffer_size: int, epoch: str | None = None):
         self.buffer_size = buffer_size
         self._buffers: dict[str, deque] = {}
         self._seqs: dict[str, int] = {}
+        # Sequence numbers begin at 1 with each process: a new token each time.
+        self.epoch = epoch or f"p-{secrets.token_hex(6)}"
+
+    async def current_epoch(self) -> str:
+        return self.epoch
 
     def add_stream(self, stream: str) -> None:
         self._buffers[stream] = deque(maxlen=self.buffer_size)
@@ -150,14 +156,21 @@ class RedisReplay:
         head = b'{"stream":' + orjson.dumps(stream) + b',"seq":'
         tail = b',"ts":' + orjson.dumps(ts) + b',"source":' + orjson.dumps(source) + \
             b',"data":' + orjson.dumps(data) + b"}"
-        seq, epoch = await self._append(keys=[*self._keys(stream), self.epoch_key],
-                                        args=[head, tail, self.buffer_size, secrets.token_hex(8), KEY_TTL_MS])
+        async with _reading():
+            seq, epoch = await self._append(keys=[*self._keys(stream), self.epoch_key],
+                                            args=[head, tail, self.buffer_size, secrets.token_hex(8), KEY_TTL_MS])
         self._saw_epoch(epoch.decode() if isinstance(epoch, bytes) else str(epoch))
         return {"stream": stream, "seq": int(seq), "ts": ts, "source": source, "data": data}
 
     @property
     def epoch_key(self) -> str:
         return f"{self.prefix}:epoch"
+
+    async def current_epoch(self) -> str:
+        """The cluster's epoch now ("" before the first envelope of a new cluster)."""
+        async with _reading():
+            value = await self.redis.get(self.epoch_key)
+        return value.decode() if isinstance(value, bytes) else (value or "")
 
     def _saw_epoch(self, epoch: str) -> None:
         if self.epoch is not None and epoch != self.epoch:
@@ -233,7 +246,7 @@ class RedisReplay:
 
 
 class _reading:
-    """Redis failures of a read, as the one error readers know (503 `cluster_unavailable`)."""
+    """Redis failures, as the one error callers know (503 `cluster_unavailable`)."""
 
     async def __aenter__(self) -> None:
         return None

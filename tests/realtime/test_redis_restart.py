@@ -70,6 +70,7 @@ class PageLikeClient:
     def __init__(self):
         self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay=0.2)
         self.last_seq: int | None = None
+        self.server_epoch: str | None = None
         self.accepted: list[tuple[int, dict]] = []  # (epoch, envelope)
         self.epoch = 0
         self.gaps = 0
@@ -96,8 +97,11 @@ class PageLikeClient:
         payload = {"streams": ["system"]}
         if self.last_seq is not None:
             payload["since"] = {"system": self.last_seq}
+            if self.server_epoch is not None:
+                payload["epoch"] = self.server_epoch
         ack = await self.sio.call("subscribe", payload, namespace="/omni_monitor", timeout=10)
         assert ack["ok"], ack
+        self.server_epoch = ack.get("epoch")
         if ack["gap"]["system"]:
             self.gaps += 1
             self.epoch += 1
@@ -232,3 +236,29 @@ def test_an_instance_without_a_name_is_named_after_its_host():
     import socket
     from aura_dashboard.app import instance_name
     assert instance_name(make_settings().dashboard) == socket.gethostname()
+
+
+async def test_per_host_streams_go_on_while_redis_is_down_and_clients_are_told(redis_server):
+    """Redis away: this instance's own streams keep reaching its clients (a local epoch, the
+    clients told by `epoch` and answered `gap`); Redis back: the cluster's epoch again, `gap`
+    again, nothing taken for a duplicate."""
+    extra = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False}}
+    env = {"MESSAGE_QUEUE_URL": redis_server.url, "DASHBOARD_CLUSTER": f"t{uuid.uuid4().hex[:8]}",
+           "DASHBOARD_INSTANCE": "node-a"}
+    async with running_server(make_settings(env, extra)) as srv:
+        client = PageLikeClient()
+        await client.sio.connect(srv.url, socketio_path="/ws", namespaces=["/omni_monitor"],
+                                 transports=["websocket"])
+        try:
+            await client.subscribe()
+            await client.until(lambda: len(client.accepted) >= 3)
+            redis_server.stop()
+            await client.until(lambda: sum(1 for epoch, _ in client.accepted if epoch >= 1) >= 5, 30)
+            local_epoch = client.server_epoch
+            assert local_epoch and client.gaps >= 1
+            redis_server.start()
+            await client.until(lambda: client.server_epoch != local_epoch
+                               and sum(1 for epoch, _ in client.accepted if epoch >= 2) >= 3, 40)
+            assert client.gaps >= 2
+        finally:
+            await client.sio.disconnect()
