@@ -57,6 +57,10 @@ UNSUPPORTED = {
     "panels.intelligence_arena.refresh_interval_ms": "debates are published as they change",
     "panels.omni_monitor.refresh_interval_ms": "each stream has its own interval (updates.intervals.*)",
     "health_checks.interval_ms": "each backend is checked at backends.<name>.health_check_interval_ms",
+    "dashboard.debug": "debug output is features.debug_mode (FEATURE_DEBUG_MODE); log detail is logging.level",
+    "backends.database.health_check_interval_ms": "the database stream samples at updates.intervals.database_metrics",
+    "health_checks.endpoints.database": "the database is checked by its own stream (a PostgreSQL query), not over HTTP",
+    "logging.performance_metrics": "the server's own metrics are the dashboard stream and /metrics (features.performance_metrics, performance.collect_metrics)",
 }
 
 

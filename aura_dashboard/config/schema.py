@@ -96,7 +96,6 @@ class DashboardSettings(Section):
     host: str
     port: Port
     environment: Literal["development", "staging", "production"]
-    debug: bool
     cors_origins: StrList
     instance_name: str
     advertise_url: Annotated[str, AfterValidator(_check_optional_http)]
@@ -227,7 +226,6 @@ class DatabaseSettings(Section):
     password: SecretStr
     pool_size: PositiveInt
     connection_timeout_ms: PositiveInt
-    health_check_interval_ms: PositiveInt
 
 
 class BackendSettings(Section):
@@ -275,7 +273,6 @@ class LoggingSettings(Section):
     console: Literal["stderr", "stdout"]
     file: LogFileSettings
     api_requests: bool
-    performance_metrics: bool
 
 
 # 8. performance ----------------------------------------------------------------------------
@@ -380,7 +377,6 @@ class HealthEndpointSettings(Section):
     mcp_api: UrlPath
     ml_backend: UrlPath
     governance: UrlPath
-    database: UrlPath
 
 
 class HealthAlertSettings(Section):
