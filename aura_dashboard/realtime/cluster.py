@@ -161,35 +161,43 @@ class FlagSync:
         self.channel = f"{prefix}:flags"
         self.owner = owner
         self.overrides = overrides
-        self._shared: dict[str, bool | None] = {}  # shared by `share`, not to be sent again
+        # Flags shared by `share` and not yet applied here (`settled`): the periodic reload
+        # must not apply them first as remote changes (the local change would go unaudited).
+        self._shared: dict[str, bool | None] = {}
 
-    async def share(self, flag: str, value: bool | None, actor: str) -> None:
-        """Tell the cluster of a change about to be applied here; raises ClusterUnavailable."""
-        message = orjson.dumps({"flag": flag, "value": value, "actor": actor, "origin": self.owner})
+    async def share(self, changes: dict[str, bool | None], actor: str) -> None:
+        """Tell the cluster of changes about to be applied here, all or none (one
+        transaction); raises ClusterUnavailable. Call `settled` once they are applied."""
+        self._shared.update(changes)
         try:
             async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
                 async with self.redis.pipeline(transaction=True) as pipe:
-                    if value is None:
-                        pipe.hdel(self.hash, flag)
-                    else:
-                        pipe.hset(self.hash, flag, "1" if value else "0")
+                    for flag, value in changes.items():
+                        if value is None:
+                            pipe.hdel(self.hash, flag)
+                        else:
+                            pipe.hset(self.hash, flag, "1" if value else "0")
                     pipe.hset(self.hash, _SEALED, "1")
                     pipe.pexpire(self.hash, KEY_TTL_MS)
-                    pipe.publish(self.channel, message)
+                    for flag, value in changes.items():
+                        pipe.publish(self.channel, orjson.dumps(
+                            {"flag": flag, "value": value, "actor": actor, "origin": self.owner}))
                     await pipe.execute()
         except Exception as exc:
+            self.settled(changes)
             raise ClusterUnavailable(f"the cluster's Redis cannot be reached ({exc})") from exc
-        self._shared[flag] = value
+
+    def settled(self, flags) -> None:
+        for flag in flags:
+            self._shared.pop(flag, None)
 
     async def on_local_change(self, change: FeatureChange) -> None:
-        if change.remote:
+        """A change made here outside `share` (none today but through the API) is shared."""
+        if change.remote or change.flag in self._shared:
             return
-        value = None if change.reset else change.new
-        if change.flag in self._shared and self._shared.pop(change.flag) == value:
-            return  # `share` told the cluster already
         try:
-            await self.share(change.flag, value, change.actor)
-            self._shared.pop(change.flag, None)
+            await self.share({change.flag: None if change.reset else change.new}, change.actor)
+            self.settled([change.flag])
         except ClusterUnavailable as exc:
             log.warning("flag change of %s not shared with the cluster: %s", change.flag, exc)
 
@@ -215,10 +223,10 @@ class FlagSync:
         if not flags:
             return
         for flag, value in flags.items():
-            if flag != _SEALED:
+            if flag != _SEALED and flag not in self._shared:
                 await self.apply(flag, value == "1", actor="cluster")
         for flag in self.overrides.overridden():
-            if flag not in flags:
+            if flag not in flags and flag not in self._shared:
                 await self.apply(flag, None, actor="cluster")
 
     async def reseed(self) -> bool:

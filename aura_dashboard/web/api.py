@@ -204,18 +204,21 @@ async def patch_features(request: web.Request) -> web.Response:
     if cluster is not None:
         # Told to the cluster first: a change the other instances cannot hear is not made.
         try:
-            for flag, value in body.items():
-                await cluster.flags.share(flag, value, actor)
+            await cluster.flags.share(dict(body), actor)
         except ClusterUnavailable as exc:
             raise DashboardError(f"feature flags cannot be changed while the cluster's message queue "
                                  f"is unreachable; nothing was changed: {exc}",
                                  code="cluster_unavailable", status=503) from None
     changed = []
-    for flag, value in body.items():
-        change = (await overrides.reset(flag, actor=actor) if value is None
-                  else await overrides.set(flag, value, actor=actor))
-        if change is not None:
-            changed.append({"flag": change.flag, "old": change.old, "new": change.new})
+    try:
+        for flag, value in body.items():
+            change = (await overrides.reset(flag, actor=actor) if value is None
+                      else await overrides.set(flag, value, actor=actor))
+            if change is not None:
+                changed.append({"flag": change.flag, "old": change.old, "new": change.new})
+    finally:
+        if cluster is not None:
+            cluster.flags.settled(body)
     return json_response({**_features_body(request.app), "changed": changed})
 
 
