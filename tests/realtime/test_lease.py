@@ -153,3 +153,39 @@ async def test_the_lease_loop_survives_a_failing_hook_and_stops_on_cancel(redis_
 
 def test_lease_has_no_loop_of_its_own():
     assert not hasattr(Lease, "run"), "ClusterLink.run_lease is the one lease loop"
+
+
+async def test_takeover_within_the_ttl_plus_one_renewal_period(redis_client):
+    """The holder dies without releasing: the lease expires a TTL after its last renewal and
+    the other instance's next round (every third of the TTL) takes it. Measured; the bound
+    adds a second for a loaded machine."""
+    import time
+    client, _ = redis_client
+    prefix = f"aura:test-{uuid.uuid4().hex[:8]}"
+    ttl_ms = 1500
+    a, b = link_for(prefix, ttl_ms=ttl_ms), link_for(prefix, ttl_ms=ttl_ms)
+    loop_a = asyncio.create_task(a.run_lease())
+    try:
+        while not a.lease.held:
+            await asyncio.sleep(0.01)
+        loop_b = asyncio.create_task(b.run_lease())
+        await asyncio.sleep(0.6)
+        assert not b.lease.held
+        loop_a.cancel()  # dies: no release, no more renewals
+        await asyncio.gather(loop_a, return_exceptions=True)
+        died = time.monotonic()
+        while not b.lease.held:
+            await asyncio.sleep(0.01)
+        took = time.monotonic() - died
+        print(f"takeover after {took:.2f} s (TTL {ttl_ms / 1000} s, renewal every {ttl_ms / 3000:.2f} s)")
+        assert took <= ttl_ms / 1000 + ttl_ms / 3000 + 1.0
+        loop_b.cancel()
+        await asyncio.gather(loop_b, return_exceptions=True)
+    finally:
+        loop_a.cancel()
+        for link in (a, b):
+            link.lease.held = False
+            await link.close()
+        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)
