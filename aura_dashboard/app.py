@@ -55,12 +55,12 @@ from .realtime.hub import StreamHub
 from .realtime.replay import LocalReplay
 from .realtime.server import build_socketio, follow_fallback_flag
 from .security import AccessGuard, AllowedOrigins, ClientAddress, SecurityEvents
-from .signals import Mailbox
+from .signals import Mailbox, Signal
 from .tasks import TaskSet
 from .web import keys as k
 from .web.cache import HubReadCache
 from .web.compression import gzip_middleware
-from .web.forwarding import forwarding_middleware
+from .web.forwarding import forwarding_middleware, peer_middleware
 from .web.metrics import setup_metrics
 from .web.middleware import error_middleware
 from .web.routes import setup_routes
@@ -95,7 +95,9 @@ def create_app(settings: Settings) -> web.Application:
                          websocket_fallback=overrides.is_on("websocket_fallback"), client_manager=manager)
     broadcaster = broadcaster_for(sio, manager)
     install_fast_path(sio, broadcaster, compress=updates.websocket_compression)
-    cluster = ClusterLink.create(ws, advertised_url(settings.dashboard), instance, overrides)
+    lease_changed: Signal[bool] = Signal("cluster lease")  # the emitters follow it (below)
+    cluster = ClusterLink.create(ws, advertised_url(settings.dashboard), instance, overrides,
+                                 on_lease_change=lease_changed.send)
     hub = StreamHub(STREAMS, store=cluster.replay if cluster else LocalReplay(ws.message_buffer_size),
                     broadcaster=broadcaster, source=instance,
                     is_on=lambda contract: contract.is_on(settings, overrides),
@@ -144,8 +146,10 @@ def create_app(settings: Settings) -> web.Application:
         modes=chat_settings.modes, debug_on=lambda: overrides.is_on("debug_mode"), diagnostics=diagnostics)
     arena_settings = panels.intelligence_arena
     arena = Arena(max_debates=arena_settings.max_debates, timeout_s=arena_settings.debate_timeout_seconds,
-                  finished_kept=arena_settings.finished_kept, publish=hub.publish)
-    inference = InferenceStats(panels.ai_system.inference_window_seconds)
+                  finished_kept=arena_settings.finished_kept, publish=hub.publish,
+                  keeper=cluster.documents("arena") if cluster else None)
+    inference = InferenceStats(panels.ai_system.inference_window_seconds,
+                               keeper=cluster.documents("inference") if cluster else None)
 
     # -- long-range history: tiers of every series field, fed after each publish -------------------
     history = History.create(
@@ -169,7 +173,7 @@ def create_app(settings: Settings) -> web.Application:
     # -- security and the namespaces ---------------------------------------------------------
     security_events = SecurityEvents()
     guard = AccessGuard(security, security_events, ClientAddress(security.trusted_proxies))
-    forwarder = HolderForwarder(cluster, http, security) if cluster else LocalOnly()
+    forwarder = HolderForwarder(cluster, http) if cluster else LocalOnly()
     own = {ArenaNamespace: {"arena": arena, "forwarder": forwarder}, ChatNamespace: {"queue": chat}}
     namespaces = register_namespaces(sio, [
         cls(hub=hub, guard=guard, history_points=panels.omni_monitor.graph_history_points,
@@ -194,6 +198,9 @@ def create_app(settings: Settings) -> web.Application:
     overrides.changed.connect(follow_fallback_flag(sio))
     overrides.changed.connect(close_disabled_panels(namespaces))
     overrides.changed.connect(emitters.reconcile)
+    lease_changed.connect(emitters.reconcile)  # the shared collectors run on the lease holder
+    lease_changed.connect(arena.resume)  # the new holder takes up the debates kept in Redis
+    lease_changed.connect(inference.resume)  # and the inference windows
     if cluster is not None:
         overrides.changed.connect(mailbox("flags to the cluster", cluster.flags.on_local_change))
     overrides.changed.connect(mailbox("audit of flags", audit.record_flag_change))
@@ -225,6 +232,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.performance.gzip_compression:
         middlewares.insert(0, gzip_middleware(settings.performance))
     if cluster is not None:
+        middlewares.insert(middlewares.index(error_middleware) + 1, peer_middleware)
         middlewares.append(forwarding_middleware)
     app = web.Application(middlewares=middlewares)
     sio.attach(app, socketio_path=ws.path)
@@ -252,7 +260,8 @@ def create_app(settings: Settings) -> web.Application:
     ]
     if cluster is not None:
         contexts.append(lifecycle(tasks, "cluster", start=cluster.start, stop=cluster.close,
-                                  loops=[("cluster:lease", cluster.run_lease), ("cluster:flags", cluster.flags.run)]))
+                                  loops=[("cluster:lease", cluster.run_lease), ("cluster:flags", cluster.flags.run),
+                                         ("cluster:flags-reconcile", cluster.run_flag_reconcile)]))
     contexts += [
         lifecycle(tasks, "audit", loops=[("audit:sync", audit.run_sync)], stop=audit.close),
     ]

@@ -172,3 +172,25 @@ class PanelContract:
                 "feature": self.feature, "config_section": self.config_section,
                 "on": self.is_on(settings, overrides),
                 "streams": [s.name for s in streams if s.namespace == self.namespace]}
+
+
+def blocking_switches(flag: str, settings: Settings, streams: list[StreamContract],
+                      panels: list[PanelContract]) -> list[str]:
+    """The configuration switches that are off and keep everything `flag` governs from running
+    (empty when the flag governs nothing, or something it governs can run when it is on).
+
+    A feature flag adds to the configuration, it cannot overrule it: `features.gpu_monitoring`
+    on while `monitoring.gpu.enabled` is off would start nothing, so `effective` must not claim it.
+    """
+    governed = [(s.switches, None) for s in streams if s.feature == flag]
+    governed += [((), f"panels.{p.config_section}.enabled") for p in panels if p.feature == flag]
+    if not governed:
+        return []
+    blocked: list[str] = []
+    for switches, panel_switch in governed:
+        keys = [*switches, *([panel_switch] if panel_switch else [])]
+        off = [key for key in keys if not setting(settings, key)]
+        if not off:
+            return []
+        blocked += [key for key in off if key not in blocked]
+    return blocked

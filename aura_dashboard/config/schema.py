@@ -96,7 +96,6 @@ class DashboardSettings(Section):
     host: str
     port: Port
     environment: Literal["development", "staging", "production"]
-    debug: bool
     cors_origins: StrList
     instance_name: str
     advertise_url: Annotated[str, AfterValidator(_check_optional_http)]
@@ -114,10 +113,6 @@ class ReconnectSettings(Section):
 
 
 class WebSocketSettings(Section):
-    enabled: bool
-    protocol: Literal["ws", "wss"]
-    host: str
-    port: Port
     path: UrlPath
     reconnect: ReconnectSettings
     connect_timeout_ms: PositiveInt
@@ -155,7 +150,6 @@ class UpdateSettings(Section):
 class CpuSettings(Section):
     enabled: bool
     include_per_cpu: bool
-    sample_interval_ms: PositiveInt
 
 
 class MemorySettings(Section):
@@ -183,8 +177,6 @@ class SystemMonitoringSettings(Section):
 
 class GpuMonitoringSettings(Section):
     enabled: bool
-    nvidia_only: bool
-    sample_interval_ms: PositiveInt
     include_processes: bool
 
 
@@ -212,24 +204,17 @@ class MonitoringSettings(Section):
 # 5. backends -------------------------------------------------------------------------------
 class McpBackendSettings(Section):
     url: HttpUrl
-    websocket_url: WsUrl
-    timeout_ms: PositiveInt
-    retry_attempts: NonNegativeInt
     health_check_interval_ms: PositiveInt
 
 
 class MlBackendSettings(Section):
     url: HttpUrl
-    timeout_ms: PositiveInt
-    retry_attempts: NonNegativeInt
     health_check_interval_ms: PositiveInt
     models_path: UrlPath
 
 
 class GovernanceBackendSettings(Section):
     url: HttpUrl
-    websocket_url: WsUrl
-    timeout_ms: PositiveInt
     health_check_interval_ms: PositiveInt
 
 
@@ -241,7 +226,6 @@ class DatabaseSettings(Section):
     password: SecretStr
     pool_size: PositiveInt
     connection_timeout_ms: PositiveInt
-    health_check_interval_ms: PositiveInt
 
 
 class BackendSettings(Section):
@@ -288,9 +272,7 @@ class LoggingSettings(Section):
     format: Literal["json", "text"]
     console: Literal["stderr", "stdout"]
     file: LogFileSettings
-    websocket_events: bool
     api_requests: bool
-    performance_metrics: bool
 
 
 # 8. performance ----------------------------------------------------------------------------
@@ -307,7 +289,6 @@ class PerformanceSettings(Section):
     gzip_compression: bool
     min_gzip_size_bytes: NonNegativeInt
     query_timeout_ms: PositiveInt
-    connection_pool_size: PositiveInt
 
 
 # 9. security -------------------------------------------------------------------------------
@@ -355,7 +336,6 @@ class ChatPanelSettings(Section):
 
 class GovernancePanelSettings(Section):
     enabled: bool
-    refresh_interval_ms: PositiveInt
     show_audit_logs: bool
     audit_log_limit: PositiveInt
     audit_store_path: str
@@ -371,7 +351,6 @@ class AiSystemPanelSettings(Section):
 
 class ArenaPanelSettings(Section):
     enabled: bool
-    refresh_interval_ms: PositiveInt
     max_debates: PositiveInt
     debate_timeout_seconds: Annotated[float, Field(gt=0)]
     finished_kept: NonNegativeInt
@@ -379,7 +358,6 @@ class ArenaPanelSettings(Section):
 
 class OmniMonitorPanelSettings(Section):
     enabled: bool
-    refresh_interval_ms: PositiveInt
     graph_history_points: PositiveInt
     show_system_metrics: bool
     show_gpu_metrics: bool
@@ -399,7 +377,6 @@ class HealthEndpointSettings(Section):
     mcp_api: UrlPath
     ml_backend: UrlPath
     governance: UrlPath
-    database: UrlPath
 
 
 class HealthAlertSettings(Section):
@@ -410,7 +387,6 @@ class HealthAlertSettings(Section):
 
 class HealthCheckSettings(Section):
     enabled: bool
-    interval_ms: PositiveInt
     endpoints: HealthEndpointSettings
     timeout_ms: PositiveInt
     retries: NonNegativeInt

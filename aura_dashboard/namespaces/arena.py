@@ -40,22 +40,26 @@ class ArenaNamespace(PanelNamespace):
     @answers_errors
     async def on_create_debate(self, sid: str, payload: Any) -> dict[str, Any]:
         if self.forwarder.must_forward():
-            return await self.forwarder.forward_event("/api/arena/debates", payload)
+            return await self.forwarder.forward_event("/api/arena/debates", payload, **self._as(sid))
         return await self.arena.create(payload)
 
     @answers_errors
     async def on_add_turn(self, sid: str, payload: Any) -> dict[str, Any]:
         if self.forwarder.must_forward():
             return await self.forwarder.forward_event(f"/api/arena/debates/{_debate_id(payload)}/turns",
-                                                      _without_id(payload))
+                                                      _without_id(payload), **self._as(sid))
         return await self.arena.add_turn(payload)
 
     @answers_errors
     async def on_close_debate(self, sid: str, payload: Any) -> dict[str, Any]:
         if self.forwarder.must_forward():
             return await self.forwarder.forward_event(f"/api/arena/debates/{_debate_id(payload)}/close",
-                                                      _without_id(payload))
+                                                      _without_id(payload), **self._as(sid))
         return await self.arena.close(payload)
+
+    def _as(self, sid: str) -> dict[str, str]:
+        client, actor = self.who.get(sid, ("-", "socket:-"))
+        return {"client": client, "actor": actor}
 
 
 def _debate_id(payload: Any) -> str:

@@ -67,17 +67,26 @@ class PanelNamespace(socketio.AsyncNamespace):
         self.guard = guard
         self._enabled = enabled
         self.history_points = history_points
+        self.who: dict[str, tuple[str, str]] = {}  # sid -> (client address, actor)
 
     @property
     def enabled(self) -> bool:
         return self._enabled()
 
     async def on_connect(self, sid: str, environ: dict, auth: object = None) -> None:
-        await self._authorize(environ, auth)
+        kid = await self._authorize(environ, auth)
         if not self.enabled:
             p = self.panel
             raise refused("panel_disabled", f"the {p.name} panel is disabled "
                                             f"(features.{p.feature} or panels.{p.config_section}.enabled)")
+        client = self._client(environ)
+        self.who[sid] = (client, kid or f"socket:{client}")  # for requests forwarded on its behalf
+
+    def _client(self, environ: dict) -> str:
+        request = environ.get("aiohttp.request")
+        headers = request.headers if request is not None else {}
+        peer = request.remote if request is not None else environ.get("REMOTE_ADDR")
+        return self.guard.client(peer, headers.get("X-Forwarded-For"))
 
     async def _authorize(self, environ: dict, auth: object) -> str | None:
         guard = self.guard
@@ -85,8 +94,7 @@ class PanelNamespace(socketio.AsyncNamespace):
             return None
         request = environ.get("aiohttp.request")
         headers = request.headers if request is not None else {}
-        peer = request.remote if request is not None else environ.get("REMOTE_ADDR")
-        client = guard.client(peer, headers.get("X-Forwarded-For"))
+        client = self._client(environ)
         try:
             return await guard.authenticate(guard.candidate(headers, auth), client=client, target=self.namespace,
                                             detail={"transport": "socket.io"},
@@ -108,6 +116,7 @@ class PanelNamespace(socketio.AsyncNamespace):
         if args:
             if event == "disconnect":
                 self.guard.forget(args[0])
+                self.who.pop(args[0], None)
             elif event != "connect":
                 wait = self.guard.take_event(args[0])
                 if wait > 0:

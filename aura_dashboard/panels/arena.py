@@ -16,7 +16,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import Field, StringConstraints
 
@@ -78,12 +78,25 @@ class Debate:
                 "created": self.created, "finished": self.finished}
 
 
+class DebateKeeper(Protocol):
+    """Where the holder keeps its debates for the next holder (a cluster's Redis)."""
+
+    async def put(self, doc_id: str, doc: dict[str, Any]) -> None: ...
+    async def delete(self, doc_id: str) -> None: ...
+    async def all(self) -> list[dict[str, Any]]: ...
+
+
 class Arena:
-    """Open and recently finished debates; each change is published on `debates`."""
+    """Open and recently finished debates; each change is published on `debates`.
+
+    :param keeper: in a cluster, where each debate is kept after each change so that the next
+        lease holder resumes it (`resume()`); None for one process.
+    """
 
     def __init__(self, *, max_debates: int, timeout_s: float, finished_kept: int, publish: Publish,
                  wall: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic,
+                 keeper: DebateKeeper | None = None):
         self.max_debates = max_debates
         self.timeout_s = timeout_s
         self.finished_kept = finished_kept
@@ -93,6 +106,38 @@ class Arena:
         self.open: dict[str, Debate] = {}
         self.finished: OrderedDict[str, Debate] = OrderedDict()
         self._lock = asyncio.Lock()  # one change at a time, in publish order
+        self.keeper = keeper
+
+    async def resume(self, held: bool = True) -> int:
+        """On becoming the lease holder: take up the debates the last holder kept (an open
+        debate's timeout runs on from when it was created); returns how many were taken."""
+        if not held or self.keeper is None:
+            return 0
+        docs = await self.keeper.all()
+        now_wall, now_mono = self._wall(), self._monotonic()
+        taken = 0
+        async with self._lock:
+            for doc in sorted(docs, key=lambda d: d.get("created", 0)):
+                try:
+                    state = doc["state"]
+                    debate = Debate(state["id"], state["topic"], list(state["participants"]),
+                                    state["created"], now_mono - max(0.0, now_wall - state["created"]),
+                                    status=state["status"], turns=list(state["turns"]),
+                                    winner=state["winner"], finished=state["finished"],
+                                    envelope=doc.get("envelope"))
+                except (KeyError, TypeError):
+                    log.warning("a kept debate could not be read; skipped")
+                    continue
+                if debate.id in self.open or debate.id in self.finished:
+                    continue
+                if debate.status == "open":
+                    self.open[debate.id] = debate
+                else:
+                    self.finished[debate.id] = debate
+                taken += 1
+        if taken:
+            log.info("arena: %d debate(s) taken up from the previous holder", taken)
+        return taken
 
     # -- actions (payloads as they come from a client) ------------------------------------------
     async def create(self, payload: Any) -> dict[str, Any]:
@@ -185,11 +230,16 @@ class Arena:
         self.open.pop(debate.id, None)
         self.finished[debate.id] = debate
         while len(self.finished) > self.finished_kept:
-            self.finished.popitem(last=False)
+            dropped, _ = self.finished.popitem(last=False)
+            if self.keeper is not None:
+                await self.keeper.delete(dropped)
         await self._changed(debate)
 
     async def _changed(self, debate: Debate) -> None:
         debate.envelope = await self._publish("debates", debate.state())
+        if self.keeper is not None:
+            await self.keeper.put(debate.id, {"state": debate.state(), "envelope": debate.envelope,
+                                              "created": debate.created})
 
 
 # -- the `debates` stream's contract ---------------------------------------------------------

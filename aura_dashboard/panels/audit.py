@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS audit (
     synced INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS audit_unsynced ON audit (synced, id);
+CREATE INDEX IF NOT EXISTS audit_newest ON audit (ts, uid);
 """
 _PG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS aura_audit (
@@ -50,9 +51,30 @@ CREATE TABLE IF NOT EXISTS aura_audit (
     target TEXT NOT NULL,
     detail JSONB NOT NULL,
     written_at TIMESTAMPTZ NOT NULL DEFAULT now()
-)
+);
+CREATE INDEX IF NOT EXISTS aura_audit_newest ON aura_audit (ts DESC, uid DESC)
 """
 SYNC_BATCH = 500
+READ_TIMEOUT_S = 3.0
+_CURSOR_SEPARATOR = "~"
+
+
+def make_cursor(entry: dict[str, Any]) -> str:
+    """The paging cursor after `entry`: its time and id (opaque to clients)."""
+    return f"{entry['ts']!r}{_CURSOR_SEPARATOR}{entry['id']}"
+
+
+def parse_cursor(cursor: str | None) -> tuple[float, str] | None:
+    if cursor is None:
+        return None
+    ts, sep, uid = cursor.partition(_CURSOR_SEPARATOR)
+    try:
+        value = float(ts)
+    except ValueError:
+        value = None
+    if not sep or value is None or not uid.isalnum() or len(uid) > 64:
+        raise ValueError(f"before: {cursor[:80]!r} is not a cursor this API gave (next_before)")
+    return value, uid
 
 
 class SqliteAudit:
@@ -96,6 +118,22 @@ class SqliteAudit:
                 (limit,)).fetchall()
         return [_row(row) for row in rows]
 
+    def page(self, limit: int, before: tuple[float, str] | None, *, unsynced_only: bool = False
+             ) -> list[dict[str, Any]]:
+        """Up to `limit` entries older than `before` (ts, uid), newest first."""
+        where, args = [], []
+        if before is not None:
+            where.append("(ts < ? OR (ts = ? AND uid < ?))")
+            args += [before[0], before[0], before[1]]
+        if unsynced_only:
+            where.append("synced = 0")
+        sql = ("SELECT id, uid, ts, actor, action, target, detail FROM audit"
+               + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY ts DESC, uid DESC LIMIT ?")
+        with self._lock:
+            rows = self._conn.execute(sql, (*args, limit)).fetchall()
+        return [_row(row) for row in rows]
+
     def summary(self, since_ts: float) -> dict[str, Any]:
         with self._lock:
             counts = dict(self._conn.execute(
@@ -128,6 +166,7 @@ class AuditStore:
         self._clock = clock
         self._wake = asyncio.Event()
         self._pool: aiopg.Pool | None = None
+        self._read_pool: aiopg.Pool | None = None
         self.postgres_status = "disabled" if not postgres_dsn else "unknown"
 
     async def _run(self, fn, *args):
@@ -162,6 +201,56 @@ class AuditStore:
 
     async def recent(self, limit: int) -> list[dict[str, Any]]:
         return await self._run(self.local.recent, limit)
+
+    async def page(self, limit: int, before: str | None) -> dict[str, Any]:
+        """One page of the log, newest first: `{"entries", "limit", "more", "next_before",
+        "source"}`. From PostgreSQL (every instance's entries, plus this one's not yet copied)
+        when it is configured and answers, else from the local file (`source: "local"`).
+
+        The cursor is the last entry's (ts, id), so a page never repeats or skips an entry
+        written meanwhile; raises ValueError for a cursor this method did not make.
+        """
+        after = parse_cursor(before)
+        source, rows = "local", None
+        if self.postgres_dsn and self.postgres_status != "down":
+            try:
+                async with asyncio.timeout(READ_TIMEOUT_S):
+                    rows = await self._postgres_page(limit + 1, after)
+                source = "postgres"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("audit log: reading PostgreSQL failed, answering from %s: %s",
+                            self.local.path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                await self._drop_read_pool()
+                rows = None
+        if rows is None:
+            rows = await self._run(lambda: self.local.page(limit + 1, after))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"entries": rows, "limit": limit, "more": more,
+                "next_before": make_cursor(rows[-1]) if more else None, "source": source}
+
+    async def _postgres_page(self, limit: int, after: tuple[float, str] | None) -> list[dict[str, Any]]:
+        if self._read_pool is None:
+            self._read_pool = await aiopg.create_pool(self.postgres_dsn, minsize=0, maxsize=2,
+                                                      timeout=READ_TIMEOUT_S)
+            async with self._read_pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute(_PG_SCHEMA)
+        where, args = "", []
+        if after is not None:
+            where, args = "WHERE (ts, uid) < (%s, %s)", [after[0], after[1]]
+        async with self._read_pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SELECT 0, uid, ts, actor, action, target, detail FROM aura_audit "
+                              f"{where} ORDER BY ts DESC, uid DESC LIMIT %s", (*args, limit))
+            shared = [_row(row) for row in await cur.fetchall()]
+        pending = await self._run(lambda: self.local.page(limit, after, unsynced_only=True))
+        merged = {e["id"]: e for e in shared + pending}
+        return sorted(merged.values(), key=lambda e: (e["ts"], e["id"]), reverse=True)[:limit]
+
+    async def _drop_read_pool(self) -> None:
+        pool, self._read_pool = self._read_pool, None
+        await close_pool(pool)
 
     async def summary(self, window_s: float = 3600) -> dict[str, Any]:
         data = await self._run(self.local.summary, self._clock() - window_s)
@@ -224,6 +313,7 @@ class AuditStore:
 
     async def close(self) -> None:
         await self._drop_pool()
+        await self._drop_read_pool()
         await self._run(self.local.close)
 
 

@@ -90,6 +90,10 @@ class StockBroadcaster:
     async def emit(self, event: str, data: Any, *, room: str, namespace: str) -> None:
         await self.sio.emit(event, data, room=room, namespace=namespace)
 
+    async def emit_here(self, event: str, data: Any, *, room: str, namespace: str) -> None:
+        """To this instance's clients only (the message queue is away)."""
+        await self.sio.emit(event, data, room=room, namespace=namespace, ignore_queue=True)
+
     async def emit_batches(self, pending: list[tuple[str, str, Any]], *,
                            room_of: Callable[[str], str]) -> None:
         """Send `(stream, namespace, envelope)`s, in publish order, as one `batch` per stream room."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import socketio
 from pydantic import Field, StringConstraints
 
-from ..errors import DashboardError
+from ..errors import ClusterStoreUnavailable, DashboardError
 from ..security.validation import Payload, parse
 from .hub import StreamHub, room_of
 
@@ -17,6 +17,9 @@ StreamName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 class SubscribeRequest(Payload):
     streams: Annotated[list[StreamName], Field(min_length=1, max_length=32)]
     since: dict[StreamName, Annotated[int, Field(ge=0)]] | None = None
+    # The `epoch` of the acknowledgement that gave the client its `since`: another epoch
+    # means the numbers are not comparable, and the answer is `gap`.
+    epoch: Annotated[str, StringConstraints(max_length=100)] | None = None
 
 
 class UnsubscribeRequest(Payload):
@@ -46,18 +49,34 @@ async def subscribe(sio: socketio.AsyncServer, hub: StreamHub, sid: str, namespa
         raise DashboardError(f"stream(s) {', '.join(off)} are switched off", code="stream_disabled",
                              status=409)
     history, gap = {}, {}
+    epoch = None
     for stream in streams:
         # Join first, then read the buffer. In one process nothing suspends in between, so an
         # envelope is either in the history or delivered to the room, never both or neither.
         # In a cluster the read is a Redis round trip: an envelope may then come both ways
         # (never neither), and clients drop a `seq` they already hold.
         await sio.enter_room(sid, room_of(stream), namespace=namespace)
-        if stream in since:
-            history[stream], gap[stream] = await hub.replay(stream, since[stream], delivered_only=True)
-        else:
-            history[stream] = await hub.history(stream, history_points, delivered_only=True)
-            gap[stream] = False
-    return {"ok": True, "streams": streams, "history": history, "gap": gap}
+        try:
+            if hub.here is not None:
+                raise ClusterStoreUnavailable("the cluster's store is away")
+            epoch = await hub.epoch()
+            if stream in since and request.epoch is not None and request.epoch != epoch:
+                # Numbers of another epoch: everything buffered, and `gap`.
+                history[stream] = await hub.history(stream, None, delivered_only=True)
+                gap[stream] = True
+            elif stream in since:
+                history[stream], gap[stream] = await hub.replay(stream, since[stream], delivered_only=True)
+            else:
+                history[stream] = await hub.history(stream, history_points, delivered_only=True)
+                gap[stream] = False
+        except ClusterStoreUnavailable:
+            # The cluster's buffer is away (Redis down): what this instance published since,
+            # in its local epoch, told that what came before is missing.
+            here = hub.here
+            epoch = here.epoch if here is not None else ""
+            history[stream] = await here.history(stream, history_points) if here is not None else []
+            gap[stream] = True
+    return {"ok": True, "streams": streams, "history": history, "gap": gap, "epoch": epoch}
 
 
 async def unsubscribe(sio: socketio.AsyncServer, hub: StreamHub, sid: str, namespace: str,

@@ -8,6 +8,7 @@ session (a handshake) takes a token from its address's bucket like any REST requ
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import aiohttp_cors
 from aiohttp import hdrs, web
@@ -23,12 +24,29 @@ PUBLIC_PREFIXES = ("/static/",)
 UNLIMITED_PATHS = frozenset({"/healthz", "/health"})
 # Who made an authenticated request (a key id, never the key), for the audit log.
 ACTOR = web.RequestKey("actor", str)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A request forwarded by another instance of the cluster (proven by the cluster's secret):
+    the client and actor it was made for, as that instance authenticated them."""
+
+    instance: str
+    client: str
+    actor: str
+
+
+PEER = web.RequestKey("peer", Peer)
 POLLING_POST_TIMEOUT_S = 5.0
 
 
 def client_of(request: web.BaseRequest) -> str:
     """The client behind `request` (believing X-Forwarded-For only from a trusted proxy); the
-    peer when the request never reached the app (a malformed request line)."""
+    peer when the request never reached the app (a malformed request line). A request an
+    instance of the cluster forwarded is its original client's."""
+    peer = request.get(PEER) if isinstance(request, web.Request) else None
+    if peer is not None:
+        return peer.client
     try:
         guard = request.app[GUARD]  # type: ignore[attr-defined]
     except (AttributeError, KeyError):
@@ -45,9 +63,11 @@ def rate_limit_middleware(guard: AccessGuard, socketio_path: str):
 
     @web.middleware
     async def rate_limit(request: web.Request, handler):
-        if request.path in UNLIMITED_PATHS or (
+        if request.path in UNLIMITED_PATHS or PEER in request or (
                 _is_socketio(request, socketio_path) and "sid" in request.query):
-            return await handler(request)  # an open session's traffic has its own limits
+            # An open session's traffic has its own limits; a forwarded request was limited
+            # where its client came in.
+            return await handler(request)
         wait = guard.take_request(client_of(request))
         if wait > 0:
             return web.json_response(
@@ -66,6 +86,10 @@ def api_key_middleware(guard: AccessGuard, socketio_path: str):
         path = request.path
         if (request.method == hdrs.METH_OPTIONS or path in PUBLIC_PATHS
                 or path.startswith(PUBLIC_PREFIXES) or _is_socketio(request, socketio_path)):
+            return await handler(request)
+        peer = request.get(PEER)
+        if peer is not None:  # authenticated by the instance that forwarded it
+            request[ACTOR] = peer.actor
             return await handler(request)
         try:
             kid = await guard.authenticate(guard.candidate(request.headers), client=client_of(request),

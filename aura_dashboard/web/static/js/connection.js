@@ -109,7 +109,7 @@ export class Channel {
     this.handlers = handlers;
     this.refused = null;   // {code, message} once the server refused this namespace
     this.streams = Object.fromEntries(streams.map((name) => [name, {
-      name, lastSeq: null, epoch: 0, seen: new Set(), subscribed: false, pending: [], error: null,
+      name, lastSeq: null, epoch: 0, serverEpoch: null, seen: new Set(), subscribed: false, pending: [], error: null,
     }]));
     this.socket = connection.manager.socket(namespace, { auth: (cb) => cb(this.auth()) });
     this.socket.on("connect", () => { this.refused = null; this.subscribeAll(); this.changed(); });
@@ -130,6 +130,12 @@ export class Channel {
     });
     this.socket.on("batch", (list) => { for (const envelope of list || []) this.route(envelope); });
     for (const name of streams) this.socket.on(name, (envelope) => this.route(envelope));
+    // The cluster's sequence numbers began again (its Redis lost its data): resubscribe with
+    // `since`, which the server answers with `gap` and the new epoch's envelopes.
+    this.socket.on("epoch", (notice) => {
+      const state = notice && this.streams[notice.stream];
+      if (state && state.subscribed) this.subscribe(state);
+    });
   }
 
   auth() {
@@ -151,7 +157,11 @@ export class Channel {
   subscribe(state) {
     // One request per stream: a stream that is off must not take the others down with it.
     const payload = { streams: [state.name] };
-    if (state.lastSeq !== null) payload.since = { [state.name]: state.lastSeq };
+    if (state.lastSeq !== null) {
+      payload.since = { [state.name]: state.lastSeq };
+      // The epoch our numbers belong to: from another one the server answers `gap`.
+      if (state.serverEpoch) payload.epoch = state.serverEpoch;
+    }
     state.pending = [];
     this.socket.timeout(15000).emit("subscribe", payload, (err, ack) => {
       if (err) { if (this.socket.connected) this.subscribe(state); return; }
@@ -163,6 +173,7 @@ export class Channel {
         return;
       }
       state.error = null;
+      state.serverEpoch = ack.epoch || null;
       const history = (ack.history && ack.history[state.name]) || [];
       const gap = !!(ack.gap && ack.gap[state.name]);
       const resumed = state.lastSeq !== null;
