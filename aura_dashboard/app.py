@@ -34,7 +34,7 @@ from .config.schema import DashboardSettings
 from .contract import StreamContract
 from .health import Health
 from .history import History
-from .namespaces import NAMESPACE_CLASSES, close_disabled_panels, register_namespaces
+from .namespaces import NAMESPACE_CLASSES, announce_features, close_disabled_panels, register_namespaces
 from .namespaces.arena import ArenaNamespace
 from .namespaces.chat import ChatNamespace
 from .outbound import OutboundHttp
@@ -192,6 +192,7 @@ def create_app(settings: Settings) -> web.Application:
         for name in history.aggregator.fields:
             hub.published_signal(name).connect(to_history)
     overrides.changed.connect(follow_fallback_flag(sio))
+    overrides.changed.connect(announce_features(sio, namespaces, overrides.describe))
     overrides.changed.connect(close_disabled_panels(namespaces))
     overrides.changed.connect(emitters.reconcile)
     if cluster is not None:

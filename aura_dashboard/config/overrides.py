@@ -56,6 +56,10 @@ class RuntimeOverrides:
     def effective(self) -> dict[str, bool]:
         return {**self._configured, **self._overrides}
 
+    def describe(self) -> dict[str, dict[str, bool]]:
+        """The flags as GET /api/features and the `features` event give them."""
+        return {"effective": self.effective(), "configured": self.configured(), "overrides": self.overridden()}
+
     def is_on(self, flag: str) -> bool:
         self._check(flag)
         return self._overrides.get(flag, self._configured[flag])

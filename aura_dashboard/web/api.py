@@ -148,9 +148,7 @@ async def alerts(request: web.Request) -> web.Response:
 
 
 def _features_body(app: web.Application) -> dict:
-    overrides = app[OVERRIDES]
-    return {"effective": overrides.effective(), "configured": overrides.configured(),
-            "overrides": overrides.overridden()}
+    return app[OVERRIDES].describe()
 
 
 async def get_features(request: web.Request) -> web.Response:
