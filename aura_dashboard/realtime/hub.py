@@ -207,6 +207,10 @@ class StreamHub:
         items = [e for e in await self.store.history(stream, extra) if e["seq"] not in waiting]
         return items if points is None else items[-points:] if points > 0 else []
 
+    async def run_id(self) -> str:
+        """The name of the sequence `seq` counts in (see `ReplayStore.run_id`)."""
+        return await self.store.run_id()
+
     async def replay(self, stream: str, since: int, *,
                      delivered_only: bool = False) -> tuple[list[Envelope], bool]:
         """Every stored envelope newer than `since`, and whether some were lost (`gap`)."""

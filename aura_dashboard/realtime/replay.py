@@ -15,6 +15,7 @@ replica without the lease answers REST from.
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
 from typing import Any, Protocol
 
@@ -47,6 +48,7 @@ class ReplayStore(Protocol):
     async def replay(self, stream: str, since: int) -> tuple[list[Envelope], bool]: ...
     async def latest(self, stream: str, source: str | None = None) -> Envelope | None: ...
     async def last_seq(self, stream: str) -> int: ...
+    async def run_id(self) -> str: ...
 
 
 def _last(items: list[Envelope], points: int | None) -> list[Envelope]:
@@ -62,6 +64,12 @@ class LocalReplay:
         self.buffer_size = buffer_size
         self._buffers: dict[str, deque] = {}
         self._seqs: dict[str, int] = {}
+        self._run = secrets.token_hex(8)
+
+    async def run_id(self) -> str:
+        """This sequence's name: a client resuming with `since` from another run (the server
+        restarted) knows its numbers mean nothing here, whatever their size."""
+        return self._run
 
     def add_stream(self, stream: str) -> None:
         self._buffers[stream] = deque(maxlen=self.buffer_size)
@@ -112,6 +120,14 @@ class RedisReplay:
 
     def _keys(self, stream: str) -> tuple[str, str]:
         return f"{self.prefix}:seq:{stream}", f"{self.prefix}:buffer:{stream}"
+
+    async def run_id(self) -> str:
+        """The cluster's sequence name, kept in Redis beside the counters: it changes only when
+        they go (Redis emptied), not when an instance restarts."""
+        key = f"{self.prefix}:run"
+        await self.redis.set(key, secrets.token_hex(8), nx=True)
+        value = await self.redis.get(key)
+        return value.decode() if isinstance(value, bytes) else str(value)
 
     async def append(self, stream: str, ts: float, source: str, data: Any) -> Envelope:
         # The envelope is encoded here, around the one number only Redis can know.

@@ -57,7 +57,7 @@ async def subscribe(sio: socketio.AsyncServer, hub: StreamHub, sid: str, namespa
         else:
             history[stream] = await hub.history(stream, history_points, delivered_only=True)
             gap[stream] = False
-    return {"ok": True, "streams": streams, "history": history, "gap": gap}
+    return {"ok": True, "streams": streams, "history": history, "gap": gap, "run": await hub.run_id()}
 
 
 async def unsubscribe(sio: socketio.AsyncServer, hub: StreamHub, sid: str, namespace: str,

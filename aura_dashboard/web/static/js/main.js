@@ -6,6 +6,7 @@ import { Contract } from "./contract.js";
 import { OmniPanel } from "./omni.js";
 import { AiPanel, ArenaPanel, ChatPanel, GovernancePanel } from "./panels.js";
 import { TimeRange } from "./range.js";
+import { duration } from "./util.js";
 
 const KEY_STORAGE = "aura.apiKey";
 
@@ -52,12 +53,29 @@ function notice(text) {
 function connectionText(connection, channel) {
   if (channel.refused) return [channel.refused.code === "unauthorized" ? "unauthorized" : channel.refused.code, "bad"];
   if (connection.state === "reconnecting") {
-    const seconds = Math.max(0, Math.ceil((connection.retryAt - Date.now()) / 1000));
-    return [`reconnecting in ${seconds} s (attempt ${connection.attempt}/${connection.options.reconnect.max_attempts})`, "warn"];
+    return [`reconnecting in ${connection.schedule.secondsLeft()} s (attempt ${connection.attempt})`,
+      connection.escalated ? "bad" : "warn"];
   }
-  if (connection.state === "gave up") return ["disconnected: gave up, reload to retry", "bad"];
+  if (connection.state === "disconnected") return ["disconnected", "bad"];
   if (channel.socket.connected) return [`connected · ${connection.transport || "?"}`, "ok"];
   return ["connecting…", "warn"];
+}
+
+/** The banner while the server is away: how long, why, when the next attempt is, and a button. */
+function connectionNotice(connection) {
+  const banner = document.getElementById("connection-notice");
+  const lost = connection.state !== "connected" && connection.schedule.lostAt !== null;
+  banner.hidden = !lost;
+  if (!lost) return;
+  const away = duration(connection.schedule.secondsAway());
+  const why = connection.lastReason ? ` (${connection.lastReason})` : "";
+  const next = connection.state === "reconnecting" ? `next attempt in ${connection.schedule.secondsLeft()} s`
+    : connection.state === "connecting" ? "trying now…" : "automatic reconnection is off";
+  banner.className = `notice ${connection.escalated ? "bad" : ""}`;
+  banner.dataset.escalated = String(connection.escalated);
+  document.getElementById("connection-text").textContent = connection.escalated
+    ? `The server has been unreachable for ${away}${why}, ${connection.attempt} attempts so far. Still trying (${next}); the page catches up by itself when it is back.`
+    : `Lost the server ${away} ago${why}; ${next}.`;
 }
 
 async function start() {
@@ -112,14 +130,14 @@ async function start() {
     for (const channel of Object.values(channels)) channel.changed();
     const state = document.getElementById("server-state");
     state.textContent = connection.state === "connected" ? `live · ${connection.transport}` : connection.state;
-    state.className = `badge ${connection.state === "connected" ? "ok" : connection.state === "gave up" ? "bad" : "warn"}`;
-    notice(connection.state === "gave up"
-      ? `Lost the server after ${connection.options.reconnect.max_attempts} attempts (${connection.lastReason}). Reload the page to try again.` : "");
+    state.className = `badge ${connection.state === "connected" ? "ok" : connection.escalated || connection.state === "disconnected" ? "bad" : "warn"}`;
+    connectionNotice(connection);
   };
   connection.onChange(refresh);
+  document.getElementById("retry-now").addEventListener("click", () => connection.retryNow());
   setInterval(() => {
     document.getElementById("clock").textContent = new Date().toLocaleTimeString([], { hour12: false });
-    if (connection.state === "reconnecting") refresh();
+    if (connection.state !== "connected") refresh();
   }, 1000);
   connection.open();
 

@@ -64,3 +64,11 @@ export function table(columns, rows) {
       return el("td", { class: c.num ? "num" : null }, value instanceof Node ? value : String(value ?? "–"));
     })))));
 }
+
+/** "2 min 5 s", "42 s". */
+export function duration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ""}`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}

@@ -1,0 +1,32 @@
+"""The subscribe answer names the run its `seq` counts in: a restarted server is another run,
+so a client resuming with `since` knows its numbers meant nothing there, even when the new
+server's sequence has already grown past them."""
+
+from __future__ import annotations
+
+import socketio
+
+from tests.conftest import free_port, make_settings, running_server
+
+FAST = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False}}
+
+
+async def subscribe(url: str, **payload) -> dict:
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(url, socketio_path="/ws", namespaces=["/omni_monitor"], transports=["websocket"])
+    try:
+        return await client.call("subscribe", {"streams": ["system"], **payload}, namespace="/omni_monitor", timeout=10)
+    finally:
+        await client.disconnect()
+
+
+async def test_run_is_the_same_for_one_server_and_differs_after_a_restart():
+    port = free_port()
+    settings = make_settings(extra=FAST)
+    async with running_server(settings, port) as first:
+        one = await subscribe(first.url)
+        again = await subscribe(first.url, since={"system": 0})
+        assert one["ok"] and isinstance(one["run"], str) and one["run"] == again["run"]
+    async with running_server(settings, port) as second:
+        other = await subscribe(second.url, since={"system": 0})
+        assert other["ok"] and other["run"] != one["run"]
