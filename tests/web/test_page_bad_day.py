@@ -56,3 +56,46 @@ async def test_page_rides_out_a_server_stop_and_recovers_without_reload(browser)
         assert await page.page.evaluate("window.sameDocument") is True
         assert second.port == port
         await page.screenshot("bad_day_server_back")
+
+
+async def patch_features(server, body: dict) -> None:
+    import aiohttp
+    async with aiohttp.ClientSession() as http, http.patch(server.url + "/api/features", json=body) as r:
+        assert r.status == 200, await r.text()
+
+
+def connected(panel: str) -> str:
+    return f"() => document.querySelector('#panel-{panel} .conn').textContent.startsWith('connected')"
+
+
+async def test_flags_off_and_on_again_without_reload(browser):  # noqa: F811
+    settings = make_settings(env={"FEATURE_INTELLIGENCE_ARENA": "false"}, extra=FAST)
+    async with running_server(settings) as server:
+        page = await open_page(browser, server)
+        await page.wait(HAS_POINTS, 2)
+        await page.page.evaluate("window.sameDocument = true")
+        assert await page.page.locator("#panel-arena").is_hidden()
+        # Off at load, switched on: the panel appears, connects, and says it is empty (not loading).
+        await patch_features(server, {"intelligence_arena": True})
+        await page.wait("() => !document.getElementById('panel-arena').hidden")
+        await page.wait(connected("arena"))
+        await page.wait("() => document.getElementById('debates').dataset.state === 'empty'")
+        assert await page.page.locator("#debates").text_content() == "no debates yet"
+        # Switched off and on again.
+        await patch_features(server, {"governance_panel": False})
+        await page.wait("() => document.getElementById('panel-governance').hidden")
+        await patch_features(server, {"governance_panel": None})
+        await page.wait("() => !document.getElementById('panel-governance').hidden")
+        await page.wait(connected("governance"))
+        # A stream switched off says so; switched on, the note goes and the figures move again.
+        await patch_features(server, {"system_monitoring": False})
+        await page.wait("() => !document.getElementById('hosts-note').hidden")
+        assert "switched off" in await page.page.locator("#hosts-note").text_content()
+        await page.screenshot("bad_day_stream_switched_off")
+        seq = await page.page.evaluate("window.aura.lastSeq('omni_monitor', 'system')")
+        await patch_features(server, {"system_monitoring": None})
+        await page.wait("() => document.getElementById('hosts-note').hidden")
+        await page.wait("(seq) => window.aura.lastSeq('omni_monitor', 'system') >= seq + 3", seq)
+        assert await page.page.evaluate("window.sameDocument") is True
+        await page.screenshot("bad_day_flags_back_on")
+        assert page.errors == []

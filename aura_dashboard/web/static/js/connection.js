@@ -134,6 +134,7 @@ export class Channel {
       }
     });
     this.socket.on("batch", (list) => { for (const envelope of list || []) this.route(envelope); });
+    this.socket.on("features", (body) => { if (handlers.features) handlers.features(body, this); });
     for (const name of streams) this.socket.on(name, (envelope) => this.route(envelope));
   }
 
@@ -148,6 +149,12 @@ export class Channel {
   restart() { this.refused = null; this.socket.connect(); }
 
   changed() { if (this.handlers.status) this.handlers.status(this); }
+
+  /** Subscribe again to the streams refused as switched off (a flag came back on). */
+  retryRefusedStreams() {
+    if (!this.socket.connected) return;
+    for (const state of Object.values(this.streams)) if (state.error && !state.subscribed) this.subscribe(state);
+  }
 
   subscribeAll() {
     for (const state of Object.values(this.streams)) this.subscribe(state);
@@ -194,6 +201,7 @@ export class Channel {
         state.lastSeq = null;
       }
       state.subscribed = true;
+      if (this.handlers.subscribed) this.handlers.subscribed(state.name, history.length);
       this.deliver(state, history, { history: true, gap, resumed });
       const pending = state.pending;
       state.pending = [];

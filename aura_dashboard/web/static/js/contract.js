@@ -36,6 +36,11 @@ export function bytes(value, perSecond = false) {
 
 export class Contract {
   constructor(described) {
+    this.update(described);
+  }
+
+  /** A newer description (a flag changed): which panels and streams are on now. */
+  update(described) {
     this.panels = described.panels;
     this.streams = new Map(described.streams.map((s) => [s.name, s]));
     this.fields = new Map();
@@ -43,6 +48,9 @@ export class Contract {
       for (const field of stream.fields) this.fields.set(`${stream.name} ${field.path}`, field);
     }
   }
+
+  /** Whether `stream` runs now (its switches and its feature flag). */
+  isOn(stream) { const s = this.streams.get(stream); return !s || s.on !== false; }
 
   field(stream, path) { return this.fields.get(`${stream} ${path}`); }
 

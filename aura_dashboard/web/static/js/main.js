@@ -96,23 +96,32 @@ async function start() {
     chat: new ChatPanel(contract, config.panels.chat.modes || ["auto"]),
   };
   const channels = {};
-  for (const panel of contract.panels) {
+  const connectPanel = (panel) => {
     const section = document.getElementById(`panel-${panel.name}`);
-    section.hidden = !panel.on;
-    if (!panel.on) continue;
     const view = views[panel.name];
     const badge = section.querySelector(".conn");
+    const notes = section.querySelector(".notes");
     const channel = connection.channel(panel.namespace, panel.streams, {
       envelopes: (stream, list, info) => {
-        if (info.gap && info.resumed) section.querySelector(".notes").textContent =
-          `Some ${stream} data was lost while disconnected (the server restarted or its buffer moved on); charts show the break.`;
+        // A break is said once, where a chart shows it, and fades; other panels show the latest.
+        if (info.gap && info.resumed && view.charted && view.charted.has(stream)) {
+          notes.textContent = `Some ${stream} data was lost while disconnected (the server restarted or its buffer moved on); the charts show the break.`;
+          notes.classList.remove("fade");
+          clearTimeout(notes.fadeTimer);
+          notes.fadeTimer = setTimeout(() => notes.classList.add("fade"), 10000);
+          notes.clearTimer = setTimeout(() => { notes.textContent = ""; notes.classList.remove("fade"); }, 13000);
+        }
+        if (view.available) view.available(stream);
         view.envelopes(stream, list, info);
       },
       unavailable: (stream, error) => view.unavailable(stream, error),
+      subscribed: (stream, count) => { if (!count && view.empty) view.empty(stream); },
+      features: () => followFlags(),
       status: () => {
         const [text, kind] = connectionText(connection, channel);
         badge.textContent = text;
         badge.className = `conn badge ${kind}`;
+        section.dataset.connected = String(channel.socket.connected);
       },
       refused: async (error, ch) => {
         if (error.code === "panel_disabled") section.hidden = true;
@@ -125,7 +134,50 @@ async function start() {
     });
     channels[panel.name] = channel;
     if (view.attach) view.attach(channel);
+    return channel;
+  };
+  for (const panel of contract.panels) {
+    document.getElementById(`panel-${panel.name}`).hidden = !panel.on;
+    if (panel.on) connectPanel(panel);
   }
+
+  // A flag changed (the `features` event on any namespace), or the page is back after an
+  // outage: read which panels and streams are on, and show, hide, connect, subscribe to match.
+  let following = null, again = false;
+  const followFlags = () => {
+    if (following) { again = true; return following; }
+    following = (async () => {
+      do {
+        again = false;
+        try {
+          contract.update(await getJson("/api/streams"));
+          for (const panel of contract.panels) {
+            const section = document.getElementById(`panel-${panel.name}`);
+            section.hidden = !panel.on;
+            if (!panel.on) continue;
+            const channel = channels[panel.name] || connectPanel(panel);
+            if (channel.refused) channel.restart(); else channel.start();
+            const view = views[panel.name];
+            for (const stream of panel.streams) {
+              const state = channel.streams[stream];
+              if (!contract.isOn(stream)) view.unavailable(stream, { code: "stream_disabled", message: "" });
+              else if (state.error && state.error.code === "stream_disabled" && view.waiting) view.waiting(stream);
+            }
+            channel.retryRefusedStreams();
+          }
+        } catch (err) {
+          console.warn("could not follow the flags", err);
+        }
+      } while (again);
+      following = null;
+    })();
+    return following;
+  };
+  let reconnectsSeen = 0;
+  connection.onChange(() => {
+    if (connection.reconnects > reconnectsSeen) { reconnectsSeen = connection.reconnects; followFlags(); }
+  });
+
   const refresh = () => {
     for (const channel of Object.values(channels)) channel.changed();
     const state = document.getElementById("server-state");
@@ -143,7 +195,7 @@ async function start() {
 
   // For people debugging in the console, and for the browser tests.
   window.aura = {
-    connection, channels, views, contract,
+    connection, channels, views, contract, followFlags,
     hosts: () => views.omni_monitor.debug(),
     range: () => range.debug(),
     reconnects: () => connection.reconnects,

@@ -4,7 +4,8 @@ import uPlot from "/static/vendor/uPlot.esm.js";
 import { formatValue } from "./contract.js";
 import { HostRange, exportButtons, rangeOptions } from "./range.js";
 import { Series } from "./series.js";
-import { badge, el, fieldGrid, muted, replace, table, time } from "./util.js";
+import { Cards } from "./cards.js";
+import { badge, el, fieldGrid, muted, replace, stateNote, table, time } from "./util.js";
 
 const COLORS = ["#5aa9ff", "#3ecf8e", "#f5b942", "#ff7ab6"];
 const sum = (obj, field) => Object.values(obj || {}).reduce((t, v) => t + (v && typeof v[field] === "number" ? v[field] : 0), 0);
@@ -101,9 +102,10 @@ function plotOptions(chart, unit, box) {
   };
 }
 
-export class OmniPanel {
+export class OmniPanel extends Cards {
   constructor(contract, capacity, range) {
-    this.contract = contract;
+    super(contract, { system: "hosts" }, { alerts: "no alerts firing" });
+    this.charted = new Set(["system"]);
     this.capacity = capacity;
     this.range = range;
     this.hosts = new Map();
@@ -119,7 +121,7 @@ export class OmniPanel {
         let host = this.hosts.get(source);
         if (!host) {
           const container = document.getElementById("hosts");
-          if (!this.hosts.size) container.replaceChildren();
+          if (!this.hosts.size) { container.replaceChildren(); container.dataset.state = "ready"; }
           host = new Host(this.contract, source, this.capacity, container, this.range);
           this.hosts.set(source, host);
         }
@@ -141,11 +143,22 @@ export class OmniPanel {
   }
 
   unavailable(stream, error) {
-    const text = `not available: ${error.code}${error.message ? ` (${error.message})` : ""}`;
-    const target = stream === "system" ? "hosts" : stream;
-    replace(target, muted(text));
-    const node = document.getElementById(target);
-    if (node) node.dataset.unavailable = error.code;
+    if (stream === "system" && this.hosts.size) {
+      // Keep the hosts (their charts and last figures, marked stale) and say why they stopped.
+      const note = document.getElementById("hosts-note");
+      note.hidden = false;
+      note.dataset.state = error.code === "stream_disabled" ? "disabled" : "error";
+      note.textContent = error.code === "stream_disabled"
+        ? "System monitoring is switched off: the figures below are the last ones sampled."
+        : `System figures not available: ${error.message || error.code}`;
+      return;
+    }
+    super.unavailable(stream, error);
+  }
+
+  /** Data flows again: the note about a stream switched off goes. */
+  available(stream) {
+    if (stream === "system") document.getElementById("hosts-note").hidden = true;
   }
 
   schedule() {
@@ -176,7 +189,7 @@ export class OmniPanel {
   renderAlerts() {
     const all = [...this.alerts.values()].sort((a, b) =>
       (a.state === "firing" ? 0 : 1) - (b.state === "firing" ? 0 : 1) || b.ts - a.ts);
-    if (!all.length) { replace("alerts", muted("no alerts")); return; }
+    if (!all.length) { stateNote("alerts", "empty", "no alerts firing"); return; }
     replace("alerts", table([
       { label: "state", value: (a) => badge(a.state, a.state === "firing" ? "bad" : "ok") },
       { label: "severity", value: (a) => badge(a.severity || "–", a.severity === "critical" ? "bad" : "warn") },

@@ -1,12 +1,10 @@
 // The governance, ai_system, arena and chat panels. Each renders the fields its streams'
 // contract declares (GET /api/streams), formatted by their declared unit.
+import { Cards } from "./cards.js";
 import { badge, el, fieldGrid, muted, replace, table, time } from "./util.js";
 
-const unavailable = (target, error) =>
-  replace(target, muted(`not available: ${error.code}${error.message ? ` (${error.message})` : ""}`));
-
-export class GovernancePanel {
-  constructor(contract) { this.contract = contract; this.audit = new Map(); }
+export class GovernancePanel extends Cards {
+  constructor(contract) { super(contract, {}, { audit: "no audited actions yet" }); this.audit = new Map(); }
   envelopes(stream, list) {
     const c = this.contract;
     if (stream === "governance" && list.length) {
@@ -27,11 +25,10 @@ export class GovernancePanel {
       ], rows) : muted("no audited actions yet"));
     }
   }
-  unavailable(stream, error) { unavailable(stream, error); }
 }
 
-export class AiPanel {
-  constructor(contract) { this.contract = contract; }
+export class AiPanel extends Cards {
+  constructor(contract) { super(contract); }
   envelopes(stream, list) {
     if (!list.length) return;
     const c = this.contract;
@@ -58,12 +55,14 @@ export class AiPanel {
       ], rows) : muted("no inference results in the window"));
     }
   }
-  unavailable(stream, error) { unavailable(stream, error); }
 }
 
-export class ArenaPanel {
-  constructor(contract) { this.contract = contract; this.debates = new Map(); }
-  envelopes(stream, list) {
+export class ArenaPanel extends Cards {
+  constructor(contract) { super(contract, {}, { debates: "no debates yet" }); this.debates = new Map(); }
+  envelopes(stream, list, info = {}) {
+    // A subscribe's snapshot is the whole truth (debates of a server that restarted are gone);
+    // only a resume with nothing lost adds to what the page holds.
+    if (info.history && (info.gap || !info.resumed)) this.debates.clear();
     for (const e of list) {
       const d = e.data || {};
       if (d.id !== undefined) this.debates.set(d.id, { ...d, ts: e.ts });
@@ -76,12 +75,11 @@ export class ArenaPanel {
       (Array.isArray(d.turns) ? d.turns : []).map((t) => el("div", { class: "turn" },
         el("b", { text: `${t.speaker ?? "?"}: ` }), t.text ?? "")))) : muted("no debates"));
   }
-  unavailable(stream, error) { unavailable("debates", error); }
 }
 
-export class ChatPanel {
+export class ChatPanel extends Cards {
   constructor(contract, modes) {
-    this.contract = contract;
+    super(contract, { status: "chat-status" });
     this.messages = new Map();
     const select = document.getElementById("chat-mode");
     select.replaceChildren(...modes.map((m) => el("option", { value: m, text: m })));
@@ -148,5 +146,4 @@ export class ChatPanel {
       replace("chat-status", fieldGrid(this.contract, "status", list[list.length - 1].data));
     }
   }
-  unavailable(stream, error) { unavailable("chat-status", error); }
 }

@@ -19,6 +19,7 @@ export function replace(target, ...children) {
   const node = typeof target === "string" ? document.getElementById(target) : target;
   if (!node) return;
   node.classList.remove("muted");
+  node.dataset.state = "ready";
   node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined));
 }
 
@@ -71,4 +72,21 @@ export function duration(seconds) {
   if (s < 60) return `${s} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ""}`;
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+// The four states of a card that has no figures to show, each with its own words:
+// loading (asked, nothing yet), empty (answered: there is nothing), disabled (switched off),
+// error (could not be had).
+export function stateNote(target, state, text) {
+  const node = typeof target === "string" ? document.getElementById(target) : target;
+  if (!node) return;
+  node.classList.remove("muted");
+  node.dataset.state = state;
+  node.replaceChildren(el("p", { class: `state ${state}`, text }));
+}
+
+/** A refused subscription in words: switched off, or what went wrong. */
+export function unavailableNote(target, error) {
+  if (error.code === "stream_disabled") stateNote(target, "disabled", "switched off");
+  else stateNote(target, "error", `not available: ${error.message || error.code}`);
 }
