@@ -23,6 +23,8 @@ pytestmark = pytest.mark.timeout(240 + OUTAGE_S)
 RIDE_OUT = {**FAST, "websocket": {"reconnect": {"enabled": True, "initial_delay_ms": 500, "backoff_multiplier": 2,
                                                 "max_delay_ms": 5000, "max_attempts": 2}}}
 
+STALE_HOST = ("() => { const h = document.querySelector('.host.stale'); const a = h && h.querySelector('.age');"
+              " return !!a && / s ago$/.test(a.textContent); }")
 PANEL_CONNECTED = "() => document.querySelector('#panel-omni_monitor .conn').textContent.startsWith('connected')"
 
 
@@ -33,8 +35,11 @@ async def test_page_rides_out_a_server_stop_and_recovers_without_reload(browser)
         page = await open_page(browser, first)
         await page.wait(HAS_POINTS, 3)
         await page.page.evaluate("window.sameDocument = true")
-    # Stopped: the page keeps trying, past max_attempts, and says so louder.
+    # Stopped: the page keeps trying, past max_attempts, and says so louder. The panel cut off
+    # dims, and its figures, older than twice their interval, say how old they are.
     await page.wait("() => !document.getElementById('connection-notice').hidden")
+    await page.wait("() => document.getElementById('panel-omni_monitor').dataset.connected === 'false'")
+    await page.wait(STALE_HOST)
     await asyncio.sleep(OUTAGE_S)
     await page.wait("() => document.getElementById('connection-notice').dataset.escalated === 'true'")
     text = await page.page.locator("#connection-text").text_content()
@@ -53,6 +58,8 @@ async def test_page_rides_out_a_server_stop_and_recovers_without_reload(browser)
         # The new server's numbers may already be past the page's: the run tells them apart.
         await page.wait("() => Object.values(window.aura.hosts()).some((h) => h.epochs >= 2)")
         await page.wait("() => document.getElementById('connection-notice').hidden")
+        await page.wait("() => !document.querySelector('.host.stale') && !document.querySelector('.host .age')")
+        assert await page.page.get_attribute("#panel-omni_monitor", "data-connected") == "true"
         assert await page.page.evaluate("window.sameDocument") is True
         assert second.port == port
         await page.screenshot("bad_day_server_back")
@@ -91,11 +98,15 @@ async def test_flags_off_and_on_again_without_reload(browser):  # noqa: F811
         await patch_features(server, {"system_monitoring": False})
         await page.wait("() => !document.getElementById('hosts-note').hidden")
         assert "switched off" in await page.page.locator("#hosts-note").text_content()
+        # Connected, but the stream stopped: past twice its 200 ms interval the figures are stale.
+        await page.wait(STALE_HOST)
+        assert await page.page.get_attribute("#panel-omni_monitor", "data-connected") == "true"
         await page.screenshot("bad_day_stream_switched_off")
         seq = await page.page.evaluate("window.aura.lastSeq('omni_monitor', 'system')")
         await patch_features(server, {"system_monitoring": None})
         await page.wait("() => document.getElementById('hosts-note').hidden")
         await page.wait("(seq) => window.aura.lastSeq('omni_monitor', 'system') >= seq + 3", seq)
+        await page.wait("() => !document.querySelector('.host.stale')")
         assert await page.page.evaluate("window.sameDocument") is True
         await page.screenshot("bad_day_flags_back_on")
         assert page.errors == []

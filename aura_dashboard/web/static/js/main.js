@@ -6,7 +6,8 @@ import { Contract } from "./contract.js";
 import { OmniPanel } from "./omni.js";
 import { AiPanel, ArenaPanel, ChatPanel, GovernancePanel } from "./panels.js";
 import { TimeRange } from "./range.js";
-import { duration } from "./util.js";
+import { Ages } from "./age.js";
+import { duration, el } from "./util.js";
 
 const KEY_STORAGE = "aura.apiKey";
 
@@ -96,6 +97,23 @@ async function start() {
     chat: new ChatPanel(contract, config.panels.chat.modes || ["auto"]),
   };
   const channels = {};
+  const ages = new Ages();
+  // Every value stamped with its sample time (util.stamp) is dimmed past twice its stream's
+  // interval, and says how old it is.
+  const markAges = () => {
+    const now = Date.now();
+    for (const node of document.querySelectorAll("[data-ts]")) {
+      const { stale, text } = ages.describe(Number(node.dataset.ts), contract.intervalMs(node.dataset.stream), now);
+      node.classList.toggle("stale", stale);
+      const head = node.querySelector(":scope > .host-head") || node;
+      let label = head.querySelector(":scope > .age");
+      if (stale) {
+        if (!label) { label = el("span", { class: "age" }); head.prepend(label); }
+        label.textContent = text;
+      } else if (label) label.remove();
+    }
+  };
+  setInterval(markAges, 500);
   const connectPanel = (panel) => {
     const section = document.getElementById(`panel-${panel.name}`);
     const view = views[panel.name];
@@ -111,6 +129,7 @@ async function start() {
           notes.fadeTimer = setTimeout(() => notes.classList.add("fade"), 10000);
           notes.clearTimer = setTimeout(() => { notes.textContent = ""; notes.classList.remove("fade"); }, 13000);
         }
+        if (!info.history) { const now = Date.now(); for (const e of list) ages.observe(e.ts, now); }
         if (view.available) view.available(stream);
         view.envelopes(stream, list, info);
       },

@@ -5,7 +5,7 @@ import { formatValue } from "./contract.js";
 import { HostRange, exportButtons, rangeOptions } from "./range.js";
 import { Series } from "./series.js";
 import { Cards } from "./cards.js";
-import { badge, el, fieldGrid, muted, replace, stateNote, table, time } from "./util.js";
+import { badge, el, fieldGrid, muted, replace, stamp, stateNote, table, time } from "./util.js";
 
 const COLORS = ["#5aa9ff", "#3ecf8e", "#f5b942", "#ff7ab6"];
 const sum = (obj, field) => Object.values(obj || {}).reduce((t, v) => t + (v && typeof v[field] === "number" ? v[field] : 0), 0);
@@ -69,6 +69,7 @@ class Host {
     const epochs = this.series[0].epochs();
     this.gapNote.textContent = epochs > 1 ? `data lost across ${epochs - 1} break(s) (shown as gaps)` : "";
     if (!last) return;
+    stamp(this.node, "system", this.lastTs);
     const d = this.lastData || {};
     const f = (path, value) => this.contract.format("system", path, value);
     this.figures["cpu-percent"].textContent = f("cpu.percent", d.cpu && d.cpu.percent);
@@ -184,6 +185,7 @@ export class OmniPanel extends Cards {
     if (stream === "backends") replace("backends", bySource.map(([s, e]) => block(s, backends(c, e.data))));
     if (stream === "dashboard") replace("dashboard", bySource.map(([s, e]) => block(s, itself(c, e.data))));
     if (stream === "alerts") this.renderAlerts();
+    else if (bySource.length) stamp(stream, stream, Math.min(...bySource.map(([, e]) => e.ts)));
   }
 
   renderAlerts() {

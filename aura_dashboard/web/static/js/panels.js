@@ -1,7 +1,7 @@
 // The governance, ai_system, arena and chat panels. Each renders the fields its streams'
 // contract declares (GET /api/streams), formatted by their declared unit.
 import { Cards } from "./cards.js";
-import { badge, el, fieldGrid, muted, replace, table, time } from "./util.js";
+import { badge, el, fieldGrid, muted, replace, stamp, table, time } from "./util.js";
 
 export class GovernancePanel extends Cards {
   constructor(contract) { super(contract, {}, { audit: "no audited actions yet" }); this.audit = new Map(); }
@@ -14,6 +14,7 @@ export class GovernancePanel extends Cards {
           el("span", { class: "muted", text: c.format("governance", "service.latency_ms", d.service.latency_ms) })),
         fieldGrid(c, "governance", d.audit, "audit."),
         el("div", { class: "muted", text: `last hour: ${Object.entries(d.audit.last_hour).map(([a, n]) => `${a} ${n}`).join(", ") || "nothing audited"}` }));
+      stamp("governance", "governance", list[list.length - 1].ts);
     }
     if (stream === "audit") {
       for (const e of list) this.audit.set(e.data.id, e.data);
@@ -33,6 +34,7 @@ export class AiPanel extends Cards {
     if (!list.length) return;
     const c = this.contract;
     const d = list[list.length - 1].data;
+    const ts = list[list.length - 1].ts;
     if (stream === "models") {
       const entries = d.entries || [];
       replace("models", el("div", {}, badge(d.backend.status), " ",
@@ -41,6 +43,7 @@ export class AiPanel extends Cards {
           { label: "status", value: (m) => (m.status ? badge(m.status) : "–") },
           { label: "details", value: (m) => Object.entries(m.details).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ") }],
         entries) : muted(d.models_note || "no models reported"));
+      stamp("models", "models", ts);
     }
     if (stream === "inference") {
       const rows = Object.entries(d.models).map(([model, v]) => ({ model, ...v }));
@@ -53,6 +56,7 @@ export class AiPanel extends Cards {
         { label: "p99", num: true, value: f("p99_ms") },
         { label: "errors", num: true, value: f("error_rate") },
       ], rows) : muted("no inference results in the window"));
+      stamp("inference", "inference", ts);
     }
   }
 }
@@ -144,6 +148,7 @@ export class ChatPanel extends Cards {
   envelopes(stream, list) {
     if (stream === "status" && list.length) {
       replace("chat-status", fieldGrid(this.contract, "status", list[list.length - 1].data));
+      stamp("chat-status", "status", list[list.length - 1].ts);
     }
   }
 }

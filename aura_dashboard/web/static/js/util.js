@@ -90,3 +90,12 @@ export function unavailableNote(target, error) {
   if (error.code === "stream_disabled") stateNote(target, "disabled", "switched off");
   else stateNote(target, "error", `not available: ${error.message || error.code}`);
 }
+
+/** Mark `target` as showing `stream`'s value sampled at `ts` (s): the page's ticker dims it
+ * and says its age once it is stale (age.js). */
+export function stamp(target, stream, ts) {
+  const node = typeof target === "string" ? document.getElementById(target) : target;
+  if (!node || typeof ts !== "number") return;
+  node.dataset.stream = stream;
+  node.dataset.ts = String(ts);
+}
