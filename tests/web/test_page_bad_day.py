@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 
+from aura_dashboard.web.keys import AUDIT
 from tests.conftest import free_port, in_ci, make_settings, running_server
 from tests.web.test_page import FAST, HAS_POINTS, WAIT_MS, Page, browser, open_page  # noqa: F401 (fixture)
 
@@ -71,6 +72,23 @@ async def patch_features(server, body: dict) -> None:
         assert r.status == 200, await r.text()
 
 
+AUDITED = 80
+
+
+async def check_older_paging(page: Page, server) -> None:
+    """"older" pages back where GET /api/audit pages ({more, next_before}); hidden where it does not."""
+    import aiohttp
+    async with aiohttp.ClientSession() as http, http.get(server.url + "/api/audit?limit=50") as r:
+        paged = "more" in await r.json()
+    if not paged:
+        assert await page.page.locator("#audit .older").count() == 0
+        return
+    await page.page.click("#audit .older")
+    await page.wait("(n) => document.querySelectorAll('#audit tbody tr').length >= n", AUDITED)
+    rows = await page.page.locator("#audit tbody tr").count()
+    assert rows >= AUDITED
+
+
 def connected(panel: str) -> str:
     return f"() => document.querySelector('#panel-{panel} .conn').textContent.startsWith('connected')"
 
@@ -78,15 +96,29 @@ def connected(panel: str) -> str:
 async def test_flags_off_and_on_again_without_reload(browser):  # noqa: F811
     settings = make_settings(env={"FEATURE_INTELLIGENCE_ARENA": "false"}, extra=FAST)
     async with running_server(settings) as server:
+        for i in range(AUDITED):
+            await server.app[AUDIT].record("test_action", "test", f"target-{i}")
         page = await open_page(browser, server)
         await page.wait(HAS_POINTS, 2)
         await page.page.evaluate("window.sameDocument = true")
         assert await page.page.locator("#panel-arena").is_hidden()
+        # The audit log opens with the store's latest page, more than a subscribe's history holds.
+        try:
+            await page.wait("(n) => document.querySelectorAll('#audit tbody tr').length >= n", 50)
+        except Exception as exc:
+            state = await page.page.evaluate("() => [window.aura.views.governance.auditState, "
+                                             "document.querySelectorAll('#audit tbody tr').length, "
+                                             "document.getElementById('audit').textContent.slice(0, 300)]")
+            raise AssertionError(f"the audit log's first page did not show: {state}") from exc
+        await check_older_paging(page, server)
         # Off at load, switched on: the panel appears, connects, and says it is empty (not loading).
         await patch_features(server, {"intelligence_arena": True})
         await page.wait("() => !document.getElementById('panel-arena').hidden")
         await page.wait(connected("arena"))
-        await page.wait("() => document.getElementById('debates').dataset.state === 'empty'")
+        try:
+            await page.wait("() => document.getElementById('debates').dataset.state === 'empty'")
+        except Exception as exc:
+            raise AssertionError(f"{await page.page.evaluate('window.aura.states()')}") from exc
         assert await page.page.locator("#debates").text_content() == "no debates yet"
         # Switched off and on again.
         await patch_features(server, {"governance_panel": False})

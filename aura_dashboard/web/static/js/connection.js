@@ -143,7 +143,9 @@ export class Channel {
     return key ? { api_key: key } : {};
   }
 
-  start() { if (!this.refused && !this.socket.connected) this.socket.connect(); }
+  /** Connect unless connected, refused, or already on its way (a second connect() while one is
+   * under way sends the namespace's CONNECT twice, and a subscribe can be lost between them). */
+  start() { if (!this.refused && !this.socket.connected && !this.socket.active) this.socket.connect(); }
 
   /** Try again after a refusal (a new API key was given). */
   restart() { this.refused = null; this.socket.connect(); }

@@ -92,7 +92,7 @@ async function start() {
     fallback: flags.websocket_fallback !== false, timeoutMs: config.websocket.connect_timeout_ms, apiKey,
   });
   const views = {
-    omni_monitor: new OmniPanel(contract, capacity, range), governance: new GovernancePanel(contract),
+    omni_monitor: new OmniPanel(contract, capacity, range), governance: new GovernancePanel(contract, getJson),
     ai_system: new AiPanel(contract), arena: new ArenaPanel(contract),
     chat: new ChatPanel(contract, config.panels.chat.modes || ["auto"]),
   };
@@ -218,6 +218,11 @@ async function start() {
     hosts: () => views.omni_monitor.debug(),
     range: () => range.debug(),
     reconnects: () => connection.reconnects,
+    // Each stream: subscribed or why not, and the state its card shows.
+    states: () => Object.fromEntries(Object.entries(channels).flatMap(([panel, ch]) => Object.values(ch.streams).map((s) => [s.name, {
+      panel, connected: ch.socket.connected, refused: ch.refused && ch.refused.code, subscribed: s.subscribed,
+      error: s.error && s.error.code, card: (document.getElementById(views[panel].target ? views[panel].target(s.name) : s.name) || {}).dataset?.state,
+    }]))),
     lastSeq: (ns, stream) => channels[ns] && channels[ns].streams[stream].lastSeq,
   };
   document.body.dataset.ready = "true";

@@ -1,10 +1,65 @@
 // The governance, ai_system, arena and chat panels. Each renders the fields its streams'
 // contract declares (GET /api/streams), formatted by their declared unit.
 import { Cards } from "./cards.js";
-import { badge, el, fieldGrid, muted, replace, stamp, table, time } from "./util.js";
+import { badge, el, fieldGrid, muted, replace, stamp, stateNote, table, time } from "./util.js";
+
+const AUDIT_PAGE = 50;
 
 export class GovernancePanel extends Cards {
-  constructor(contract) { super(contract, {}, { audit: "no audited actions yet" }); this.audit = new Map(); }
+  /** @param getJson  (path) => the JSON of a REST read (with the API key) */
+  constructor(contract, getJson) {
+    super(contract, {}, { audit: "no audited actions yet" });
+    this.getJson = getJson;
+    this.audit = new Map();
+    this.older = null;          // the cursor of the next older page, null when none (or no paging)
+    this.auditState = "idle";   // idle, loading, loaded, error
+  }
+
+  /** The panel opened: the latest page of the audit log comes from the store, not only what
+   * happens from now on. */
+  attach(channel) {
+    if (this.auditState === "idle") this.loadAudit();
+    // A read that failed is tried again when the panel (re)connects.
+    channel.socket.on("connect", () => { if (this.auditState === "error") this.loadAudit(); });
+  }
+
+  async loadAudit(before = null) {
+    this.auditState = "loading";
+    if (!this.audit.size) stateNote("audit", "loading", "loading the audit log…");
+    const query = new URLSearchParams({ limit: String(AUDIT_PAGE) });
+    if (before !== null) query.set("before", String(before));
+    try {
+      const page = await this.getJson(`/api/audit?${query}`);
+      for (const entry of page.entries || []) if (entry && entry.id !== undefined) this.audit.set(entry.id, entry);
+      // Paging where the server offers it ({more, next_before}); without it, no "older".
+      this.older = page.more && page.next_before !== null && page.next_before !== undefined ? page.next_before : null;
+      this.auditState = "loaded";
+    } catch (err) {
+      this.auditState = "error";
+      if (!this.audit.size) { stateNote("audit", "error", `could not read the audit log (${err.message})`); return; }
+    }
+    this.renderAudit();
+  }
+
+  renderAudit() {
+    const c = this.contract;
+    const rows = [...this.audit.values()].sort((a, b) => b.ts - a.ts);
+    if (!rows.length) { stateNote("audit", "empty", "no audited actions yet"); return; }
+    const older = this.older !== null
+      ? el("button", { type: "button", class: "older", text: "older" }) : null;
+    if (older) older.addEventListener("click", () => { older.disabled = true; this.loadAudit(this.older); });
+    replace("audit", table([
+      { label: "time", value: (r) => c.format("audit", "ts", r.ts) }, { label: "actor", value: (r) => r.actor },
+      { label: "action", value: (r) => r.action }, { label: "target", value: (r) => r.target },
+      { label: "detail", value: (r) => c.format("audit", "detail", r.detail) },
+    ], rows), older);
+  }
+
+  empty(stream) {
+    if (stream === "audit" && this.auditState !== "idle") return;  // the store's page says it
+    super.empty(stream);
+  }
+
   envelopes(stream, list) {
     const c = this.contract;
     if (stream === "governance" && list.length) {
@@ -18,12 +73,7 @@ export class GovernancePanel extends Cards {
     }
     if (stream === "audit") {
       for (const e of list) this.audit.set(e.data.id, e.data);
-      const rows = [...this.audit.values()].sort((a, b) => b.ts - a.ts).slice(0, 200);
-      replace("audit", rows.length ? table([
-        { label: "time", value: (r) => c.format("audit", "ts", r.ts) }, { label: "actor", value: (r) => r.actor },
-        { label: "action", value: (r) => r.action }, { label: "target", value: (r) => r.target },
-        { label: "detail", value: (r) => c.format("audit", "detail", r.detail) },
-      ], rows) : muted("no audited actions yet"));
+      if (this.auditState !== "loading" || this.audit.size) this.renderAudit();
     }
   }
 }
