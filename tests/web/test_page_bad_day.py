@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from aura_dashboard.web.keys import AUDIT
+from aura_dashboard.web.keys import ALERTS, AUDIT
 from tests.conftest import free_port, in_ci, make_settings, running_server
 from tests.web.test_page import FAST, HAS_POINTS, WAIT_MS, Page, browser, open_page  # noqa: F401 (fixture)
 
@@ -89,6 +89,33 @@ async def check_older_paging(page: Page, server) -> None:
     assert rows >= AUDITED
 
 
+async def check_alerts(page: Page, server) -> None:
+    """An alert names its target, says what is wrong in words, keeps the raw error behind a
+    toggle, counts in the header and the title, and collapses once resolved."""
+    engine = server.app[ALERTS]
+    raw = "ClientConnectorError: Cannot connect to host localhost:1 ssl:default [Connect call failed]"
+    for _ in range(engine.consecutive):
+        await engine.condition("backend_down:payments", "backend_down", True, target="payments", detail=raw,
+                               message="payments is unreachable (nothing answers at its address)")
+    row = page.page.locator('#alerts .alert.firing[data-alert="backend_down:payments"]')
+    await row.wait_for(timeout=WAIT_MS)
+    assert await row.locator(".alert-target").text_content() == "payments"
+    assert "unreachable" in await row.locator(".alert-message").text_content()
+    assert not await row.locator(".alert-detail code").is_visible()  # behind the toggle
+    await row.locator(".alert-detail summary").click()
+    assert await row.locator(".alert-detail code").text_content() == raw
+    await page.wait("() => /^\\(\\d+\\) /.test(document.title) && "
+                    "document.getElementById('alert-count').textContent.startsWith("
+                    "String(document.querySelectorAll('#alerts .alert.firing').length))")
+    await page.wait("() => /^\\d+ s$/.test(document.querySelector("
+                    "'[data-alert=\"backend_down:payments\"] [data-since]').textContent)")
+    await page.screenshot("bad_day_alert_firing")
+    await engine.condition("backend_down:payments", "backend_down", False, target="payments",
+                           resolved_message="payments is up again")
+    await page.wait("() => !document.querySelector('#alerts .alert.firing[data-alert=\"backend_down:payments\"]') && "
+                    "!!document.querySelector('#alerts .resolved-list .alert[data-alert=\"backend_down:payments\"]')")
+
+
 def connected(panel: str) -> str:
     return f"() => document.querySelector('#panel-{panel} .conn').textContent.startsWith('connected')"
 
@@ -111,6 +138,7 @@ async def test_flags_off_and_on_again_without_reload(browser):  # noqa: F811
                                              "document.getElementById('audit').textContent.slice(0, 300)]")
             raise AssertionError(f"the audit log's first page did not show: {state}") from exc
         await check_older_paging(page, server)
+        await check_alerts(page, server)
         # Off at load, switched on: the panel appears, connects, and says it is empty (not loading).
         await patch_features(server, {"intelligence_arena": True})
         await page.wait("() => !document.getElementById('panel-arena').hidden")

@@ -112,6 +112,9 @@ async function start() {
         label.textContent = text;
       } else if (label) label.remove();
     }
+    for (const node of document.querySelectorAll("[data-since]")) {
+      node.textContent = duration(ages.ageMs(Number(node.dataset.since), now) / 1000);
+    }
   };
   setInterval(markAges, 500);
   const connectPanel = (panel) => {

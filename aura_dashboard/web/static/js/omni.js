@@ -7,6 +7,9 @@ import { Series } from "./series.js";
 import { Cards } from "./cards.js";
 import { badge, el, fieldGrid, muted, replace, stamp, stateNote, table, time } from "./util.js";
 
+const BASE_TITLE = document.title;
+// "backend_down:ml" → "ml": alerts from servers before `target` was sent.
+const targetOf = (id) => (String(id).includes(":") ? String(id).split(":").slice(1).join(":") : "");
 const COLORS = ["#5aa9ff", "#3ecf8e", "#f5b942", "#ff7ab6"];
 const sum = (obj, field) => Object.values(obj || {}).reduce((t, v) => t + (v && typeof v[field] === "number" ? v[field] : 0), 0);
 
@@ -189,19 +192,42 @@ export class OmniPanel extends Cards {
   }
 
   renderAlerts() {
-    const all = [...this.alerts.values()].sort((a, b) =>
-      (a.state === "firing" ? 0 : 1) - (b.state === "firing" ? 0 : 1) || b.ts - a.ts);
+    const all = [...this.alerts.values()];
+    const firing = all.filter((a) => a.state === "firing")
+      .sort((a, b) => (b.severity === "critical") - (a.severity === "critical") || b.since - a.since);
+    const resolved = all.filter((a) => a.state !== "firing").sort((a, b) => b.ts - a.ts).slice(0, 50);
+    const count = document.getElementById("alert-count");
+    count.hidden = !firing.length;
+    count.textContent = `${firing.length} alert${firing.length === 1 ? "" : "s"} firing`;
+    count.className = `badge ${firing.some((a) => a.severity === "critical") ? "bad" : "warn"}`;
+    document.title = firing.length ? `(${firing.length}) ${BASE_TITLE}` : BASE_TITLE;
     if (!all.length) { stateNote("alerts", "empty", "no alerts firing"); return; }
-    replace("alerts", table([
-      { label: "state", value: (a) => badge(a.state, a.state === "firing" ? "bad" : "ok") },
-      { label: "severity", value: (a) => badge(a.severity || "–", a.severity === "critical" ? "bad" : "warn") },
-      { label: "alert", value: (a) => a.message || a.id },
-      { label: "value", num: true, value: (a) => this.contract.format("alerts", "value", a.value) },
-      { label: "threshold", num: true, value: (a) => this.contract.format("alerts", "threshold", a.threshold) },
-      { label: "host", value: (a) => a.source },
-      { label: "since", value: (a) => time(a.ts) },
-    ], all.slice(0, 50)));
+    const row = (a) => el("div", { class: `alert ${a.state} sev-${a.severity}`, "data-alert": a.id },
+      el("div", { class: "alert-head" },
+        badge(a.severity, a.state !== "firing" ? "neutral" : a.severity === "critical" ? "bad" : "warn"),
+        el("strong", { class: "alert-target", text: a.target || targetOf(a.id) || a.source || "" }),
+        el("span", { class: "alert-message", text: a.message }),
+        a.state === "firing"
+          ? el("span", { class: "muted" }, "firing for ", el("span", { "data-since": a.since, text: "…" }))
+          : el("span", { class: "muted", text: `resolved ${time(a.ts)}` }),
+        this.multiHost() ? el("span", { class: "muted", text: `on ${a.source}` }) : null),
+      a.detail ? this.toggle(`detail|${a.source}|${a.id}`, el("details", { class: "alert-detail" },
+        el("summary", { text: "details" }), el("code", { text: a.detail }))) : null);
+    replace("alerts",
+      firing.length ? firing.map(row) : el("p", { class: "state empty", text: "no alerts firing" }),
+      resolved.length ? this.toggle("resolved", el("details", { class: "resolved-list" },
+        el("summary", { text: `${resolved.length} resolved` }), resolved.map(row))) : null);
   }
+
+  /** A <details> that stays open (or closed) across renders. */
+  toggle(key, details) {
+    this.open ||= new Set();
+    details.open = this.open.has(key);
+    details.addEventListener("toggle", () => (details.open ? this.open.add(key) : this.open.delete(key)));
+    return details;
+  }
+
+  multiHost() { return this.hosts.size > 1; }
 
   debug() {
     const hosts = {};
