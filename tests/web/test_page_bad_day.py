@@ -29,6 +29,13 @@ STALE_HOST = ("() => { const h = document.querySelector('.host.stale'); const a 
 PANEL_CONNECTED = "() => document.querySelector('#panel-omni_monitor .conn').textContent.startsWith('connected')"
 
 
+async def create_debate(server) -> None:
+    import aiohttp
+    async with aiohttp.ClientSession() as http, http.post(
+            server.url + "/api/arena/debates", json={"topic": "tabs or spaces", "participants": ["a", "b"]}) as r:
+        assert r.status == 201, await r.text()
+
+
 async def test_page_rides_out_a_server_stop_and_recovers_without_reload(browser):  # noqa: F811
     port = free_port()
     settings = make_settings(extra=RIDE_OUT)
@@ -36,6 +43,8 @@ async def test_page_rides_out_a_server_stop_and_recovers_without_reload(browser)
         page = await open_page(browser, first)
         await page.wait(HAS_POINTS, 3)
         await page.page.evaluate("window.sameDocument = true")
+        await create_debate(first)
+        await page.wait("() => document.querySelectorAll('#debates [data-debate]').length === 1")
     # Stopped: the page keeps trying, past max_attempts, and says so louder. The panel cut off
     # dims, and its figures, older than twice their interval, say how old they are.
     await page.wait("() => !document.getElementById('connection-notice').hidden")
@@ -63,6 +72,8 @@ async def test_page_rides_out_a_server_stop_and_recovers_without_reload(browser)
         assert await page.page.get_attribute("#panel-omni_monitor", "data-connected") == "true"
         assert await page.page.evaluate("window.sameDocument") is True
         assert second.port == port
+        # The new server's snapshot is the truth: the old server's open debate is gone.
+        await page.wait("() => document.getElementById('debates').dataset.state === 'empty'")
         await page.screenshot("bad_day_server_back")
 
 
@@ -170,3 +181,26 @@ async def test_flags_off_and_on_again_without_reload(browser):  # noqa: F811
         assert await page.page.evaluate("window.sameDocument") is True
         await page.screenshot("bad_day_flags_back_on")
         assert page.errors == []
+
+
+async def test_escape_on_the_api_key_dialog_says_what_is_needed_and_can_be_undone(browser):  # noqa: F811
+    settings = make_settings(env={"SECURITY_API_KEY_ENABLED": "true", "DASHBOARD_API_KEY": "page-key"}, extra=FAST)
+    async with running_server(settings) as server:
+        tab = await browser.new_page(viewport={"width": 1400, "height": 1200})
+        page = Page(tab, server)
+        await tab.goto(server.url + "/")
+        await tab.locator("#key-dialog").wait_for(state="visible", timeout=WAIT_MS)
+        await tab.keyboard.press("Escape")
+        await tab.locator("#key-dialog").wait_for(state="hidden", timeout=WAIT_MS)
+        needed = tab.locator("#key-needed")
+        await needed.wait_for(state="visible", timeout=WAIT_MS)
+        assert "API key" in await needed.text_content()
+        assert await tab.locator("#server-state").text_content() == "API key needed"
+        await page.screenshot("bad_day_key_dialog_escaped")
+        await tab.click("#key-open")
+        await tab.locator("#key-dialog").wait_for(state="visible", timeout=WAIT_MS)
+        await tab.fill("#key-input", "page-key")
+        await tab.locator("#key-form button").first.click()
+        await page.wait("document.body.dataset.ready === 'true'")
+        await page.wait(HAS_POINTS, 1)
+        assert await needed.is_hidden()

@@ -21,13 +21,25 @@ function askForKey(why) {
   const promise = new Promise((r) => { resolve = r; });
   keyWaiters = { promise };
   const dialog = document.getElementById("key-dialog");
+  const needed = document.getElementById("key-needed");
   document.getElementById("key-why").textContent = why;
   document.getElementById("key-form").onsubmit = () => {
     const key = document.getElementById("key-input").value.trim();
     sessionStorage.setItem(KEY_STORAGE, key);
     keyWaiters = null;
+    needed.hidden = true;
     resolve(key);
   };
+  // Escape closes the dialog: the page then says what it is waiting for, with a way back.
+  dialog.oncancel = () => {
+    document.getElementById("key-needed-text").textContent =
+      `${why} Nothing can be shown without it.`;
+    needed.hidden = false;
+    const state = document.getElementById("server-state");
+    state.textContent = "API key needed";
+    state.className = "badge bad";
+  };
+  document.getElementById("key-open").onclick = () => { needed.hidden = true; dialog.showModal(); };
   dialog.showModal();
   return promise;
 }

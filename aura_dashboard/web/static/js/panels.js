@@ -122,12 +122,13 @@ export class ArenaPanel extends Cards {
       if (d.id !== undefined) this.debates.set(d.id, { ...d, ts: e.ts });
     }
     const all = [...this.debates.values()].sort((a, b) => (a.status === "open" ? 0 : 1) - (b.status === "open" ? 0 : 1) || b.ts - a.ts);
-    replace("debates", all.length ? all.slice(0, 50).map((d) => el("div", { class: "debate", "data-debate": d.id },
+    if (!all.length) { stateNote("debates", "empty", "no debates yet"); return; }
+    replace("debates", all.slice(0, 50).map((d) => el("div", { class: "debate", "data-debate": d.id },
       el("div", { class: "host-head" }, el("strong", { text: d.topic || d.id }), badge(d.status || "unknown"),
         d.winner ? el("span", { text: `winner: ${d.winner}` }) : null),
       el("div", { class: "muted", text: (d.participants || []).join(" · ") }),
       (Array.isArray(d.turns) ? d.turns : []).map((t) => el("div", { class: "turn" },
-        el("b", { text: `${t.speaker ?? "?"}: ` }), t.text ?? "")))) : muted("no debates"));
+        el("b", { text: `${t.speaker ?? "?"}: ` }), t.text ?? "")))));
   }
 }
 
