@@ -204,3 +204,35 @@ async def test_escape_on_the_api_key_dialog_says_what_is_needed_and_can_be_undon
         await page.wait("document.body.dataset.ready === 'true'")
         await page.wait(HAS_POINTS, 1)
         assert await needed.is_hidden()
+
+
+OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  const wide = [...document.querySelectorAll('body *')].filter((n) => {
+    if (n.closest('.table-scroll, .chart, dialog')) return false;  // scroll inside their card
+    const r = n.getBoundingClientRect();
+    return r.width > 0 && r.right > width + 1;
+  }).slice(0, 5).map((n) => `${n.tagName}#${n.id}.${n.className} ${Math.round(n.getBoundingClientRect().right)}`);
+  return {scroll: document.documentElement.scrollWidth, width, wide};
+}"""
+
+
+async def test_every_width_fits_and_screenshots(browser):  # noqa: F811
+    async with running_server(make_settings(extra=FAST)) as server:
+        tab = await browser.new_page(viewport={"width": 1440, "height": 900})
+        page = Page(tab, server)
+        await tab.goto(server.url + "/")
+        await page.wait("document.body.dataset.ready === 'true'")
+        await page.wait(HAS_POINTS, 3)
+        await page.wait(PANEL_CONNECTED)
+        await page.screenshot("page_1440x900")
+        for width, height in ((390, 844), (360, 740)):
+            await tab.set_viewport_size({"width": width, "height": height})
+            await asyncio.sleep(0.5)  # the charts follow their boxes (ResizeObserver)
+            fit = await tab.evaluate(OVERFLOW)
+            assert fit["scroll"] <= fit["width"] and not fit["wide"], (width, fit)
+            badge = await tab.locator("#server-state").bounding_box()
+            assert badge["x"] >= 0 and badge["x"] + badge["width"] <= width, badge
+            if width == 390:
+                await page.screenshot("page_390x844")
+        assert page.errors == []

@@ -58,12 +58,13 @@ export function fieldGrid(contract, stream, data, prefix = "") {
 }
 
 export function table(columns, rows) {
-  return el("table", {},
+  // In a box of its own, so a wide table scrolls inside its card instead of widening the page.
+  return el("div", { class: "table-scroll" }, el("table", {},
     el("thead", {}, el("tr", {}, columns.map((c) => el("th", { class: c.num ? "num" : null, text: c.label })))),
     el("tbody", {}, rows.map((row) => el("tr", {}, columns.map((c) => {
       const value = c.value(row);
       return el("td", { class: c.num ? "num" : null }, value instanceof Node ? value : String(value ?? "–"));
-    })))));
+    }))))));
 }
 
 /** "2 min 5 s", "42 s". */
