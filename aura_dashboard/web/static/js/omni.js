@@ -1,6 +1,6 @@
 // The omni_monitor panel: per-host system charts and figures, GPUs, temperatures, database,
 // backends and alerts.
-import uPlot from "/static/vendor/uPlot.esm.js";
+import uPlot from "/static/vendor/uPlot.esm.min.js";
 import { formatValue } from "./contract.js";
 import { HostRange, exportButtons, rangeOptions } from "./range.js";
 import { Series } from "./series.js";
