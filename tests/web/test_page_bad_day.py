@@ -11,7 +11,7 @@ import asyncio
 import pytest
 
 from aura_dashboard.web.keys import ALERTS, AUDIT
-from tests.conftest import free_port, in_ci, make_settings, running_server
+from tests.conftest import ROOT, free_port, in_ci, make_settings, need_service, running_server
 from tests.web.test_page import FAST, HAS_POINTS, WAIT_MS, Page, browser, open_page  # noqa: F401 (fixture)
 
 # A deploy: 120 s under CI (the issue's measure); a short stop in a developer's run.
@@ -217,6 +217,24 @@ OVERFLOW = """() => {
 }"""
 
 
+AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+async def check_accessibility(page: Page) -> None:
+    """axe-core (npm, pinned in tests/js's lockfile) finds nothing, in the light and the dark theme."""
+    need_service(AXE.is_file(), "axe-core is missing: run `npm ci --prefix tests/js`")
+    await page.page.add_script_tag(path=str(AXE))
+    for theme in ("dark", "light"):
+        await page.page.evaluate("(t) => window.aura.theme(t)", theme)
+        await asyncio.sleep(0.3)
+        found = await page.page.evaluate("""async () => {
+          const r = await axe.run(document, {resultTypes: ['violations']});
+          return r.violations.map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`);
+        }""")
+        assert found == [], f"{theme}: " + "\n".join(found)
+        await page.screenshot(f"page_1440x900_{theme}")
+
+
 async def test_every_width_fits_and_screenshots(browser):  # noqa: F811
     async with running_server(make_settings(extra=FAST)) as server:
         tab = await browser.new_page(viewport={"width": 1440, "height": 900})
@@ -226,6 +244,7 @@ async def test_every_width_fits_and_screenshots(browser):  # noqa: F811
         await page.wait(HAS_POINTS, 3)
         await page.wait(PANEL_CONNECTED)
         await page.screenshot("page_1440x900")
+        await check_accessibility(page)
         for width, height in ((390, 844), (360, 740)):
             await tab.set_viewport_size({"width": width, "height": height})
             await asyncio.sleep(0.5)  # the charts follow their boxes (ResizeObserver)

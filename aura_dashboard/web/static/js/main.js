@@ -6,8 +6,9 @@ import { Contract } from "./contract.js";
 import { OmniPanel } from "./omni.js";
 import { AiPanel, ArenaPanel, ChatPanel, GovernancePanel } from "./panels.js";
 import { TimeRange } from "./range.js";
+import { Theme } from "./theme.js";
 import { Ages } from "./age.js";
-import { duration, el } from "./util.js";
+import { announce, duration, el } from "./util.js";
 
 const KEY_STORAGE = "aura.apiKey";
 
@@ -90,6 +91,9 @@ function connectionNotice(connection) {
     ? `The server has been unreachable for ${away}${why}, ${connection.attempt} attempts so far. Still trying (${next}); the page catches up by itself when it is back.`
     : `Lost the server ${away} ago${why}; ${next}.`;
 }
+
+const theme = new Theme();
+theme.button(document.getElementById("theme-toggle"));
 
 async function start() {
   const [config, features, described] = await Promise.all(
@@ -220,6 +224,15 @@ async function start() {
     connectionNotice(connection);
   };
   connection.onChange(refresh);
+  theme.onChange(() => views.omni_monitor.redraw());
+  let said = connection.state;
+  connection.onChange(() => {
+    const now = connection.state === "connected" ? "connected" : connection.state === "connecting" ? said : "lost";
+    if (now === said) return;
+    if (now === "lost" && said === "connected") announce("Connection to the server lost; reconnecting.");
+    if (now === "connected" && said === "lost") announce("Connected to the server again.");
+    said = now;
+  });
   document.getElementById("retry-now").addEventListener("click", () => connection.retryNow());
   setInterval(() => {
     document.getElementById("clock").textContent = new Date().toLocaleTimeString([], { hour12: false });
@@ -230,6 +243,7 @@ async function start() {
   // For people debugging in the console, and for the browser tests.
   window.aura = {
     connection, channels, views, contract, followFlags,
+    theme: (choice) => theme.set(choice),
     hosts: () => views.omni_monitor.debug(),
     range: () => range.debug(),
     reconnects: () => connection.reconnects,

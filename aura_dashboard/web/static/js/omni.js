@@ -5,7 +5,8 @@ import { formatValue } from "./contract.js";
 import { HostRange, exportButtons, rangeOptions } from "./range.js";
 import { Series } from "./series.js";
 import { Cards } from "./cards.js";
-import { badge, el, fieldGrid, muted, replace, stamp, stateNote, table, time } from "./util.js";
+import { palette } from "./theme.js";
+import { announce, badge, el, fieldGrid, muted, replace, stamp, stateNote, table, time } from "./util.js";
 
 const BASE_TITLE = document.title;
 // "backend_down:ml" → "ml": alerts from servers before `target` was sent.
@@ -55,6 +56,8 @@ class Host {
     container.append(this.node);
     this.plots = CHARTS.map((c, i) => new uPlot(rangeOptions(range, c, plotOptions(c, contract.unit("system", c.unit), this.chartBoxes[i])),
       this.range.columns(i, this.series[i].columns()), this.chartBoxes[i]));
+    // A chart is a picture to a screen reader: its name and the values it ends on.
+    this.plots.forEach((p) => p.root.querySelector("canvas").setAttribute("role", "img"));
     range.onChange(() => this.range.load(() => this.render()));
     this.range.load(() => this.render());
     new ResizeObserver(() => this.plots.forEach((p, i) => p.setSize({ width: width(this.chartBoxes[i]), height: 150 })))
@@ -73,6 +76,12 @@ class Host {
     this.gapNote.textContent = epochs > 1 ? `data lost across ${epochs - 1} break(s) (shown as gaps)` : "";
     if (!last) return;
     stamp(this.node, "system", this.lastTs);
+    this.plots.forEach((plot, i) => {
+      const now = this.series[i].latest();
+      const unit = this.contract.unit("system", CHARTS[i].unit);
+      plot.root.querySelector("canvas").setAttribute("aria-label", `${CHARTS[i].title} chart of ${this.source}; now ${
+        CHARTS[i].fields.map((f, j) => `${f.name} ${formatValue(now ? now.values[j] : null, unit)}`).join(", ")}`);
+    });
     const d = this.lastData || {};
     const f = (path, value) => this.contract.format("system", path, value);
     this.figures["cpu-percent"].textContent = f("cpu.percent", d.cpu && d.cpu.percent);
@@ -95,7 +104,7 @@ class Host {
 function width(box) { return Math.max(200, box.clientWidth || 300); }
 
 function plotOptions(chart, unit, box) {
-  const axis = { stroke: "#8a94a3", grid: { stroke: "#2a303b", width: 1 }, ticks: { stroke: "#2a303b" } };
+  const axis = { stroke: () => palette().muted, grid: { stroke: () => palette().line, width: 1 }, ticks: { stroke: () => palette().line } };
   return {
     width: width(box), height: 150,
     series: [{}, ...chart.fields.map((f, i) => ({ label: f.name, stroke: COLORS[i], width: 1.5, spanGaps: false,
@@ -136,6 +145,11 @@ export class OmniPanel extends Cards {
     } else if (stream === "alerts") {
       for (const envelope of list) {
         const alert = envelope.data || {};
+        const key = `${envelope.source}|${alert.id}`;
+        const before = this.alerts.get(key);
+        if (!info.history && alert.state === "firing" && (!before || before.state !== "firing")) {
+          announce(`Alert: ${alert.message}`);
+        }
         this.alerts.set(`${envelope.source}|${alert.id}`, { ...alert, source: envelope.source, ts: envelope.ts });
       }
       this.dirty.add("alerts");
@@ -228,6 +242,9 @@ export class OmniPanel extends Cards {
   }
 
   multiHost() { return this.hosts.size > 1; }
+
+  /** The theme changed: charts draw again in its colours. */
+  redraw() { for (const host of this.hosts.values()) host.plots.forEach((p) => p.redraw()); }
 
   debug() {
     const hosts = {};

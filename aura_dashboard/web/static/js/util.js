@@ -59,7 +59,7 @@ export function fieldGrid(contract, stream, data, prefix = "") {
 
 export function table(columns, rows) {
   // In a box of its own, so a wide table scrolls inside its card instead of widening the page.
-  return el("div", { class: "table-scroll" }, el("table", {},
+  return el("div", { class: "table-scroll", tabindex: "0" }, el("table", {},
     el("thead", {}, el("tr", {}, columns.map((c) => el("th", { class: c.num ? "num" : null, text: c.label })))),
     el("tbody", {}, rows.map((row) => el("tr", {}, columns.map((c) => {
       const value = c.value(row);
@@ -99,4 +99,12 @@ export function stamp(target, stream, ts) {
   if (!node || typeof ts !== "number") return;
   node.dataset.stream = stream;
   node.dataset.ts = String(ts);
+}
+
+/** Said once to screen readers through the page's aria-live region (connection changes, new alerts). */
+export function announce(text) {
+  const node = document.getElementById("announcer");
+  if (!node) return;
+  node.textContent = "";
+  setTimeout(() => { node.textContent = text; }, 50);
 }
