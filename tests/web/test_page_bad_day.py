@@ -43,6 +43,7 @@ async def test_page_rides_out_a_server_stop_and_recovers_without_reload(browser)
         page = await open_page(browser, first)
         await page.wait(HAS_POINTS, 3)
         await page.page.evaluate("window.sameDocument = true")
+        await page.page.evaluate(LISTEN)
         await create_debate(first)
         await page.wait("() => document.querySelectorAll('#debates [data-debate]').length === 1")
     # Stopped: the page keeps trying, past max_attempts, and says so louder. The panel cut off
@@ -50,6 +51,7 @@ async def test_page_rides_out_a_server_stop_and_recovers_without_reload(browser)
     await page.wait("() => !document.getElementById('connection-notice').hidden")
     await page.wait("() => document.getElementById('panel-omni_monitor').dataset.connected === 'false'")
     await page.wait(STALE_HOST)
+    await page.wait(said("Connection to the server lost"))
     await asyncio.sleep(OUTAGE_S)
     await page.wait("() => document.getElementById('connection-notice').dataset.escalated === 'true'")
     text = await page.page.locator("#connection-text").text_content()
@@ -68,6 +70,7 @@ async def test_page_rides_out_a_server_stop_and_recovers_without_reload(browser)
         # The new server's numbers may already be past the page's: the run tells them apart.
         await page.wait("() => Object.values(window.aura.hosts()).some((h) => h.epochs >= 2)")
         await page.wait("() => document.getElementById('connection-notice').hidden")
+        await page.wait(said("Connected to the server again"))
         await page.wait("() => !document.querySelector('.host.stale') && !document.querySelector('.host .age')")
         assert await page.page.get_attribute("#panel-omni_monitor", "data-connected") == "true"
         assert await page.page.evaluate("window.sameDocument") is True
@@ -100,9 +103,19 @@ async def check_older_paging(page: Page, server) -> None:
     assert rows >= AUDITED
 
 
+LISTEN = ("() => { window.said = []; new MutationObserver(() => window.said.push("
+          "document.getElementById('announcer').textContent)).observe(document.getElementById('announcer'), "
+          "{childList: true, characterData: true, subtree: true}); }")
+
+
+def said(words: str) -> str:
+    return f"() => window.said.some((t) => t.includes({words!r}))"
+
+
 async def check_alerts(page: Page, server) -> None:
     """An alert names its target, says what is wrong in words, keeps the raw error behind a
-    toggle, counts in the header and the title, and collapses once resolved."""
+    toggle, counts in the header and the title, is announced, and collapses once resolved."""
+    await page.page.evaluate(LISTEN)
     engine = server.app[ALERTS]
     raw = "ClientConnectorError: Cannot connect to host localhost:1 ssl:default [Connect call failed]"
     for _ in range(engine.consecutive):
@@ -120,6 +133,7 @@ async def check_alerts(page: Page, server) -> None:
                     "String(document.querySelectorAll('#alerts .alert.firing').length))")
     await page.wait("() => /^\\d+ s$/.test(document.querySelector("
                     "'[data-alert=\"backend_down:payments\"] [data-since]').textContent)")
+    await page.wait(said("Alert: payments is unreachable"))
     await page.screenshot("bad_day_alert_firing")
     await engine.condition("backend_down:payments", "backend_down", False, target="payments",
                            resolved_message="payments is up again")
