@@ -108,7 +108,7 @@ async function start() {
     fallback: flags.websocket_fallback !== false, timeoutMs: config.websocket.connect_timeout_ms, apiKey,
   });
   const views = {
-    omni_monitor: new OmniPanel(contract, capacity, range), governance: new GovernancePanel(contract, getJson),
+    omni_monitor: new OmniPanel(contract, capacity, range, (config.monitoring || {}).thresholds || {}), governance: new GovernancePanel(contract, getJson),
     ai_system: new AiPanel(contract), arena: new ArenaPanel(contract),
     chat: new ChatPanel(contract, config.panels.chat.modes || ["auto"]),
   };

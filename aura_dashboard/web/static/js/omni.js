@@ -1,7 +1,7 @@
 // The omni_monitor panel: per-host system charts and figures, GPUs, temperatures, database,
 // backends and alerts.
 import uPlot from "/static/vendor/uPlot.esm.min.js";
-import { formatValue } from "./contract.js";
+import { axisSteps, axisValue, formatValue } from "./contract.js";
 import { HostRange, exportButtons, rangeOptions } from "./range.js";
 import { Series } from "./series.js";
 import { Cards } from "./cards.js";
@@ -17,7 +17,8 @@ const sum = (obj, field) => Object.values(obj || {}).reduce((t, v) => t + (v && 
 // Each chart names the contract fields it draws (`path`: the series its history reads; a
 // wildcard path is summed); the axis and legend format by their unit.
 const CHARTS = [
-  { id: "cpu-mem", title: "CPU and memory (%)", range: [0, 100], unit: "cpu.percent", fields: [
+  { id: "cpu-mem", title: "CPU and memory (%)", range: [0, 100], unit: "cpu.percent",
+    thresholds: [{ key: "cpu_percent", label: "CPU limit" }, { key: "memory_percent", label: "memory limit" }], fields: [
     { name: "CPU %", path: "cpu.percent", value: (d) => d.cpu.percent },
     { name: "memory %", path: "memory.percent", value: (d) => d.memory.percent },
   ] },
@@ -32,7 +33,7 @@ const CHARTS = [
 ];
 
 class Host {
-  constructor(contract, source, capacity, container, range) {
+  constructor(contract, source, capacity, container, range, limits) {
     this.contract = contract;
     this.source = source;
     this.series = CHARTS.map((c) => new Series(capacity, c.fields));
@@ -54,7 +55,7 @@ class Host {
         figure("load", "load (1/5/15 min)"), figure("net", "network in / out")),
       el("div", { class: "charts" }, this.chartBoxes), el("h3", { text: "Disk usage" }), this.disks, this.extra);
     container.append(this.node);
-    this.plots = CHARTS.map((c, i) => new uPlot(rangeOptions(range, c, plotOptions(c, contract.unit("system", c.unit), this.chartBoxes[i])),
+    this.plots = CHARTS.map((c, i) => new uPlot(rangeOptions(range, c, plotOptions(c, contract.unit("system", c.unit), this.chartBoxes[i], limits)),
       this.range.columns(i, this.series[i].columns()), this.chartBoxes[i]));
     // A chart is a picture to a screen reader: its name and the values it ends on.
     this.plots.forEach((p) => p.root.querySelector("canvas").setAttribute("role", "img"));
@@ -103,21 +104,52 @@ class Host {
 
 function width(box) { return Math.max(200, box.clientWidth || 300); }
 
-function plotOptions(chart, unit, box) {
+const clock = (ts) => new Date(ts * 1000).toLocaleTimeString([], { hour12: false });
+
+function plotOptions(chart, unit, box, limits) {
   const axis = { stroke: () => palette().muted, grid: { stroke: () => palette().line, width: 1 }, ticks: { stroke: () => palette().line } };
+  const lines = (chart.thresholds || []).map((t) => ({ ...t, value: limits[t.key] })).filter((t) => typeof t.value === "number");
   return {
     width: width(box), height: 150,
-    series: [{}, ...chart.fields.map((f, i) => ({ label: f.name, stroke: COLORS[i], width: 1.5, spanGaps: false,
+    series: [{ value: (u, v) => (v == null ? "–" : clock(v)) }, ...chart.fields.map((f, i) => ({ label: f.name, stroke: COLORS[i], width: 1.5, spanGaps: false,
       fill: i === 0 ? "rgba(90,169,255,0.08)" : undefined, value: (u, v) => formatValue(v, unit) }))],
     scales: { y: chart.range ? { range: chart.range } : { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-    axes: [axis, { ...axis, size: 84, values: (u, splits) => splits.map((v) => formatValue(v, unit)) }],
-    cursor: { drag: { x: false, y: false } },
+    axes: [{ ...axis, space: 70, values: (u, splits) => splits.map(clock) },
+      { ...axis, size: 76, incrs: axisSteps(unit), values: (u, splits) => splits.map((v) => axisValue(v, unit)) }],
+    // One cursor across every chart: the same moment everywhere.
+    cursor: { drag: { x: false, y: false }, sync: { key: "aura-charts" } },
+    hooks: {
+      // The configured thresholds (monitoring.thresholds) as dashed lines.
+      draw: [(u) => {
+        const ctx = u.ctx;
+        lines.forEach((line, i) => {
+          const y = Math.round(u.valToPos(line.value, "y", true));
+          ctx.save();
+          ctx.strokeStyle = palette().bad;
+          ctx.lineWidth = Math.max(1, devicePixelRatio);
+          ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+          ctx.beginPath();
+          ctx.moveTo(u.bbox.left, y);
+          ctx.lineTo(u.bbox.left + u.bbox.width, y);
+          ctx.stroke();
+          ctx.fillStyle = palette().bad;
+          ctx.font = `${11 * devicePixelRatio}px sans-serif`;
+          // Labels alternate left and right, so two limits close together stay readable.
+          ctx.textAlign = i % 2 ? "right" : "left";
+          const x = i % 2 ? u.bbox.left + u.bbox.width - 4 * devicePixelRatio : u.bbox.left + 4 * devicePixelRatio;
+          ctx.fillText(`${line.label} ${line.value} %`, x, y - 3 * devicePixelRatio);
+          ctx.restore();
+        });
+      }],
+    },
   };
 }
 
 export class OmniPanel extends Cards {
-  constructor(contract, capacity, range) {
+  /** @param limits  monitoring.thresholds (the charts draw them) */
+  constructor(contract, capacity, range, limits = {}) {
     super(contract, { system: "hosts" }, { alerts: "no alerts firing" });
+    this.limits = limits;
     this.charted = new Set(["system"]);
     this.capacity = capacity;
     this.range = range;
@@ -135,7 +167,7 @@ export class OmniPanel extends Cards {
         if (!host) {
           const container = document.getElementById("hosts");
           if (!this.hosts.size) { container.replaceChildren(); container.dataset.state = "ready"; }
-          host = new Host(this.contract, source, this.capacity, container, this.range);
+          host = new Host(this.contract, source, this.capacity, container, this.range, this.limits);
           this.hosts.set(source, host);
         }
         host.add(envelope);
