@@ -269,3 +269,37 @@ async def test_every_width_fits_and_screenshots(browser):  # noqa: F811
             if width == 390:
                 await page.screenshot("page_390x844")
         assert page.errors == []
+
+
+@pytest.mark.needs_chat
+async def test_chat_says_what_went_wrong_and_offers_only_modes_that_are_on(browser):  # noqa: F811
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: the chat backend is unreachable
+    extra = {**FAST, "backends": {"mcp": {"health_check_interval_ms": 300}},
+             "health_checks": {"timeout_ms": 500, "retries": 0},
+             "panels": {**FAST["panels"], "chat": {"retry_attempts": 0, "timeout_seconds": 2}}}
+    async with running_server(make_settings(env={"MCP_BACKEND_URL": dead}, extra=extra)) as server:
+        page = await open_page(browser, server)
+        await page.wait(connected("chat"))
+        modes = await page.page.eval_on_selector_all("#chat-mode option", "(os) => os.map((o) => o.value)")
+        assert "debug" not in modes and "auto" in modes
+        # The form says the backend is down; a message fails in words, the raw error behind a toggle.
+        await page.wait("() => !document.getElementById('chat-backend').hidden")
+        await page.page.select_option("#chat-mode", "auto")
+        await page.page.fill("#chat-text", "ping")
+        await page.page.click("#chat-form button")
+        failed = page.page.locator('.msg[data-state="failed"]')
+        await failed.wait_for(timeout=WAIT_MS)
+        assert await failed.locator(".msg-detail").text_content() == "the chat backend is unreachable"
+        assert await failed.locator("details code").count() == 1
+        # debug switched on: offered, and its reply is readable JSON.
+        await patch_features(server, {"debug_mode": True})
+        await page.wait("() => [...document.querySelectorAll('#chat-mode option')].some((o) => o.value === 'debug')")
+        await page.page.select_option("#chat-mode", "debug")
+        await page.page.fill("#chat-text", "status?")
+        await page.page.click("#chat-form button")
+        done = page.page.locator('.msg[data-state="done"]')
+        await done.wait_for(timeout=WAIT_MS)
+        assert "position" not in await done.locator(".msg-detail").text_content()
+        reply = await done.locator("pre.reply.json").text_content()
+        assert reply.startswith("{\n") and '"diagnostics"' in reply
+        await page.screenshot("bad_day_chat")

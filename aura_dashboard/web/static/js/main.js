@@ -98,7 +98,7 @@ theme.button(document.getElementById("theme-toggle"));
 async function start() {
   const [config, features, described] = await Promise.all(
     [getJson("/api/config"), getJson("/api/features"), getJson("/api/streams")]);
-  const flags = features.effective || {};
+  let flags = features.effective || {};
   const contract = new Contract(described);
   const capacity = config.panels.omni_monitor.graph_history_points;
   const range = new TimeRange(getJson);
@@ -110,8 +110,10 @@ async function start() {
   const views = {
     omni_monitor: new OmniPanel(contract, capacity, range, (config.monitoring || {}).thresholds || {}), governance: new GovernancePanel(contract, getJson),
     ai_system: new AiPanel(contract), arena: new ArenaPanel(contract),
-    chat: new ChatPanel(contract, config.panels.chat.modes || ["auto"]),
+    chat: new ChatPanel(contract, config.panels.chat.modes || ["auto"], () => flags),
   };
+  // The chat form hears how the chat backend (mcp) is, from the backends stream.
+  views.omni_monitor.onBackends = (data) => views.chat.backend(data && data.mcp);
   const channels = {};
   const ages = new Ages();
   // Every value stamped with its sample time (util.stamp) is dimmed past twice its stream's
@@ -154,7 +156,7 @@ async function start() {
       },
       unavailable: (stream, error) => view.unavailable(stream, error),
       subscribed: (stream, count) => { if (!count && view.empty) view.empty(stream); },
-      features: () => followFlags(),
+      features: (body) => { if (body && body.effective) { flags = body.effective; views.chat.offerModes(); } followFlags(); },
       status: () => {
         const [text, kind] = connectionText(connection, channel);
         badge.textContent = text;

@@ -186,6 +186,7 @@ export class OmniPanel extends Cards {
       }
       this.dirty.add("alerts");
     } else {
+      if (stream === "backends" && list.length && this.onBackends) this.onBackends(list[list.length - 1].data);
       for (const envelope of list) (this.latest[stream] ||= {})[envelope.source || "unknown"] = envelope;
       this.dirty.add(stream);
     }

@@ -132,41 +132,82 @@ export class ArenaPanel extends Cards {
   }
 }
 
+/** A chat failure in words; the raw reason stays for the details toggle. */
+export function chatWords(code, reason) {
+  const raw = String(reason || "");
+  if (code === "queue_full") return "the chat queue is full; try again in a moment";
+  if (code === "debug_disabled") return "debug mode is switched off";
+  if (code === "bad_mode") return "this mode is not offered";
+  if (code === "not_connected") return "not connected to the server";
+  if (code === "timeout") return "the server did not acknowledge the message in time";
+  if (/ClientConnector|Connect call failed|Cannot connect|ConnectionRefused/i.test(raw)) return "the chat backend is unreachable";
+  if (/timeout|timed out|no answer/i.test(raw)) return "the chat backend did not answer in time";
+  const http = raw.match(/HTTP (\d{3})/);
+  if (http) return http[1].startsWith("5") ? `the chat backend failed (HTTP ${http[1]})` : `the chat backend refused the message (HTTP ${http[1]})`;
+  return raw || code || "failed";
+}
+
 export class ChatPanel extends Cards {
-  constructor(contract, modes) {
+  /**
+   * @param modes  panels.chat.modes
+   * @param flags  () => the effective feature flags (a mode that is off is not offered)
+   */
+  constructor(contract, modes, flags = () => ({})) {
     super(contract, { status: "chat-status" });
     this.messages = new Map();
-    const select = document.getElementById("chat-mode");
-    select.replaceChildren(...modes.map((m) => el("option", { value: m, text: m })));
+    this.modes = modes;
+    this.flags = flags;
+    this.select = document.getElementById("chat-mode");
+    this.offerModes();
     document.getElementById("chat-form").addEventListener("submit", (event) => {
       event.preventDefault();
       const input = document.getElementById("chat-text");
-      if (input.value.trim()) this.send(input.value.trim(), select.value);
+      if (input.value.trim()) this.send(input.value.trim(), this.select.value);
       input.value = "";
     });
   }
+
+  /** The modes that are on now: `debug` only while features.debug_mode is. */
+  offerModes() {
+    const flags = this.flags();
+    const offered = this.modes.filter((m) => m !== "debug" || flags.debug_mode === true);
+    const current = this.select.value;
+    this.select.replaceChildren(...offered.map((m) => el("option", { value: m, text: m })));
+    if (offered.includes(current)) this.select.value = current;
+  }
+
+  /** The chat backend's (mcp's) health, from the backends stream: the form says when it is down. */
+  backend(state) {
+    const note = document.getElementById("chat-backend");
+    const down = !!state && state.status === "down";
+    note.hidden = !down;
+    document.getElementById("chat-form").dataset.backend = state ? state.status : "unknown";
+    if (down) note.textContent = "The chat backend is down: messages will wait in the queue and may fail.";
+  }
+
   attach(channel) {
     this.channel = channel;
     channel.socket.on("chat_update", (payload) => this.update(payload && payload.stream && payload.data ? payload.data : payload));
   }
+
   send(text, mode) {
     const local = `local-${Date.now()}-${Math.random().toString(16).slice(2)}`;
     const message = { local, text, mode, state: "sending", detail: "" };
     this.messages.set(local, message);
     this.render();
     if (!this.channel || !this.channel.socket.connected) {
-      Object.assign(message, { state: "failed", detail: "not connected" });
+      Object.assign(message, { state: "failed", detail: chatWords("not_connected") });
       this.render();
       return;
     }
     this.channel.socket.timeout(30000).emit("message", { text, mode }, (err, ack) => {
       if (err || !ack || !ack.ok) {
         const error = err ? { code: "timeout", message: String(err.message || err) } : (ack && ack.error) || {};
-        Object.assign(message, { state: "failed", detail: `${error.code || "error"}${error.message ? `: ${error.message}` : ""}` });
+        Object.assign(message, { state: "failed", detail: chatWords(error.code, error.message), raw: error.message || error.code });
       } else {
         message.id = ack.id;
         if (message.state === "sending" && !message.updated) message.state = "queued";
-        message.detail ||= typeof ack.position === "number" ? `position ${ack.position}` : "";
+        if (!message.updated && typeof ack.position === "number" && ack.position > 0) message.detail = `position ${ack.position}`;
         // chat_update events may have arrived before the acknowledgement
         const early = this.messages.get(ack.id);
         if (early && early !== message) { Object.assign(message, early, { local, text, mode }); this.messages.delete(ack.id); }
@@ -176,26 +217,39 @@ export class ChatPanel extends Cards {
       this.render();
     });
   }
+
   update(u) {
     if (!u || u.id === undefined) return;
     let message = this.messages.get(u.id);
     if (!message) { message = { id: u.id, text: "", mode: u.mode || "" }; this.messages.set(u.id, message); }
     message.updated = true;
     message.state = u.state;  // queued, sending, retrying, done, failed (docs/protocol.md, Chat)
-    if (u.state === "retrying") message.detail = `attempt ${u.attempt}${u.reason ? `: ${u.reason}` : ""}`;
-    else if (u.state === "queued") message.detail = `position ${u.position}`;
-    else if (u.state === "failed") message.detail = u.reason || "";
-    else if (u.state === "done") message.reply = u.reply;
+    message.raw = undefined;
+    if (u.state === "retrying") {
+      message.detail = `attempt ${u.attempt}: ${chatWords(null, u.reason)}`;
+      message.raw = u.reason;
+    } else if (u.state === "queued") message.detail = `position ${u.position}`;
+    else if (u.state === "sending") message.detail = "";
+    else if (u.state === "failed") { message.detail = chatWords(null, u.reason); message.raw = u.reason; }
+    else if (u.state === "done") {
+      message.reply = u.reply;
+      message.detail = typeof u.latency_ms === "number" ? `answered in ${this.contract.format("status", "latency_p50_ms", u.latency_ms)}` : "";
+    }
     this.render();
   }
+
   render() {
     const log = document.getElementById("chat-log");
     log.replaceChildren(...[...this.messages.values()].map((m) => el("div", { class: "msg", "data-state": m.state, "data-id": m.id || m.local },
-      el("div", { class: "meta" }, badge(m.state), el("span", { text: m.mode }), el("span", { text: m.detail || "" })),
+      el("div", { class: "meta" }, badge(m.state), el("span", { text: m.mode }), el("span", { class: "msg-detail", text: m.detail || "" })),
       el("div", { text: m.text }),
-      m.reply !== undefined ? el("div", { class: "reply", text: typeof m.reply === "string" ? m.reply : JSON.stringify(m.reply) }) : null)));
+      m.raw && m.raw !== m.detail ? el("details", { class: "alert-detail" }, el("summary", { text: "details" }), el("code", { text: m.raw })) : null,
+      m.reply !== undefined ? (typeof m.reply === "string"
+        ? el("div", { class: "reply", text: m.reply })
+        : el("pre", { class: "reply json", text: JSON.stringify(m.reply, null, 2) })) : null)));
     log.scrollTop = log.scrollHeight;
   }
+
   envelopes(stream, list) {
     if (stream === "status" && list.length) {
       replace("chat-status", fieldGrid(this.contract, "status", list[list.length - 1].data));
