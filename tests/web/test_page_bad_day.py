@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from aura_dashboard.web.keys import ALERTS, AUDIT
+from aura_dashboard.web.keys import ALERTS, AUDIT, HUB
 from tests.conftest import ROOT, free_port, in_ci, make_settings, need_service, running_server
 from tests.web.test_page import FAST, HAS_POINTS, WAIT_MS, Page, browser, open_page  # noqa: F401 (fixture)
 
@@ -250,13 +250,17 @@ async def check_accessibility(page: Page) -> None:
 
 
 async def test_every_width_fits_and_screenshots(browser):  # noqa: F811
-    async with running_server(make_settings(extra=FAST)) as server:
+    per_core = {**FAST, "monitoring": {"system": {"cpu": {"include_per_cpu": True}}}}
+    async with running_server(make_settings(extra=per_core)) as server:
         tab = await browser.new_page(viewport={"width": 1440, "height": 900})
         page = Page(tab, server)
         await tab.goto(server.url + "/")
         await page.wait("document.body.dataset.ready === 'true'")
         await page.wait(HAS_POINTS, 3)
         await page.wait(PANEL_CONNECTED)
+        # Per core, when include_per_cpu sends them.
+        cores = len((await server.app[HUB].latest("system"))["data"]["cpu"]["per_cpu"])
+        await page.wait("(n) => document.querySelectorAll('.host .cores .core').length === n", cores)
         await page.screenshot("page_1440x900")
         await check_accessibility(page)
         for width, height in ((390, 844), (360, 740)):

@@ -35,6 +35,7 @@ const CHARTS = [
 class Host {
   constructor(contract, source, capacity, container, range, limits) {
     this.contract = contract;
+    this.limits = limits || {};
     this.source = source;
     this.series = CHARTS.map((c) => new Series(capacity, c.fields));
     this.range = new HostRange(range, source, CHARTS);
@@ -45,6 +46,7 @@ class Host {
     };
     this.updated = el("span", { class: "muted" });
     this.gapNote = el("span", { class: "gapnote" });
+    this.cores = el("div", { class: "cores", "aria-label": "CPU per core" });
     this.disks = el("div");
     this.extra = el("div", { class: "muted" });
     this.chartBoxes = CHARTS.map((c, i) => el("div", { class: "chart", "data-chart": c.id }, el("div", { class: "title", text: c.title },
@@ -53,7 +55,7 @@ class Host {
       el("div", { class: "host-head" }, el("h3", { text: source }), this.updated, this.gapNote),
       el("div", { class: "figures" }, figure("cpu-percent", "CPU"), figure("memory-percent", "memory"),
         figure("load", "load (1/5/15 min)"), figure("net", "network in / out")),
-      el("div", { class: "charts" }, this.chartBoxes), el("h3", { text: "Disk usage" }), this.disks, this.extra);
+      this.cores, el("div", { class: "charts" }, this.chartBoxes), el("h3", { text: "Disk usage" }), this.disks, this.extra);
     container.append(this.node);
     this.plots = CHARTS.map((c, i) => new uPlot(rangeOptions(range, c, plotOptions(c, contract.unit("system", c.unit), this.chartBoxes[i], limits)),
       this.range.columns(i, this.series[i].columns()), this.chartBoxes[i]));
@@ -91,6 +93,11 @@ class Host {
     this.figures.load.textContent = Array.isArray(load) ? load.map((v) => v.toFixed(2)).join(" ") : "–";
     this.figures.net.textContent = `${f("network.*.bytes_recv_per_s", sum(d.network, "bytes_recv_per_s"))} / ${f("network.*.bytes_sent_per_s", sum(d.network, "bytes_sent_per_s"))}`;
     this.updated.textContent = `updated ${time(this.lastTs)} · ${d.cpu ? d.cpu.count : "?"} CPUs · ${f("memory.total", d.memory && d.memory.total)} RAM`;
+    // Per core, when monitoring.system.cpu.include_per_cpu sends them.
+    const cores = d.cpu && Array.isArray(d.cpu.per_cpu) ? d.cpu.per_cpu : [];
+    replace(this.cores, cores.map((v, i) => el("div", { class: "core", title: `CPU ${i}: ${f("cpu.per_cpu[]", v)}` },
+      el("div", { class: `bar ${v >= (this.limits.cpu_percent ?? 101) ? "bad" : ""}` }, el("span", { style: `width:${Math.min(100, v)}%` })),
+      el("span", { class: "muted", text: `${i} · ${f("cpu.per_cpu[]", v)}` }))));
     const disks = Object.entries(d.disk || {}).map(([path, u]) => el("div", { class: "disk" },
       el("span", { text: path }),
       el("div", { class: `bar ${u.percent >= 90 ? "bad" : u.percent >= 75 ? "warn" : ""}` }, el("span", { style: `width:${Math.min(100, u.percent)}%` })),

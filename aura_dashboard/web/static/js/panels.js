@@ -64,11 +64,14 @@ export class GovernancePanel extends Cards {
     const c = this.contract;
     if (stream === "governance" && list.length) {
       const d = list[list.length - 1].data;
+      const last = d.audit.last;
       replace("governance",
-        el("div", {}, badge(d.service.status), " ",
+        el("div", {}, el("span", { class: "muted", text: "service " }), badge(d.service.status), " ",
           el("span", { class: "muted", text: c.format("governance", "service.latency_ms", d.service.latency_ms) })),
+        fieldGrid(c, "governance", d.service, "service."),
         fieldGrid(c, "governance", d.audit, "audit."),
-        el("div", { class: "muted", text: `last hour: ${Object.entries(d.audit.last_hour).map(([a, n]) => `${a} ${n}`).join(", ") || "nothing audited"}` }));
+        el("div", { class: "muted", text: `last hour: ${Object.entries(d.audit.last_hour).map(([a, n]) => `${a} ${n}`).join(", ") || "nothing audited"}` }),
+        last ? el("div", { class: "muted", text: `last audited: ${last.action} of ${last.target} by ${last.actor}, ${c.format("audit", "ts", last.ts)}` }) : null);
       stamp("governance", "governance", list[list.length - 1].ts);
     }
     if (stream === "audit") {
@@ -87,7 +90,7 @@ export class AiPanel extends Cards {
     const ts = list[list.length - 1].ts;
     if (stream === "models") {
       const entries = d.entries || [];
-      replace("models", el("div", {}, badge(d.backend.status), " ",
+      replace("models", el("div", {}, el("span", { class: "muted", text: "ML backend " }), badge(d.backend.status), " ",
         el("span", { class: "muted", text: c.format("models", "backend.latency_ms", d.backend.latency_ms) })),
         entries.length ? table([{ label: "model", value: (m) => m.name },
           { label: "status", value: (m) => (m.status ? badge(m.status) : "–") },
