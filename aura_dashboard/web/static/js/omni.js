@@ -33,7 +33,7 @@ const CHARTS = [
 ];
 
 class Host {
-  constructor(contract, source, capacity, container, range, limits) {
+  constructor(contract, source, capacity, container, range, limits, moments) {
     this.contract = contract;
     this.limits = limits || {};
     this.source = source;
@@ -57,7 +57,7 @@ class Host {
         figure("load", "load (1/5/15 min)"), figure("net", "network in / out")),
       this.cores, el("div", { class: "charts" }, this.chartBoxes), el("h3", { text: "Disk usage" }), this.disks, this.extra);
     container.append(this.node);
-    this.plots = CHARTS.map((c, i) => new uPlot(rangeOptions(range, c, plotOptions(c, contract.unit("system", c.unit), this.chartBoxes[i], limits)),
+    this.plots = CHARTS.map((c, i) => new uPlot(rangeOptions(range, c, plotOptions(c, contract.unit("system", c.unit), this.chartBoxes[i], limits, moments)),
       this.range.columns(i, this.series[i].columns()), this.chartBoxes[i]));
     // A chart is a picture to a screen reader: its name and the values it ends on.
     this.plots.forEach((p) => p.root.querySelector("canvas").setAttribute("role", "img"));
@@ -113,7 +113,7 @@ function width(box) { return Math.max(200, box.clientWidth || 300); }
 
 const clock = (ts) => new Date(ts * 1000).toLocaleTimeString([], { hour12: false });
 
-function plotOptions(chart, unit, box, limits) {
+function plotOptions(chart, unit, box, limits, moments = () => []) {
   const axis = { stroke: () => palette().muted, grid: { stroke: () => palette().line, width: 1 }, ticks: { stroke: () => palette().line } };
   const lines = (chart.thresholds || []).map((t) => ({ ...t, value: limits[t.key] })).filter((t) => typeof t.value === "number");
   return {
@@ -129,6 +129,21 @@ function plotOptions(chart, unit, box, limits) {
       // The configured thresholds (monitoring.thresholds) as dashed lines.
       draw: [(u) => {
         const ctx = u.ctx;
+        // The moments alerts of this host fired: a thin mark, red for critical.
+        const [xmin, xmax] = [u.scales.x.min, u.scales.x.max];
+        for (const m of moments()) {
+          if (!(m.ts >= xmin && m.ts <= xmax)) continue;
+          const x = Math.round(u.valToPos(m.ts, "x", true));
+          ctx.save();
+          ctx.strokeStyle = m.severity === "critical" ? palette().bad : palette().warn;
+          ctx.globalAlpha = 0.7;
+          ctx.lineWidth = Math.max(1, devicePixelRatio);
+          ctx.beginPath();
+          ctx.moveTo(x, u.bbox.top);
+          ctx.lineTo(x, u.bbox.top + u.bbox.height);
+          ctx.stroke();
+          ctx.restore();
+        }
         lines.forEach((line, i) => {
           const y = Math.round(u.valToPos(line.value, "y", true));
           ctx.save();
@@ -174,7 +189,8 @@ export class OmniPanel extends Cards {
         if (!host) {
           const container = document.getElementById("hosts");
           if (!this.hosts.size) { container.replaceChildren(); container.dataset.state = "ready"; }
-          host = new Host(this.contract, source, this.capacity, container, this.range, this.limits);
+          host = new Host(this.contract, source, this.capacity, container, this.range, this.limits,
+            () => this.alertMoments(source));
           this.hosts.set(source, host);
         }
         host.add(envelope);
@@ -255,6 +271,7 @@ export class OmniPanel extends Cards {
     count.textContent = `${firing.length} alert${firing.length === 1 ? "" : "s"} firing`;
     count.className = `badge ${firing.some((a) => a.severity === "critical") ? "bad" : "warn"}`;
     document.title = firing.length ? `(${firing.length}) ${BASE_TITLE}` : BASE_TITLE;
+    this.redraw();  // the charts' alert marks
     if (!all.length) { stateNote("alerts", "empty", "no alerts firing"); return; }
     const row = (a) => el("div", { class: `alert ${a.state} sev-${a.severity}`, "data-alert": a.id },
       el("div", { class: "alert-head" },
@@ -282,6 +299,12 @@ export class OmniPanel extends Cards {
   }
 
   multiHost() { return this.hosts.size > 1; }
+
+  /** When this host's alerts fired (the charts mark them). */
+  alertMoments(source) {
+    return [...this.alerts.values()].filter((a) => a.source === source && typeof a.since === "number")
+      .map((a) => ({ ts: a.since, severity: a.severity }));
+  }
 
   /** The theme changed: charts draw again in its colours. */
   redraw() { for (const host of this.hosts.values()) host.plots.forEach((p) => p.redraw()); }
