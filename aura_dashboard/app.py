@@ -31,10 +31,10 @@ from .collectors.system import SYSTEM, SystemCollector
 from .collectors.temperature import TEMPERATURE, TemperatureCollector
 from .config import RuntimeOverrides, Settings
 from .config.schema import DashboardSettings
-from .contract import StreamContract
+from .contract import StreamContract, describe_features
 from .health import Health
 from .history import History
-from .namespaces import NAMESPACE_CLASSES, close_disabled_panels, register_namespaces
+from .namespaces import NAMESPACE_CLASSES, PANELS, announce_features, close_disabled_panels, register_namespaces
 from .namespaces.arena import ArenaNamespace
 from .namespaces.chat import ChatNamespace
 from .outbound import OutboundHttp
@@ -196,6 +196,8 @@ def create_app(settings: Settings) -> web.Application:
         for name in history.aggregator.fields:
             hub.published_signal(name).connect(to_history)
     overrides.changed.connect(follow_fallback_flag(sio))
+    overrides.changed.connect(announce_features(
+        sio, namespaces, lambda: describe_features(overrides, settings, hub.contracts(), list(PANELS))))
     overrides.changed.connect(close_disabled_panels(namespaces))
     overrides.changed.connect(emitters.reconcile)
     lease_changed.connect(emitters.reconcile)  # the shared collectors run on the lease holder

@@ -194,3 +194,18 @@ def blocking_switches(flag: str, settings: Settings, streams: list[StreamContrac
             return []
         blocked += [key for key in off if key not in blocked]
     return blocked
+
+
+def describe_features(overrides: RuntimeOverrides, settings: Settings, streams: list[StreamContract],
+                      panels: list[PanelContract]) -> dict[str, Any]:
+    """The flags as GET /api/features and the `features` event give them. `effective`: what
+    runs (a flag on whose switches are off reads false, its switches under `blocked`);
+    `configured` and `overrides`: what was asked."""
+    blocked = {}
+    for flag in overrides.flags():
+        switches = blocking_switches(flag, settings, streams, panels)
+        if switches:
+            blocked[flag] = switches
+    effective = {flag: on and flag not in blocked for flag, on in overrides.effective().items()}
+    return {"effective": effective, "configured": overrides.configured(),
+            "overrides": overrides.overridden(), "blocked": blocked}

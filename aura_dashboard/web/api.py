@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ..config import redacted
 from ..config.reference import variables_by_key
-from ..contract import blocking_switches
+from ..contract import describe_features
 from ..errors import BadRequest, DashboardError, SwitchedOff
 from ..history import HistoryUnavailable
 from ..namespaces import PANELS
@@ -150,25 +150,8 @@ async def alerts(request: web.Request) -> web.Response:
     return json_response({"alerts": request.app[ALERTS].firing()})
 
 
-def _blocked(app: web.Application) -> dict[str, list[str]]:
-    """Flags whose streams and panels are all held off by a configuration switch."""
-    settings, contracts = app[SETTINGS], app[HUB].contracts()
-    out = {}
-    for flag in app[OVERRIDES].flags():
-        switches = blocking_switches(flag, settings, contracts, list(PANELS))
-        if switches:
-            out[flag] = switches
-    return out
-
-
 def _features_body(app: web.Application) -> dict:
-    """`effective`: what runs (a flag on whose switches are off is reported false, with the
-    switches under `blocked`); `configured` and `overrides`: what was asked."""
-    overrides = app[OVERRIDES]
-    blocked = _blocked(app)
-    effective = {flag: on and flag not in blocked for flag, on in overrides.effective().items()}
-    return {"effective": effective, "configured": overrides.configured(),
-            "overrides": overrides.overridden(), "blocked": blocked}
+    return describe_features(app[OVERRIDES], app[SETTINGS], app[HUB].contracts(), list(PANELS))
 
 
 def _switched_off(flag: str, switches: list[str]) -> str:
@@ -194,7 +177,7 @@ async def patch_features(request: web.Request) -> web.Response:
                  and value is not None and not isinstance(value, bool)]
     if problems:
         raise BadRequest("; ".join(problems))
-    blocked = _blocked(request.app)
+    blocked = _features_body(request.app)["blocked"]
     refused = [_switched_off(flag, blocked[flag]) for flag, value in body.items()
                if value is True and flag in blocked]
     if refused:

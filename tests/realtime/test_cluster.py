@@ -161,7 +161,7 @@ async def test_broadcast_reaches_every_instance_with_cluster_wide_seq(cluster):
 async def test_client_moving_to_another_instance_gets_exactly_what_it_missed(cluster):
     async with cluster(2) as (instances, http):
         first = Listener()
-        await first.join(instances[0].url)
+        joined = await first.join(instances[0].url)
         await first.until(lambda: len(first.envelopes) >= 3)
         await first.sio.disconnect()
         last = max(e["seq"] for e in first.envelopes)
@@ -171,6 +171,7 @@ async def test_client_moving_to_another_instance_gets_exactly_what_it_missed(clu
             ack = await second.join(instances[1].url, since=last)
             missed = ack["history"]["system"]
             assert ack["gap"] == {"system": False}
+            assert ack["epoch"] == joined["epoch"], "one cluster, one sequence: the same epoch on every instance"
             seqs = [e["seq"] for e in missed]
             assert seqs == list(range(last + 1, last + 1 + len(seqs))) and len(seqs) >= 3
             assert {e["source"] for e in missed} == {"node-a", "node-b"}
