@@ -55,6 +55,7 @@ from .realtime.hub import StreamHub
 from .realtime.replay import LocalReplay
 from .realtime.server import build_socketio, follow_fallback_flag
 from .security import AccessGuard, AllowedOrigins, ClientAddress, SecurityEvents
+from .security.packets import ClientMistakes
 from .signals import Mailbox
 from .tasks import TaskSet
 from .web import keys as k
@@ -62,7 +63,7 @@ from .web.cache import HubReadCache
 from .web.compression import gzip_middleware
 from .web.forwarding import forwarding_middleware
 from .web.metrics import setup_metrics
-from .web.middleware import error_middleware
+from .web.middleware import UPGRADED, error_middleware
 from .web.routes import setup_routes
 from .web.security import security_middlewares, setup_cors
 
@@ -88,11 +89,17 @@ def create_app(settings: Settings) -> web.Application:
     tasks = TaskSet()
     http = OutboundHttp()
 
+    # -- who may come in: the key, the rate limits, what a client may send -------------------------
+    security_events = SecurityEvents()
+    guard = AccessGuard(security, security_events, ClientAddress(security.trusted_proxies))
+    mistakes = ClientMistakes()
+
     # -- the real-time core -----------------------------------------------------------------
     manager = client_manager(ws)
     origins = AllowedOrigins(settings.dashboard, security.cors)
     sio = build_socketio(ws, security.cors, updates, origins=origins,
-                         websocket_fallback=overrides.is_on("websocket_fallback"), client_manager=manager)
+                         websocket_fallback=overrides.is_on("websocket_fallback"), client_manager=manager,
+                         guard=guard, mistakes=mistakes)
     broadcaster = broadcaster_for(sio, manager)
     install_fast_path(sio, broadcaster, compress=updates.websocket_compression)
     cluster = ClusterLink.create(ws, advertised_url(settings.dashboard), instance, overrides)
@@ -166,9 +173,7 @@ def create_app(settings: Settings) -> web.Application:
         Emitter(name, sample, hub.contract(name).interval_ms(settings) / 1000, hub, timeout_s=timeouts.get(name))
         for name, sample in samplers.items()])
 
-    # -- security and the namespaces ---------------------------------------------------------
-    security_events = SecurityEvents()
-    guard = AccessGuard(security, security_events, ClientAddress(security.trusted_proxies))
+    # -- the namespaces ---------------------------------------------------------------------
     forwarder = HolderForwarder(cluster, http, security) if cluster else LocalOnly()
     own = {ArenaNamespace: {"arena": arena, "forwarder": forwarder}, ChatNamespace: {"queue": chat}}
     namespaces = register_namespaces(sio, [
@@ -268,7 +273,8 @@ def create_app(settings: Settings) -> web.Application:
         lifecycle(tasks, "collectors", start=system.start,
                   stop=lambda: _close_collectors(gpu, database)),
         lifecycle(tasks, "emitters", start=emitters.start, stop=emitters.stop),
-        lifecycle(tasks, "hub and backlog", loops=[("limits:backlog", backlog.run)]
+        lifecycle(tasks, "hub and backlog", loops=[("limits:backlog", backlog.run),
+                                                   ("limits:client mistakes", mistakes.run)]
                   + ([("hub:batcher", hub.run_batcher)] if hub.batch_interval_s else [])),
     ]
     app.cleanup_ctx.extend(contexts)
@@ -346,3 +352,4 @@ async def _disconnect_clients(app: web.Application) -> None:
 async def _track_websockets(request: web.Request, response: web.StreamResponse) -> None:
     if isinstance(response, web.WebSocketResponse):
         request.app[k.WEBSOCKETS].add(response)
+        request[UPGRADED] = response

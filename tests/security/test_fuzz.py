@@ -204,3 +204,179 @@ async def test_fuzz_never_crashes_and_the_good_client_misses_nothing():
             assert grown < 150 * 2 ** 20, f"memory grew by {grown / 2 ** 20:.0f} MiB"
         finally:
             await good.sio.disconnect()
+
+
+# -- named cases: each hostile packet of issue 15 gets its defined outcome ---------------------------
+# (a `bad_request` acknowledgement where the packet carries an ack id on a joined namespace, else
+# the session is closed with a reason); one server answers them all, one connection per case.
+
+NS = "/omni_monitor"
+CASE_SETTINGS = {**SETTINGS, "websocket": {**SETTINGS["websocket"], "max_message_size_bytes": 1_100_000}}
+
+
+class Engine:
+    """A raw Engine.IO WebSocket session, joined to `NS`."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse):
+        self.ws = ws
+        self.frames: list[str] = []
+        self.close_message = ""
+
+    @classmethod
+    async def open(cls, http: aiohttp.ClientSession, url: str, join: str | None = NS) -> "Engine":
+        ws = await http.ws_connect(f"{url}/?EIO=4&transport=websocket", autoping=False, max_msg_size=0)
+        engine = cls(ws)
+        opened = await ws.receive(timeout=10)
+        assert opened.type == aiohttp.WSMsgType.TEXT and opened.data.startswith("0"), opened
+        if join is not None:
+            await ws.send_str(f"40{join},")
+            assert (await engine.next_text()).startswith(f"40{join},{{"), engine.frames
+        return engine
+
+    async def next_text(self, timeout: float = 10) -> str:
+        while True:
+            msg = await self.ws.receive(timeout=timeout)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                self.close_message = str(msg.extra or "")
+                return f"<{msg.type.name}>"
+            if msg.data == "2":
+                await self.ws.send_str("3")
+                continue
+            self.frames.append(msg.data)
+            return msg.data
+
+    async def outcome(self, timeout: float = 10) -> str:
+        """'ack <code>', 'closed' (a proper close: the close packet or a close frame), 'error'
+        (the stream broke: not WebSocket any more) or 'deaf' (nothing within `timeout`)."""
+        try:
+            while True:
+                text = await self.next_text(timeout)
+                if text.startswith("43"):
+                    return "ack " + json.loads(text[text.index("["):])[0]["error"]["code"]
+                if text in ("1", "<CLOSE>", "<CLOSED>", "<CLOSING>"):
+                    return "closed"
+                if text == "<ERROR>":
+                    return "error"
+        except asyncio.TimeoutError:
+            return "deaf"
+
+
+CASES = {
+    # item 1: binary attachments are refused on the announcing packet, however many it announces
+    "99,999,999 attachments announced": (f"4599999999-{NS}," + json.dumps(["subscribe", {"_placeholder": True, "num": 0}]), "closed"),
+    "one attachment announced": (f"451-{NS},5" + json.dumps(["subscribe", {"_placeholder": True, "num": 0}]), "closed"),
+    "placeholder num 99": (f"451-{NS},6" + json.dumps(["subscribe", {"_placeholder": True, "num": 99}]), "closed"),
+    # item 9: malformed packets are answered or closed, never dropped silently
+    "bad JSON with an ack id": (f"42{NS},7[\"subscribe\",", "ack bad_request"),
+    "bad JSON without an ack id": (f"42{NS},[\"subscribe\",", "closed"),
+    "a non-list event": (f"42{NS},8" + json.dumps({"streams": ["system"]}), "ack bad_request"),
+    "an integer event name": (f"42{NS},9[5, {{}}]", "ack bad_request"),
+    "a 5,000-digit integer": (f"42{NS},10[\"subscribe\", {'9' * 5000}]", "ack bad_request"),
+    "nesting 100,000 deep": (f"42{NS},11[\"subscribe\"," + "[" * 100_000 + "]" * 100_000 + "]", "ack bad_request"),
+    "an over-long ack id": (f"42{NS}," + "1" * 200 + json.dumps(["subscribe", {}]), "closed"),
+    "an event to an unconnected namespace": ("42/chat,12" + json.dumps(["subscribe", {}]), "closed"),
+    "an event to an unknown namespace": ("42/nope,13" + json.dumps(["subscribe", {}]), "closed"),
+    "an event on the default namespace": ("4214" + json.dumps(["subscribe", {}]), "closed"),
+    "a reserved event name": (f"42{NS},15" + json.dumps(["disconnect"]), "ack bad_request"),
+    "an acknowledgement nobody asked for": (f"43{NS},1[]", "closed"),
+    # item 14: frames that are no Engine.IO packet close the session (no HTTP 500 inside it)
+    "a text frame 'abc'": ("abc", "closed"),
+    "an empty text frame": ("", "closed"),
+    "bad base64 of a binary message": ("b!!!", "closed"),
+    # item 16: a msgpack (binary) client is closed with a reason on its first packet
+    "a msgpack packet": (b"\x83\xa4type\x02\xa4data\x92\xa9subscribe\x80\xa3nsp\xad/omni_monitor", "closed"),
+}
+
+
+@pytest.mark.timeout(300)
+async def test_each_hostile_packet_gets_its_defined_outcome(caplog):
+    outcomes, reasons = {}, {}
+    async with running_server(make_settings({}, CASE_SETTINGS)) as srv:
+        url = srv.url + srv.ws_path
+        good = await Client().connect(srv.url)
+        try:
+            assert (await good.call("subscribe", {"streams": ["system"]}))["ok"]
+            async with aiohttp.ClientSession() as http:
+                for name, (packet, _) in CASES.items():
+                    engine = await Engine.open(http, url)
+                    await (engine.ws.send_bytes(packet) if isinstance(packet, bytes) else engine.ws.send_str(packet))
+                    outcomes[name] = await engine.outcome()
+                    reasons[name] = [f for f in engine.frames if f.startswith("44")] or engine.close_message
+                    if outcomes[name].startswith("ack"):  # the connection is still up and still served
+                        await engine.ws.send_str(f"42{NS},99" + json.dumps(["subscribe", {"streams": ["system"]}]))
+                        text = await engine.next_text()
+                        while not text.startswith(f"43{NS},99"):
+                            text = await engine.next_text()
+                        assert '"ok":true' in text.replace(" ", ""), text
+                    await engine.ws.close()
+            assert good.sio.connected
+            count = len(good.envelopes())
+            await good.wait_for(lambda: len(good.envelopes()) >= count + 2, timeout=30)
+        finally:
+            await good.sio.disconnect()
+    assert outcomes == {name: expected for name, (_, expected) in CASES.items()}
+    closed = [name for name, (_, expected) in CASES.items() if expected == "closed"]
+    assert all(reasons[name] for name in closed), {name: reasons[name] for name in closed}
+    # item 7 and 14: client mistakes are logged without a traceback, and never as an HTTP 500
+    assert not [r for r in caplog.records if r.exc_info], [r.getMessage() for r in caplog.records if r.exc_info]
+    assert "unhandled error" not in caplog.text
+
+
+async def test_default_namespace_is_refused_and_binary_clients_closed():
+    async with running_server(make_settings({}, CASE_SETTINGS)) as srv:
+        url = srv.url + srv.ws_path
+        async with aiohttp.ClientSession() as http:
+            engine = await Engine.open(http, url, join=None)
+            await engine.ws.send_str("40")
+            answer = await engine.next_text()
+            assert answer.startswith("44{") and "unknown_namespace" in answer, answer
+            await engine.ws.send_str("40/")
+            assert "unknown_namespace" in await engine.next_text()
+            await engine.ws.close()
+        # python-socketio's own client on `/` is refused too
+        import socketio
+        client = socketio.AsyncClient(reconnection=False)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await client.connect(srv.url, socketio_path=srv.ws_path, transports=["websocket"], wait_timeout=5)
+        await client.disconnect()
+
+
+async def test_refused_events_count_against_the_connection_bucket():
+    extra = {**CASE_SETTINGS, "security": {"rate_limiting": {"socket_events_per_minute": 6, "socket_burst_size": 5}}}
+    async with running_server(make_settings({}, extra)) as srv:
+        async with aiohttp.ClientSession() as http:
+            engine = await Engine.open(http, srv.url + srv.ws_path)
+            answers = []
+            for i in range(8):
+                await engine.ws.send_str(f"42{NS},{i}[5]")
+                answers.append(await engine.outcome())
+            assert answers == ["ack bad_request"] * 5 + ["ack rate_limited"] * 3
+            await engine.ws.close()
+
+
+async def test_malformed_polling_post_is_answered_400_and_ends_the_session():
+    async with running_server(make_settings({}, CASE_SETTINGS)) as srv:
+        url = srv.url + srv.ws_path
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/?EIO=4&transport=polling") as resp:
+                sid = json.loads((await resp.text())[1:])["sid"]
+            async with http.post(f"{url}/?EIO=4&transport=polling&sid={sid}", data="abc") as resp:
+                assert resp.status == 400
+            async with http.get(f"{url}/?EIO=4&transport=polling&sid={sid}") as resp:
+                assert resp.status == 400  # the session is gone
+            assert sid not in srv.app[SIO].eio.sockets
+
+
+def test_client_mistakes_logged_once_per_connection_and_summarised(caplog):
+    from aura_dashboard.security.packets import ClientMistakes
+    mistakes = ClientMistakes(interval_s=60)
+    with caplog.at_level("WARNING", logger="aura_dashboard.security.packets"):
+        logged = [mistakes.note("a", "bad_request", "x", "10.0.0.1") for _ in range(50)]
+        logged.append(mistakes.note("b", "malformed_frame", "y"))
+        assert logged == [True] + [False] * 49 + [True]
+        assert len(caplog.records) == 2
+        assert mistakes.summary() == {"bad_request": 50, "malformed_frame": 1}
+        assert "bad_request 50" in caplog.records[-1].getMessage()
+        assert mistakes.summary() == {}  # nothing new: nothing logged
+        assert len(caplog.records) == 3
+    assert not any(r.exc_info for r in caplog.records)
