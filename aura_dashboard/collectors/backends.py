@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import aiohttp
 
+from ..config.loader import redact_url
 from ..config.schema import BackendSettings, HealthCheckSettings
 from ..contract import FieldSpec, PayloadModel, StreamContract
 
@@ -34,7 +35,7 @@ class BackendProbe:
 
     def __post_init__(self) -> None:
         self.results = deque(maxlen=self.window)
-        self.state = {"status": "unknown", "url": self.url, "latency_ms": None, "http_status": None,
+        self.state = {"status": "unknown", "url": redact_url(self.url), "latency_ms": None, "http_status": None,
                       "error_rate": None, "last_ok": None, "checks": 0}
 
 
@@ -99,12 +100,12 @@ class BackendMonitor:
             except TimeoutError:
                 error, latency_ms = f"no answer within {self.timeout_s:g}s", None
             except aiohttp.ClientError as exc:
-                error, latency_ms, http_status = f"{type(exc).__name__}: {exc}", None, None
+                error, latency_ms, http_status = redact_url(f"{type(exc).__name__}: {exc}"), None, None
         probe.results.append(status != "down")
         if status != "down":
             probe.last_ok = self._wall()
         failures = sum(1 for ok in probe.results if not ok)
-        probe.state = {"status": status, "url": probe.url, "latency_ms": latency_ms,
+        probe.state = {"status": status, "url": redact_url(probe.url), "latency_ms": latency_ms,
                        "http_status": http_status, "error": error,
                        "error_rate": round(failures / len(probe.results), 3),
                        "last_ok": probe.last_ok, "checks": probe.state.get("checks", 0) + 1}

@@ -380,3 +380,78 @@ def test_client_mistakes_logged_once_per_connection_and_summarised(caplog):
         assert mistakes.summary() == {}  # nothing new: nothing logged
         assert len(caplog.records) == 3
     assert not any(r.exc_info for r in caplog.records)
+
+
+# -- secrets inside URLs (item 2): a credential in every URL variable of .env.example ----------------
+SECRET = "Pw-Secret-15"
+
+
+def url_variables() -> list[str]:
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
+    return [line.split("=", 1)[0] for line in text.splitlines()
+            if "=" in line and not line.startswith("#") and line.split("=", 1)[0].endswith(("_URL", "_URLS"))]
+
+
+def credentialed_env(port: int, dead: int) -> dict[str, str]:
+    env = {}
+    for name in url_variables():
+        if name == "MESSAGE_QUEUE_URL":  # the real Redis: its default user takes any password
+            env[name] = f"redis://default:{SECRET}@127.0.0.1:6379/0"
+        elif name == "DASHBOARD_PUBLIC_URLS":
+            env[name] = f"http://viewer:{SECRET}@localhost:{port}"
+        elif "WEBSOCKET" in name:
+            env[name] = f"ws://user:{SECRET}@127.0.0.1:{dead}"
+        else:
+            env[name] = f"http://user:{SECRET}@127.0.0.1:{dead}/?token={SECRET}"
+    return env
+
+
+@pytest.mark.timeout(120)
+async def test_no_output_shows_a_credential_from_a_url(tmp_path, caplog):
+    import logging
+    import subprocess
+    import sys
+    from tests.conftest import free_port
+    from tests.test_cli import command, cli_env
+    port, dead = free_port(), free_port()
+    env = {**credentialed_env(port, dead), "DASHBOARD_CLUSTER": f"fuzz-secrets-{port}",
+           "DATABASE_PASSWORD": SECRET, "TRUSTED_PROXIES": ""}
+    assert {"MESSAGE_QUEUE_URL", "MCP_BACKEND_URL", "ML_BACKEND_URL", "GOVERNANCE_URL"} <= set(env)
+    done = subprocess.run(command() + ["check-config"], cwd=tmp_path, env=cli_env(**env),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    assert "<redacted>@127.0.0.1" in done.stdout  # the host stays readable
+
+    caplog.set_level(logging.DEBUG)
+    seen = []
+    async with running_server(make_settings(env, {"health_checks": {"interval_ms": 200, "timeout_ms": 300}}),
+                              port=port) as srv:
+        async with aiohttp.ClientSession() as http:
+            await asyncio.sleep(1.5)  # the probes fail a few times
+            for path in ("/api/config", "/metrics", "/healthz", "/health", "/api/streams",
+                         "/api/backends", "/api/audit", "/api/database/health"):
+                async with http.get(srv.url + path) as resp:
+                    seen.append((path, resp.status, await resp.text()))
+    leaks = [(path, body[max(0, body.find(SECRET) - 200):body.find(SECRET) + 20]) for path, _, body in seen if SECRET in body]
+    assert not leaks, leaks
+    assert [s for p, s, _ in seen if p == "/api/config"] == [200]
+    logged = [r.getMessage() for r in caplog.records if SECRET in r.getMessage()]
+    assert not logged, logged[:3]
+
+
+def test_log_lines_never_carry_url_credentials():
+    import io
+    import logging
+    from aura_dashboard.logs import configure_logging
+    stream = io.StringIO()
+    settings = make_settings({}, {"logging": {"format": "text"}}).logging
+    configure_logging(settings, stream=stream, instance="t")
+    try:
+        logging.getLogger("aura_dashboard.test").warning("cannot reach %s", f"redis://:{SECRET}@db:6379/0")
+        logging.getLogger("aura_dashboard.test").warning(f"GET http://u:{SECRET}@h/x failed")
+    finally:
+        configure_logging(make_settings().logging, stream=io.StringIO())
+    assert SECRET not in stream.getvalue()
+    assert "redis://<redacted>@db:6379/0" in stream.getvalue()
