@@ -17,7 +17,7 @@ from ..contract import PanelContract
 from ..errors import DashboardError, ack_error
 from ..realtime.hub import StreamHub
 from ..realtime.subscriptions import subscribe, unsubscribe
-from ..security import AccessGuard, Unauthorized
+from ..security import AccessGuard, TooManyFailures, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class PanelNamespace(socketio.AsyncNamespace):
             return await guard.authenticate(guard.candidate(headers, auth), client=client, target=self.namespace,
                                             detail={"transport": "socket.io"},
                                             hint=f"auth.api_key or the {guard.header} header")
-        except Unauthorized as exc:
+        except (Unauthorized, TooManyFailures) as exc:
             raise refused(exc.code, exc.message) from None
 
     @answers_errors

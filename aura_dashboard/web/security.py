@@ -14,7 +14,7 @@ from aiohttp import hdrs, web
 
 from ..config.schema import SecuritySettings, WebSocketSettings
 from ..errors import error_body
-from ..security import AccessGuard, AllowedOrigins, Unauthorized, retry_after
+from ..security import AccessGuard, AllowedOrigins, TooManyFailures, Unauthorized, retry_after
 from .keys import GUARD
 
 # Open without a key: liveness for load balancers, and the page itself (it asks for the key).
@@ -73,6 +73,9 @@ def api_key_middleware(guard: AccessGuard, socketio_path: str):
                                            hint=f"header {guard.header}")
         except Unauthorized as exc:
             return web.json_response(exc.body(), status=exc.status)
+        except TooManyFailures as exc:
+            return web.json_response(exc.body(), status=exc.status,
+                                     headers={hdrs.RETRY_AFTER: str(retry_after(exc.wait_s))})
         request[ACTOR] = kid
         return await handler(request)
 

@@ -455,3 +455,45 @@ def test_log_lines_never_carry_url_credentials():
         configure_logging(make_settings().logging, stream=io.StringIO())
     assert SECRET not in stream.getvalue()
     assert "redis://<redacted>@db:6379/0" in stream.getvalue()
+
+
+# -- key guessing (item 4): failed authentications are held to the address's rate on every path ----------
+
+@pytest.mark.timeout(120)
+async def test_key_guessing_over_one_websocket_is_held_to_the_rate():
+    extra = {**CASE_SETTINGS, "security": {"api_key_enabled": True,
+                                           "rate_limiting": {"requests_per_minute": 60, "burst_size": 10}}}
+    async with running_server(make_settings({"DASHBOARD_API_KEY": "the-right-key"}, extra)) as srv:
+        async with aiohttp.ClientSession() as http:
+            engine = await Engine.open(http, srv.url + srv.ws_path, join=None)
+            for i in range(200):
+                await engine.ws.send_str(f"40{NS}," + json.dumps({"api_key": f"guess-{i}"}))
+            codes = []
+            while len(codes) < 200:
+                text = await engine.next_text()
+                assert text.startswith(f"44{NS},"), text
+                codes.append(json.loads(text[len(NS) + 3:])["data"]["code"] if '"data"' in text
+                             else json.loads(text[len(NS) + 3:])["code"])
+            compared = codes.count("unauthorized")
+            assert compared <= 6, codes  # five free failures, then locked out: the key is not even compared
+            assert codes.count("rate_limited") == 200 - compared
+            # the right key from the same address waits out the lock too
+            await engine.ws.send_str(f"40{NS}," + json.dumps({"api_key": "the-right-key"}))
+            assert "rate_limited" in await engine.next_text()
+            await engine.ws.close()
+            # and REST from that address is refused (429) without a look at its key
+            async with http.get(srv.url + "/api/features", headers={"X-API-Key": "the-right-key"}) as resp:
+                assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
+
+
+def test_failure_delay_grows_and_a_success_clears_it():
+    from aura_dashboard.security.buckets import FailureDelay
+    now = [0.0]
+    delay = FailureDelay(free=2, max_delay_s=8, clock=lambda: now[0])
+    assert [delay.failed("a") for _ in range(7)] == [0, 0, 1, 2, 4, 8, 8]
+    assert delay.wait("a") == 8 and delay.wait("b") == 0
+    now[0] += 8
+    assert delay.wait("a") == 0
+    assert delay.failed("a", at_least=30) == 30  # the bucket's own wait wins when longer
+    delay.succeeded("a")
+    assert delay.failed("a") == 0
