@@ -497,3 +497,33 @@ def test_failure_delay_grows_and_a_success_clears_it():
     assert delay.failed("a", at_least=30) == 30  # the bucket's own wait wins when longer
     delay.succeeded("a")
     assert delay.failed("a") == 0
+
+
+# -- subscribe amplification (item 3): an acknowledgement is bounded in bytes ---------------------------
+
+@pytest.mark.timeout(120)
+async def test_subscribe_answer_is_bounded_in_bytes_and_says_what_it_left_out():
+    limit = 65_536
+    extra = {**CASE_SETTINGS, "websocket": {**CASE_SETTINGS["websocket"], "max_ack_bytes": limit}}
+    async with running_server(make_settings({}, extra)) as srv:
+        async with aiohttp.ClientSession() as http:
+            for d in range(10):
+                async with http.post(srv.url + "/api/arena/debates",
+                                     json={"topic": f"t{d}", "participants": ["a", "b"]}) as resp:
+                    debate = (await resp.json())["id"]
+                for _ in range(10):
+                    async with http.post(f"{srv.url}/api/arena/debates/{debate}/turns",
+                                         json={"speaker": "a", "text": "x" * 2000}) as resp:
+                        assert resp.status == 200, await resp.text()
+            engine = await Engine.open(http, srv.url + srv.ws_path, join="/arena")
+            request = "42/arena,1" + json.dumps(["subscribe", {"streams": ["debates"]}])
+            await engine.ws.send_str(request)
+            text = await engine.next_text()
+            while not text.startswith("43/arena,1"):
+                text = await engine.next_text()
+            await engine.ws.close()
+    assert len(text.encode()) <= limit + 64, len(text)  # the Socket.IO header besides
+    ack = json.loads(text[len("43/arena,1"):])[0]
+    assert ack["ok"] and ack["gap"]["debates"] is True
+    assert ack["truncated"]["debates"] + len(ack["history"]["debates"]) == 10
+    assert 0 < len(ack["history"]["debates"]) < 10
