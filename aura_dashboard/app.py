@@ -117,7 +117,8 @@ def create_app(settings: Settings) -> web.Application:
     db = settings.backends.database
     database = DatabaseCollector(db, query_timeout_s=settings.performance.query_timeout_ms / 1000)
     backends = BackendMonitor(hc, settings.backends, http)
-    models = ModelsProbe(settings.backends.ml, hc.timeout_ms / 1000, http, lambda: backends.snapshot()["ml"])
+    models = ModelsProbe(settings.backends.ml, hc.timeout_ms / 1000, http, lambda: backends.snapshot()["ml"],
+                         max_reply_bytes=settings.backends.max_reply_bytes)
     itself = DashboardSelf(
         clients=lambda: {ns.namespace: ns.clients() for ns in namespaces.values()},
         publish_p99_s=lambda: hub.publish_p99_s(), mailboxes=lambda: {box.name: box.pending() for box in mailboxes},
@@ -148,7 +149,8 @@ def create_app(settings: Settings) -> web.Application:
         timeout_s=chat_settings.timeout_seconds, retry_attempts=chat_settings.retry_attempts,
         workers=chat_settings.workers, backoff_base_s=chat_settings.backoff_base_ms / 1000,
         backoff_max_s=chat_settings.backoff_max_ms / 1000, session=http, notify=notify,
-        modes=chat_settings.modes, debug_on=lambda: overrides.is_on("debug_mode"), diagnostics=diagnostics)
+        modes=chat_settings.modes, debug_on=lambda: overrides.is_on("debug_mode"), diagnostics=diagnostics,
+        max_reply_bytes=settings.backends.max_reply_bytes)
     arena_settings = panels.intelligence_arena
     arena = Arena(max_debates=arena_settings.max_debates, timeout_s=arena_settings.debate_timeout_seconds,
                   finished_kept=arena_settings.finished_kept, publish=hub.publish)

@@ -250,6 +250,7 @@ class BackendSettings(Section):
     ml: MlBackendSettings
     governance: GovernanceBackendSettings
     database: DatabaseSettings
+    max_reply_bytes: Annotated[int, Field(ge=1024)]
 
 
 # 6. features -------------------------------------------------------------------------------

@@ -527,3 +527,55 @@ async def test_subscribe_answer_is_bounded_in_bytes_and_says_what_it_left_out():
     assert ack["ok"] and ack["gap"]["debates"] is True
     assert ack["truncated"]["debates"] + len(ack["history"]["debates"]) == 10
     assert 0 < len(ack["history"]["debates"]) < 10
+
+
+# -- backend replies (item 6): read with a limit; over it the chat fails reply_too_large --------------
+
+@pytest.mark.timeout(120)
+async def test_huge_backend_replies_are_refused_not_held():
+    from aiohttp import web
+    from tests.conftest import serve_app
+    from tests.panels.live import LiveClient
+    big = 3 * 2 ** 20
+
+    async def streamed(request: web.Request) -> web.StreamResponse:  # no Content-Length: chunked
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(big // 65_536):
+            await response.write(b'"' + b"r" * 65_534 + b'"')
+        await response.write_eof()
+        return response
+
+    async def declared(request: web.Request) -> web.Response:
+        return web.Response(body=b"h" * big, content_type="application/json")
+
+    backend = web.Application()
+    backend.router.add_post("/api/chat", streamed)
+    backend.router.add_get("/{tail:.*}", declared)
+    async with serve_app(backend, shutdown_timeout=0.5) as port:
+        url = f"http://127.0.0.1:{port}"
+        env = {"MCP_BACKEND_URL": url, "ML_BACKEND_URL": url}
+        extra = {**CASE_SETTINGS, "backends": {"max_reply_bytes": 2 ** 20,
+                                               "mcp": {"health_check_interval_ms": 200},
+                                               "ml": {"health_check_interval_ms": 200}},
+                 "panels": {"chat": {"retry_attempts": 0}}}
+        async with running_server(make_settings(env, extra)) as srv:
+            before = rss()
+            client = await LiveClient("/chat").connect(srv)
+            ack = await client.call("message", {"text": "hi", "mode": "auto"})
+            await client.wait_for(lambda: any(u["state"] in ("done", "failed") for u in client.of("chat_update")
+                                              if u["id"] == ack["id"]))
+            final = [u for u in client.of("chat_update") if u["id"] == ack["id"]][-1]
+            await client.close()
+            assert final["state"] == "failed" and final["code"] == "reply_too_large", final
+            assert "backends.max_reply_bytes" in final["reason"]
+
+            async with aiohttp.ClientSession() as http:
+                for _ in range(50):
+                    async with http.get(srv.url + "/api/backends") as resp:
+                        mcp = (await resp.json())["mcp"]
+                    if mcp["status"] != "unknown":
+                        break
+                    await asyncio.sleep(0.2)
+            assert mcp["status"] == "down" and "reply_too_large" in mcp["error"], mcp
+            assert rss() - before < 60 * 2 ** 20
