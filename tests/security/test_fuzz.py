@@ -579,3 +579,34 @@ async def test_huge_backend_replies_are_refused_not_held():
                     await asyncio.sleep(0.2)
             assert mcp["status"] == "down" and "reply_too_large" in mcp["error"], mcp
             assert rss() - before < 60 * 2 ** 20
+
+
+# -- public health (item 12): brief without the key, details with it -----------------------------------
+
+async def test_public_health_is_brief_and_the_key_shows_details():
+    env = {"SECURITY_API_KEY_ENABLED": "true", "DASHBOARD_API_KEY": "health-key",
+           "MCP_BACKEND_URL": "http://10.255.255.1:8000", "DATABASE_HOST": "127.0.0.1", "DATABASE_PORT": "1"}
+    extra = {**CASE_SETTINGS, "backends": {"mcp": {"health_check_interval_ms": 200}}}
+    async with running_server(make_settings(env, extra)) as srv:
+        async with aiohttp.ClientSession() as http:
+            await asyncio.sleep(1.0)
+            async with http.get(srv.url + "/healthz") as resp:
+                assert resp.status == 200
+                public = await resp.json()
+            async with http.get(srv.url + "/healthz", headers={"X-API-Key": "health-key"}) as resp:
+                detailed = await resp.json()
+    text = json.dumps(public["dependencies"])
+    assert "10.255.255.1" not in text and "8000" not in text and "error" not in text and "reason" not in text
+    statuses = []
+
+    def collect(node):
+        for key, value in node.items():
+            if key == "status":
+                statuses.append(value)
+            elif isinstance(value, dict):
+                collect(value)
+    collect(public["dependencies"])
+    assert statuses and set(statuses) <= {"ok", "degraded", "down"}, public
+    assert public["dependencies"]["backends"]["mcp"]["status"] in ("down", "degraded")
+    assert public["dependencies"]["database"] == {"status": "down"}
+    assert "10.255.255.1" in json.dumps(detailed["dependencies"]) or "error" in json.dumps(detailed["dependencies"])
