@@ -610,3 +610,20 @@ async def test_public_health_is_brief_and_the_key_shows_details():
     assert public["dependencies"]["backends"]["mcp"]["status"] in ("down", "degraded")
     assert public["dependencies"]["database"] == {"status": "down"}
     assert "10.255.255.1" in json.dumps(detailed["dependencies"]) or "error" in json.dumps(detailed["dependencies"])
+
+
+# -- the frame limit (item 13): exactly websocket.max_message_size_bytes passes, one more does not -------
+
+@pytest.mark.parametrize("extra_bytes,expected", [(0, "ack bad_request"), (1, "closed")])
+async def test_frame_limit_is_inclusive(extra_bytes, expected):
+    limit = 2 ** 20
+    settings = {**CASE_SETTINGS, "websocket": {**CASE_SETTINGS["websocket"], "max_message_size_bytes": limit}}
+    async with running_server(make_settings({}, settings)) as srv:
+        async with aiohttp.ClientSession() as http:
+            engine = await Engine.open(http, srv.url + srv.ws_path)
+            head = f'42{NS},5["subscribe","'
+            frame = head + "x" * (limit + extra_bytes - len(head) - 2) + '"]'
+            assert len(frame.encode()) == limit + extra_bytes
+            await engine.ws.send_str(frame)
+            assert await engine.outcome() == expected  # answered (a string over 65,536 characters) or closed
+            await engine.ws.close()
