@@ -627,3 +627,22 @@ async def test_frame_limit_is_inclusive(extra_bytes, expected):
             await engine.ws.send_str(frame)
             assert await engine.outcome() == expected  # answered (a string over 65,536 characters) or closed
             await engine.ws.close()
+
+
+# -- DNS rebinding (item 11): an Origin equal to the Host passes only for a configured public name -------
+
+async def test_websocket_origin_equal_to_host_is_refused_unless_a_public_name():
+    from tests.conftest import free_port
+    port = free_port()
+    env = {"DASHBOARD_PORT": str(port), "DASHBOARD_PUBLIC_URLS": f"http://dash.example:{port}"}
+    async with running_server(make_settings(env, CASE_SETTINGS), port) as srv:
+        async with aiohttp.ClientSession() as http:
+            for host, allowed in ((f"rebound.example:{port}", False), (f"dash.example:{port}", True)):
+                headers = {"Origin": f"http://{host}", "Host": host}
+                try:
+                    ws = await http.ws_connect(f"{srv.url}{srv.ws_path}/?EIO=4&transport=websocket", headers=headers)
+                except aiohttp.WSServerHandshakeError as exc:
+                    assert not allowed and exc.status == 400, (host, exc)
+                else:
+                    assert allowed, host
+                    await ws.close()
