@@ -130,7 +130,9 @@ def create_app(settings: Settings) -> web.Application:
                          consecutive=thresholds.consecutive_samples, margin=thresholds.hysteresis_margin_percent)
     audit = AuditStore(panels.governance.audit_store_path,
                        postgres_dsn=dsn_of(db, db.connection_timeout_ms / 1000) if db.host else None,
-                       publish=lambda entry: hub.publish("audit", entry))
+                       publish=lambda entry: hub.publish("audit", entry),
+                       retention_days=panels.governance.audit_retention_days,
+                       max_rows=panels.governance.audit_max_rows)
     governance = GovernanceSampler(lambda: backends.snapshot()["governance"], audit)
     started = time.monotonic()
 
@@ -262,7 +264,8 @@ def create_app(settings: Settings) -> web.Application:
         contexts.append(lifecycle(tasks, "cluster", start=cluster.start, stop=cluster.close,
                                   loops=[("cluster:lease", cluster.run_lease), ("cluster:flags", cluster.flags.run)]))
     contexts += [
-        lifecycle(tasks, "audit", loops=[("audit:sync", audit.run_sync)], stop=audit.close),
+        lifecycle(tasks, "audit", loops=[("audit:sync", audit.run_sync), ("audit:retention", audit.run_retention)],
+                  stop=audit.close),
     ]
     if history.writer is not None:  # stopped after the mailboxes drained into it
         contexts.append(lifecycle(tasks, "history", start=history.writer.open, stop=history.writer.stop,

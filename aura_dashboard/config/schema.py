@@ -361,6 +361,8 @@ class GovernancePanelSettings(Section):
     show_audit_logs: bool
     audit_log_limit: PositiveInt
     audit_store_path: str
+    audit_retention_days: Annotated[float, Field(gt=0)]
+    audit_max_rows: PositiveInt
 
 
 class AiSystemPanelSettings(Section):

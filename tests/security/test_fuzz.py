@@ -16,6 +16,7 @@ import pytest
 
 from aura_dashboard.web.keys import SIO
 from tests.conftest import make_settings, running_server
+from tests.collectors.test_database import throwaway  # noqa: F401 (fixture)
 from tests.realtime.test_streams_live import Client
 
 SEED = 20240601
@@ -646,3 +647,47 @@ async def test_websocket_origin_equal_to_host_is_refused_unless_a_public_name():
                 else:
                     assert allowed, host
                     await ws.close()
+
+
+# -- audit growth (item 10): failed authentications aggregated per address per minute; retention ---------
+
+async def test_failed_authentications_make_one_audit_entry_per_address_per_minute():
+    from aura_dashboard.panels.audit import AuditStore
+    now = [1_000_000.0]
+    store = AuditStore(":memory:", clock=lambda: now[0])
+    for i in range(50):
+        await store.record_security_event({"action": "auth_failed", "actor": "10.0.0.1", "target": f"/api/x{i % 3}",
+                                           "detail": {"reason": "wrong API key"}})
+    await store.record_security_event({"action": "auth_failed", "actor": "10.0.0.2", "target": "/chat",
+                                       "detail": {"reason": "missing API key", "suppressed": 4}})
+    entries = await store.recent(100)
+    assert len(entries) == 2
+    by_actor = {e["actor"]: e["detail"] for e in entries}
+    assert by_actor["10.0.0.1"]["count"] == 50 and sorted(by_actor["10.0.0.1"]["targets"]) == ["/api/x0", "/api/x1", "/api/x2"]
+    assert by_actor["10.0.0.2"]["count"] == 5
+    now[0] += 61
+    await store.record_security_event({"action": "auth_failed", "actor": "10.0.0.1", "target": "/api/x0",
+                                       "detail": {"reason": "wrong API key"}})
+    assert len(await store.recent(100)) == 3  # the next minute, a new entry
+    await store.close()
+
+
+@pytest.mark.timeout(120)
+async def test_audit_retention_by_age_and_rows_in_sqlite_and_postgres(tmp_path, throwaway):  # noqa: F811
+    from aura_dashboard.collectors.database import dsn_of
+    from aura_dashboard.panels.audit import AuditStore
+    from tests.collectors.test_database import db_settings
+    now = [2_000_000_000.0]
+    store = AuditStore(str(tmp_path / "audit.db"), postgres_dsn=dsn_of(db_settings(throwaway.env()), 3),
+                       clock=lambda: now[0], retention_days=1, max_rows=5)
+    for i in range(4):  # two days old
+        await store.record("feature_toggled", "api:x", f"features.old{i}")
+    now[0] += 2 * 86_400
+    for i in range(8):
+        await store.record("feature_toggled", "api:x", f"features.new{i}")
+    assert await store.sync_once() == 12
+    assert await store.prune_once() == 4 + 3
+    assert [e["target"] for e in await store.recent(100)] == [f"features.new{i}" for i in range(7, 2, -1)]
+    rows = throwaway.query("SELECT target FROM aura_audit ORDER BY ts DESC, uid DESC")
+    assert len(rows) == 5 and not any("old" in r[0] for r in rows)
+    await store.close()
