@@ -228,7 +228,7 @@ def create_app(settings: Settings) -> web.Application:
     health.register("backends", backends_state)
     health.register("audit_postgres", lambda: {"status": audit.postgres_status})
     health.register("history", history.state)
-    backlog = BacklogWatch(sio, ws.max_client_backlog, ws.path)
+    backlog = BacklogWatch(sio, ws.max_client_backlog, ws.path, max_backlog_bytes=ws.max_client_backlog_bytes)
 
     # -- the application ------------------------------------------------------------------
     middlewares = [error_middleware, *security_middlewares(guard, ws)]

@@ -126,6 +126,7 @@ class WebSocketSettings(Section):
     message_buffer_size: PositiveInt
     max_message_size_bytes: PositiveInt
     max_client_backlog: PositiveInt
+    max_client_backlog_bytes: Annotated[int, Field(ge=65_536)]
     max_ack_bytes: Annotated[int, Field(ge=4096)]
     message_queue: Annotated[str, AfterValidator(_check_broker)]
     cluster_name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
