@@ -231,7 +231,7 @@ def create_app(settings: Settings) -> web.Application:
     backlog = BacklogWatch(sio, ws.max_client_backlog, ws.path, max_backlog_bytes=ws.max_client_backlog_bytes)
 
     # -- the application ------------------------------------------------------------------
-    middlewares = [error_middleware, *security_middlewares(guard, ws)]
+    middlewares = [error_middleware, *security_middlewares(guard, ws, settings.dashboard.body_timeout_s)]
     if settings.performance.gzip_compression:
         middlewares.insert(0, gzip_middleware(settings.performance))
     if cluster is not None:

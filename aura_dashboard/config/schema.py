@@ -102,6 +102,8 @@ class DashboardSettings(Section):
     advertise_url: Annotated[str, AfterValidator(_check_optional_http)]
     # Where browsers open the dashboard; empty: http://localhost:{port} (see `origins.py`).
     public_urls: Annotated[list[str], BeforeValidator(_split_list), AfterValidator(_check_http_urls)]
+    # A request body must arrive within this (slow uploads hold a connection and a handler).
+    body_timeout_s: Annotated[float, Field(gt=0)]
 
 
 # 2. websocket ------------------------------------------------------------------------------

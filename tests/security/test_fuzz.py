@@ -734,3 +734,17 @@ async def test_slow_consumer_cut_off_by_bytes_before_its_packet_count():
         finally:
             writer.close()
             await fast.sio.disconnect()
+
+
+# -- slow uploads (item 8, in part): a body that never finishes is answered 408 and its connection closed --
+
+async def test_a_body_that_never_arrives_is_answered_408():
+    async with running_server(make_settings({}, {**CASE_SETTINGS, "dashboard": {"body_timeout_s": 0.5}})) as srv:
+        reader, writer = await asyncio.open_connection(srv.host, srv.port)
+        writer.write(b"PATCH /api/features HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{\"debug_mode\":")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)  # the server closes the connection
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"dashboard.body_timeout_s" in answer
