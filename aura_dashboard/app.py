@@ -236,7 +236,10 @@ def create_app(settings: Settings) -> web.Application:
         middlewares.insert(0, gzip_middleware(settings.performance))
     if cluster is not None:
         middlewares.append(forwarding_middleware)
-    app = web.Application(middlewares=middlewares)
+    # aiohttp's keep-alive timeout also closes a connection whose request head has not arrived
+    # (half-sent heads, slowloris): it is the header timeout.
+    app = web.Application(middlewares=middlewares,
+                          handler_args={"keepalive_timeout": settings.dashboard.header_timeout_s})
     sio.attach(app, socketio_path=ws.path)
     for key, value in ((k.SETTINGS, settings), (k.OVERRIDES, overrides), (k.SIO, sio), (k.TASKS, tasks),
                        (k.HEALTH, health), (k.HUB, hub), (k.NAMESPACES, namespaces), (k.EMITTERS, emitters),

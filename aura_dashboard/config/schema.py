@@ -104,6 +104,8 @@ class DashboardSettings(Section):
     public_urls: Annotated[list[str], BeforeValidator(_split_list), AfterValidator(_check_http_urls)]
     # A request body must arrive within this (slow uploads hold a connection and a handler).
     body_timeout_s: Annotated[float, Field(gt=0)]
+    # A request head (and an idle keep-alive connection) is given this long.
+    header_timeout_s: Annotated[float, Field(gt=0)]
 
 
 # 2. websocket ------------------------------------------------------------------------------

@@ -748,3 +748,16 @@ async def test_a_body_that_never_arrives_is_answered_408():
         writer.close()
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert b"dashboard.body_timeout_s" in answer
+
+
+async def test_a_half_sent_request_head_is_closed_after_the_header_timeout():
+    async with running_server(make_settings({}, {**CASE_SETTINGS, "dashboard": {"header_timeout_s": 0.5}})) as srv:
+        reader, writer = await asyncio.open_connection(srv.host, srv.port)
+        writer.write(b"GET /api/features HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)  # closed by the server, nothing answered
+        writer.close()
+        assert answer == b""
+        async with aiohttp.ClientSession() as http:  # and the server answers everyone else
+            async with http.get(srv.url + "/healthz") as resp:
+                assert resp.status == 200
