@@ -251,7 +251,7 @@ async def query_and_storage(queries: int, database: str | None, only: set[str] |
             conn.close()
             await store.close()
         result["mb"] = round(result["bytes"] / 1e6, 1)
-        print(f"  {name}: {rows} rows, {result['mb']} MB for 30 days of one host", flush=True)
+        print(f"  {name}: {rows} buckets, {result['mb']} MB for 30 days of one host", flush=True)
         out[name] = result
     return out
 

@@ -2,23 +2,23 @@
 writes its own series there (the lease holder the shared ones), so one database holds every
 host's history.
 
-Tables are created when missing. Each tier's key (series, bucket) serves time ranges of a
-series; a BRIN index on `bucket` (tiny, and fit for rows that arrive in time order) serves
-retention, which deletes old buckets in small batches. The pool is made on first use and
+Tables are created when missing. Each tier's key (series, chunk) serves time ranges of a
+series and retention, which deletes whole old chunks in small batches and trims the chunk that
+straddles the cutoff. The pool is made on first use and
 dropped after any failure, so a server that went away is reconnected on the next call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
 import logging
 
 import aiopg
+import psycopg2
 
 from ..collectors.database import close_pool
-from .store import TIER_NAMES, ReadRequest, ReadSeries, keys_text
+from .chunks import CHUNK_SECONDS, Chunk, chunk_of, count_in, read_columns
+from .store import TIER_NAMES, ReadRequest, ReadSeries, as_read_series, group_rows, keys_text
 from .tiers import BucketRow
 
 log = logging.getLogger(__name__)
@@ -35,30 +35,14 @@ _SCHEMA = [
         id SERIAL PRIMARY KEY,
         source TEXT NOT NULL,
         started DOUBLE PRECISION NOT NULL)""",
-] + [stmt for tier in TIER_NAMES for stmt in (
-    f"""CREATE TABLE IF NOT EXISTS aura_history_{tier} (
+] + [f"""CREATE TABLE IF NOT EXISTS aura_history_{tier}_chunks (
         series INTEGER NOT NULL,
-        bucket BIGINT NOT NULL,
-        min DOUBLE PRECISION NOT NULL,
-        avg DOUBLE PRECISION NOT NULL,
-        max DOUBLE PRECISION NOT NULL,
-        last DOUBLE PRECISION NOT NULL,
-        count INTEGER NOT NULL,
-        run INTEGER NOT NULL,
-        PRIMARY KEY (series, bucket))""",
-    f"CREATE INDEX IF NOT EXISTS aura_history_{tier}_bucket ON aura_history_{tier} USING brin (bucket)",
-)]
-
-_UPSERT = """
-INSERT INTO aura_history_{tier} AS t (series, bucket, min, avg, max, last, count, run)
-SELECT * FROM unnest(%s::int[], %s::bigint[], %s::float8[], %s::float8[], %s::float8[], %s::float8[],
-                     %s::int[], %s::int[])
-ON CONFLICT (series, bucket) DO UPDATE SET
-    min = LEAST(t.min, excluded.min), max = GREATEST(t.max, excluded.max),
-    avg = (t.avg * t.count + excluded.avg * excluded.count) / (t.count + excluded.count),
-    last = excluded.last, count = t.count + excluded.count, run = excluded.run
-WHERE t.run <> excluded.run
-"""
+        chunk BIGINT NOT NULL,
+        data BYTEA NOT NULL,
+        PRIMARY KEY (series, chunk))""" for tier in TIER_NAMES]
+# Writers of several instances (each its own hosts' series; two lease holders for a moment
+# during a failover) read, merge and rewrite chunks: one transaction-scoped lock orders them.
+_WRITE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('aura_history_write'))"
 STATEMENT_TIMEOUT_MS = 20_000
 
 
@@ -137,16 +121,33 @@ class PostgresHistory:
             return
 
         async def work(cur) -> None:
-            keyed = [((r.stream, r.source, r.field, keys_text(r.keys)), r) for r in rows]
             await cur.execute("BEGIN")
             try:
-                await self._series_ids(cur, {key for key, _ in keyed})
-                by_tier: dict[str, list[tuple]] = {}
-                for key, r in keyed:
-                    by_tier.setdefault(r.tier, []).append(
-                        (self._ids[key], r.start, r.min, r.avg, r.max, r.last, r.count, run))
-                for tier, values in by_tier.items():
-                    await cur.execute(_UPSERT.format(tier=_tier(tier)), [list(c) for c in zip(*values)])
+                await cur.execute(_WRITE_LOCK)
+                await self._series_ids(cur, {(r.stream, r.source, r.field, keys_text(r.keys)) for r in rows})
+                grouped = group_rows(rows, lambda *key: self._ids[key])
+                by_tier: dict[str, list[tuple[int, int]]] = {}
+                for tier, series, chunk in grouped:
+                    by_tier.setdefault(tier, []).append((series, chunk))
+                for tier, keys in by_tier.items():
+                    table = f"aura_history_{_tier(tier)}_chunks"
+                    series_ids, chunk_starts = [list(c) for c in zip(*keys)]
+                    await cur.execute(f"SELECT t.series, t.chunk, t.data FROM {table} t "
+                                      f"JOIN unnest(%s::int[], %s::bigint[]) AS m(series, chunk) "
+                                      f"USING (series, chunk)", (series_ids, chunk_starts))
+                    found = {(sid, chunk): data for sid, chunk, data in await cur.fetchall()}
+                    changed: list[tuple[int, int, bytes]] = []
+                    for key in keys:
+                        packed = Chunk.decode(found[key]) if key in found else Chunk.empty()
+                        if packed.merge(grouped[(tier, *key)], run):
+                            changed.append((*key, packed.encode()))
+                    if changed:
+                        ids, starts, blobs = zip(*changed)
+                        await cur.execute(
+                            f"INSERT INTO {table} (series, chunk, data) "
+                            f"SELECT * FROM unnest(%s::int[], %s::bigint[], %s::bytea[]) "
+                            f"ON CONFLICT (series, chunk) DO UPDATE SET data = excluded.data",
+                            (list(ids), list(starts), [psycopg2.Binary(b) for b in blobs]))
                 await cur.execute("COMMIT")
             except BaseException:
                 self._ids.clear()
@@ -161,7 +162,7 @@ class PostgresHistory:
         if q.fields is not None:
             where.append("field = ANY(%s)")
             args.append(list(q.fields))
-        step, table = int(q.step), f"aura_history_{_tier(q.tier)}"
+        step, table = int(q.step), f"aura_history_{_tier(q.tier)}_chunks"
 
         async def work(cur) -> list[ReadSeries]:
             await cur.execute(f"SELECT id, field, keys FROM aura_history_series WHERE {' AND '.join(where)}", args)
@@ -170,28 +171,19 @@ class PostgresHistory:
                 groups.setdefault((field, keys), []).append(sid)
             if not groups:
                 return []
-            names = list(groups)
-            ids = [sid for key in names for sid in groups[key]]
-            group_of = [g for g, key in enumerate(names) for _ in groups[key]]
-            if step == q.resolution and len(ids) == len(names):
-                await cur.execute(f"SELECT m.g, t.bucket, t.min, t.avg, t.max, t.count, t.bucket FROM {table} t "
-                                  f"JOIN unnest(%s::int[], %s::int[]) AS m(id, g) ON t.series = m.id "
-                                  f"WHERE t.bucket >= %s AND t.bucket < %s ORDER BY m.g, t.bucket",
-                                  (ids, group_of, q.start, q.end))
-            else:
-                await cur.execute(f"SELECT m.g, (t.bucket / {step}) * {step} AS b, min(t.min), "
-                                  f"sum(t.avg * t.count) / sum(t.count), max(t.max), sum(t.count)::bigint, "
-                                  f"max(t.bucket) FROM {table} t "
-                                  f"JOIN unnest(%s::int[], %s::int[]) AS m(id, g) ON t.series = m.id "
-                                  f"WHERE t.bucket >= %s AND t.bucket < %s GROUP BY m.g, b ORDER BY m.g, b",
-                                  (ids, group_of, q.start, q.end))
-            rows = await cur.fetchall()
+            ids = [sid for group in groups.values() for sid in group]
+            await cur.execute(f"SELECT series, data FROM {table} WHERE series = ANY(%s) AND chunk >= %s "
+                              f"AND chunk < %s ORDER BY series, chunk",
+                              (ids, chunk_of(q.tier, q.start), q.end))
+            chunks: dict[int, list[bytes]] = {}
+            for sid, data in await cur.fetchall():
+                chunks.setdefault(sid, []).append(data)
             out = []
-            for g, grouped in itertools.groupby(rows, key=lambda row: row[0]):
-                _, t, lo, avg, hi, n, last = zip(*grouped)
-                field, keys = names[g]
-                out.append(ReadSeries(field, tuple(json.loads(keys)), list(t), list(lo), list(avg), list(hi),
-                                      list(n), max(last)))
+            for (field, keys), group in groups.items():
+                parts = [read_columns(chunks.get(sid, ()), q.start, q.end) for sid in group]
+                series = as_read_series(field, keys, parts, step, q.resolution)
+                if series is not None:
+                    out.append(series)
             return out
         return await self._execute(work)
 
@@ -214,21 +206,45 @@ class PostgresHistory:
         return await self._execute(work)
 
     async def delete_before(self, tier: str, cutoff: int, batch: int) -> int:
-        """Delete the tier's buckets older than `cutoff`, at most `batch` rows per statement."""
-        table = f"aura_history_{_tier(tier)}"
+        """Delete the tier's buckets older than `cutoff`: whole chunks, at most `batch`
+        buckets' worth per statement, then the chunks that straddle `cutoff` trimmed."""
+        table = f"aura_history_{_tier(tier)}_chunks"
+        old = cutoff - CHUNK_SECONDS[tier]  # a chunk starting at or before this ends by `cutoff`
+        per_batch = max(1, batch // max(1, CHUNK_SECONDS[tier] // 10))
         deleted = 0
         while True:
-            async def work(cur) -> int:
+            async def whole(cur) -> tuple[int, int]:
                 await cur.execute(f"DELETE FROM {table} WHERE ctid = ANY(ARRAY("
-                                  f"SELECT ctid FROM {table} WHERE bucket < %s LIMIT %s))", (cutoff, batch))
-                return cur.rowcount
-            n = await self._execute(work)
-            deleted += n
-            if n < batch:
+                                  f"SELECT ctid FROM {table} WHERE chunk <= %s LIMIT %s)) "
+                                  f"RETURNING octet_length(data)", (old, per_batch))
+                sizes = [row[0] for row in await cur.fetchall()]
+                return len(sizes), sum(count_in(size) for size in sizes)
+            chunks, buckets = await self._execute(whole)
+            deleted += buckets
+            if chunks < per_batch:
                 break
+
+        async def trim(cur) -> int:
+            removed = 0
+            await cur.execute("BEGIN")
+            await cur.execute(_WRITE_LOCK)
+            await cur.execute(f"SELECT series, chunk, data FROM {table} WHERE chunk > %s AND chunk < %s",
+                              (old, cutoff))
+            for sid, chunk, data in await cur.fetchall():
+                packed = Chunk.decode(data)
+                n = packed.drop_before(cutoff)
+                if n and not len(packed):
+                    await cur.execute(f"DELETE FROM {table} WHERE series = %s AND chunk = %s", (sid, chunk))
+                elif n:
+                    await cur.execute(f"UPDATE {table} SET data = %s WHERE series = %s AND chunk = %s",
+                                      (psycopg2.Binary(packed.encode()), sid, chunk))
+                removed += n
+            await cur.execute("COMMIT")
+            return removed
+        deleted += await self._execute(trim)
         if tier == TIER_NAMES[-1]:
             async def tidy(cur) -> None:
-                empty = " AND ".join(f"NOT EXISTS (SELECT 1 FROM aura_history_{t} WHERE series = s.id)"
+                empty = " AND ".join(f"NOT EXISTS (SELECT 1 FROM aura_history_{t}_chunks WHERE series = s.id)"
                                      for t in TIER_NAMES)
                 await cur.execute(f"DELETE FROM aura_history_series s WHERE {empty}")
                 await cur.execute("DELETE FROM aura_history_runs WHERE started < %s AND id NOT IN "

@@ -7,12 +7,12 @@ waits on the disk. Rows are written by the one writer task, in one transaction p
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import threading
 from pathlib import Path
 
-from .store import TIER_NAMES, ReadRequest, ReadSeries, keys_text
+from .chunks import CHUNK_SECONDS, Chunk, chunk_of, count_in, read_columns
+from .store import TIER_NAMES, ReadRequest, ReadSeries, as_read_series, group_rows
 from .tiers import BucketRow
 
 _SCHEMA = """
@@ -31,28 +31,13 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs (started);
 """ + "".join(f"""
-CREATE TABLE IF NOT EXISTS tier_{tier} (
+CREATE TABLE IF NOT EXISTS chunks_{tier} (
     series INTEGER NOT NULL,
-    bucket INTEGER NOT NULL,
-    min REAL NOT NULL,
-    avg REAL NOT NULL,
-    max REAL NOT NULL,
-    last REAL NOT NULL,
-    count INTEGER NOT NULL,
-    run INTEGER NOT NULL,
-    PRIMARY KEY (series, bucket)
+    chunk INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (series, chunk)
 ) WITHOUT ROWID;
 """ for tier in TIER_NAMES)
-
-# A bucket a later run also filled is merged; the same run writing it again changes nothing.
-_UPSERT = """
-INSERT INTO tier_{tier} AS t (series, bucket, min, avg, max, last, count, run) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (series, bucket) DO UPDATE SET
-    min = min(t.min, excluded.min), max = max(t.max, excluded.max),
-    avg = (t.avg * t.count + excluded.avg * excluded.count) / (t.count + excluded.count),
-    last = excluded.last, count = t.count + excluded.count, run = excluded.run
-WHERE t.run <> excluded.run
-"""
 
 
 class SqliteHistory:
@@ -107,13 +92,14 @@ class SqliteHistory:
         conn = self._conn
         conn.execute("BEGIN")
         try:
-            by_tier: dict[str, list[tuple]] = {}
-            for r in rows:
-                series = self._series_id(r.stream, r.source, r.field, keys_text(r.keys))
-                by_tier.setdefault(r.tier, []).append(
-                    (series, r.start, r.min, r.avg, r.max, r.last, r.count, run))
-            for tier, values in by_tier.items():
-                conn.executemany(_UPSERT.format(tier=_tier(tier)), values)
+            for (tier, series, chunk), values in group_rows(rows, self._series_id).items():
+                table = f"chunks_{_tier(tier)}"
+                found = conn.execute(f"SELECT data FROM {table} WHERE series = ? AND chunk = ?",
+                                     (series, chunk)).fetchone()
+                packed = Chunk.decode(found[0]) if found else Chunk.empty()
+                if packed.merge(values, run):
+                    conn.execute(f"INSERT OR REPLACE INTO {table} (series, chunk, data) VALUES (?, ?, ?)",
+                                 (series, chunk, packed.encode()))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -138,26 +124,19 @@ class SqliteHistory:
         groups: dict[tuple[str, str], list[int]] = {}
         for sid, field, keys in found:  # the same field and keys of several sources are merged
             groups.setdefault((field, keys), []).append(sid)
-        step, table = int(q.step), f"tier_{_tier(q.tier)}"
-        # One indexed range per series; rows come back as columns through zip (in C), and a
-        # step of several buckets is merged in SQL.
-        plain = (f"SELECT bucket, min, avg, max, count FROM {table} "
-                 f"WHERE series = ? AND bucket >= ? AND bucket < ? ORDER BY bucket")
+        step, table = int(q.step), f"chunks_{_tier(q.tier)}"
+        first = chunk_of(q.tier, q.start)
         out = []
         for (field, keys), ids in groups.items():
-            if step == q.resolution and len(ids) == 1:
-                rows = self._conn.execute(plain, (ids[0], q.start, q.end)).fetchall()
-            else:
-                rows = self._conn.execute(
-                    f"SELECT (bucket / {step}) * {step} AS b, min(min), sum(avg * count) / sum(count), max(max), "
-                    f"sum(count), max(bucket) FROM {table} WHERE series IN ({', '.join('?' * len(ids))}) "
-                    f"AND bucket >= ? AND bucket < ? GROUP BY b ORDER BY b", (*ids, q.start, q.end)).fetchall()
-            if not rows:
-                continue
-            columns = list(zip(*rows))
-            last = max(columns[5]) if len(columns) > 5 else columns[0][-1]
-            out.append(ReadSeries(field, tuple(json.loads(keys)), list(columns[0]), list(columns[1]),
-                                  list(columns[2]), list(columns[3]), list(columns[4]), last))
+            parts = []
+            for sid in ids:
+                chunks = [row[0] for row in self._conn.execute(
+                    f"SELECT data FROM {table} WHERE series = ? AND chunk >= ? AND chunk < ? ORDER BY chunk",
+                    (sid, first, q.end))]
+                parts.append(read_columns(chunks, q.start, q.end))
+            series = as_read_series(field, keys, parts, step, q.resolution)
+            if series is not None:
+                out.append(series)
         return out
 
     async def read(self, request: ReadRequest) -> list[ReadSeries]:
@@ -179,26 +158,56 @@ class SqliteHistory:
         return await self._call(query)
 
     async def delete_before(self, tier: str, cutoff: int, batch: int) -> int:
-        """Delete the tier's buckets older than `cutoff`, series by series, at most `batch`
-        rows per transaction (the event loop is free between batches); then the series
-        that have no bucket left anywhere."""
-        table = f"tier_{_tier(tier)}"
-        series = await self._call(lambda: [row[0] for row in self._conn.execute("SELECT id FROM series")])
+        """Delete the tier's buckets older than `cutoff`: whole chunks at most `batch` buckets'
+        worth per transaction (the event loop is free between them), then the chunk that
+        straddles `cutoff` trimmed; then the series that have no bucket left anywhere."""
+        table = f"chunks_{_tier(tier)}"
+        old = cutoff - CHUNK_SECONDS[tier]  # a chunk starting at or before this ends by `cutoff`
+        per_batch = max(1, batch // max(1, CHUNK_SECONDS[tier] // 10))
+
+        def drop_whole() -> int:
+            rows = self._conn.execute(f"SELECT series, chunk, length(data) FROM {table} WHERE chunk <= ? LIMIT ?",
+                                      (old, per_batch)).fetchall()
+            if rows:
+                with self._conn:  # one transaction
+                    self._conn.execute("BEGIN")
+                    self._conn.executemany(f"DELETE FROM {table} WHERE series = ? AND chunk = ?",
+                                           [(sid, chunk) for sid, chunk, _ in rows])
+            return len(rows), sum(count_in(size) for _, _, size in rows)
+
+        def trim() -> int:
+            removed = 0
+            self._conn.execute("BEGIN")
+            try:
+                for sid, chunk, data in self._conn.execute(
+                        f"SELECT series, chunk, data FROM {table} WHERE chunk > ? AND chunk < ?",
+                        (old, cutoff)).fetchall():
+                    packed = Chunk.decode(data)
+                    n = packed.drop_before(cutoff)
+                    if n and not len(packed):
+                        self._conn.execute(f"DELETE FROM {table} WHERE series = ? AND chunk = ?", (sid, chunk))
+                    elif n:
+                        self._conn.execute(f"UPDATE {table} SET data = ? WHERE series = ? AND chunk = ?",
+                                           (packed.encode(), sid, chunk))
+                    removed += n
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            return removed
+
         deleted = 0
-        for sid in series:
-            while True:
-                n = await self._call(lambda: self._conn.execute(
-                    f"DELETE FROM {table} WHERE series = ? AND bucket IN "
-                    f"(SELECT bucket FROM {table} WHERE series = ? AND bucket < ? LIMIT ?)",
-                    (sid, sid, cutoff, batch)).rowcount)
-                deleted += n
-                if n < batch:
-                    break
+        while True:
+            chunks, buckets = await self._call(drop_whole)
+            deleted += buckets
+            if chunks < per_batch:
+                break
+        deleted += await self._call(trim)
         await self._call(self._drop_empty_series, cutoff if tier == TIER_NAMES[-1] else None)
         return deleted
 
     def _drop_empty_series(self, runs_before: int | None) -> None:
-        empty = " AND ".join(f"NOT EXISTS (SELECT 1 FROM tier_{t} WHERE series = series.id)" for t in TIER_NAMES)
+        empty = " AND ".join(f"NOT EXISTS (SELECT 1 FROM chunks_{t} WHERE series = series.id)" for t in TIER_NAMES)
         if self._conn.execute(f"DELETE FROM series WHERE {empty}").rowcount:
             self._ids.clear()
         if runs_before is not None:

@@ -124,7 +124,7 @@ async def test_postgres_stopped_mid_run_gets_its_buckets_once_when_it_returns(th
     writer.pending.extend(agg_rows := [BucketRow("fine", "toy", "host-a", field, keys, t, lo, avg, hi, hi, n)
                                        for field, keys, t, lo, avg, hi, n in first])
     await writer.flush()
-    rows = throwaway.query("SELECT bucket, count FROM aura_history_fine ORDER BY bucket")
+    rows = [(t, n) for _, _, t, _, _, _, n in await read_all(store)]
     assert len(rows) == 12 and all(count == 1 for _, count in rows) and agg_rows
     assert [b for b, _ in rows] == list(range(10_000, 10_120, 10))
     await writer.stop()
@@ -146,8 +146,23 @@ async def test_writer_loop_heals_by_itself_and_stops_on_cancel(throwaway):  # no
     await asyncio.wait_for(until(lambda: writer.status == "down"), 20)
     throwaway.start()
     await asyncio.wait_for(until(lambda: writer.status == "up" and not writer.pending), 30)
-    assert throwaway.query("SELECT count(*) FROM aura_history_fine") == [(1,)]
+    assert len(await read_all(store, step=1)) == 1
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
     await writer.stop()
+
+
+async def test_buckets_across_chunks_read_in_order_and_retention_cuts_through_a_chunk(store):
+    """Buckets are packed per chunk of time (an hour of the fine tier): a range crossing chunk
+    borders reads in order, a late bucket lands in its place, and retention drops whole chunks
+    and trims the one that straddles the cutoff — exactly what is past it."""
+    run = await store.begin_run("host-a", 0.0)
+    starts = list(range(0, 3 * 3600, 10))
+    await store.write([row(t, float(t)) for t in starts if t != 3600], run)
+    await store.write([row(3600, 3600.0)], run)  # late, into a chunk already written
+    got = await read_all(store, start=3000, end=7300)
+    assert [r[2] for r in got] == list(range(3000, 7300, 10))
+    assert await store.delete_before("fine", 5000, batch=100) == 500
+    assert [r[2] for r in await read_all(store)] == list(range(5000, 3 * 3600, 10))
+    assert await store.delete_before("fine", 5000, batch=100) == 0
