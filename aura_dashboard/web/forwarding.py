@@ -14,7 +14,7 @@ from .keys import FORWARDER
 async def forwarding_middleware(request: web.Request, handler):
     forwarder = request.app[FORWARDER]
     if request.path.startswith(OWNED_BY_HOLDER) and forwarder.must_forward(FORWARDED in request.headers):
-        body = await request.read() if request.can_read_body else None
+        body = await request.read() if request.body_exists else None  # read() keeps what was read before
         headers = {k: v for k, v in request.headers.items() if k in PASSED_HEADERS}
         status, data = await forwarder.forward(request.method, request.path_qs, body, headers)
         return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
