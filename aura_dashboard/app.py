@@ -155,7 +155,8 @@ def create_app(settings: Settings) -> web.Application:
         max_reply_bytes=settings.backends.max_reply_bytes)
     arena_settings = panels.intelligence_arena
     arena = Arena(max_debates=arena_settings.max_debates, timeout_s=arena_settings.debate_timeout_seconds,
-                  finished_kept=arena_settings.finished_kept, publish=hub.publish)
+                  finished_kept=arena_settings.finished_kept, publish=hub.publish,
+                  turns_in_envelope=arena_settings.turns_in_envelope)
     inference = InferenceStats(panels.ai_system.inference_window_seconds)
 
     # -- long-range history: tiers of every series field, fed after each publish -------------------

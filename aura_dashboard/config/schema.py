@@ -384,6 +384,7 @@ class ArenaPanelSettings(Section):
     max_debates: PositiveInt
     debate_timeout_seconds: Annotated[float, Field(gt=0)]
     finished_kept: NonNegativeInt
+    turns_in_envelope: NonNegativeInt
 
 
 class OmniMonitorPanelSettings(Section):

@@ -14,6 +14,7 @@ import aiohttp
 import psutil
 import pytest
 
+from aura_dashboard.web.keys import HUB as HUB_KEY
 from aura_dashboard.web.keys import SIO
 from tests.conftest import make_settings, running_server
 from tests.collectors.test_database import throwaway  # noqa: F401 (fixture)
@@ -777,3 +778,28 @@ async def test_a_half_sent_request_head_is_closed_after_the_header_timeout():
         async with aiohttp.ClientSession() as http:  # and the server answers everyone else
             async with http.get(srv.url + "/healthz") as resp:
                 assert resp.status == 200
+
+
+async def test_debate_envelopes_carry_the_last_turns_and_rest_pages_them_all():
+    extra = {**CASE_SETTINGS, "panels": {**CASE_SETTINGS["panels"], "intelligence_arena": {"turns_in_envelope": 3}}}
+    async with running_server(make_settings({}, extra)) as srv:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(srv.url + "/api/arena/debates", json={"topic": "t", "participants": ["a", "b"]}) as resp:
+                debate = (await resp.json())["id"]
+            for i in range(10):
+                async with http.post(f"{srv.url}/api/arena/debates/{debate}/turns",
+                                     json={"speaker": "a", "text": f"turn {i}"}) as resp:
+                    assert resp.status == 200
+            async with http.get(f"{srv.url}/api/arena/debates/{debate}") as resp:
+                state = await resp.json()
+            pages = []
+            for offset in (0, 4, 8):
+                async with http.get(f"{srv.url}/api/arena/debates/{debate}/turns",
+                                    params={"offset": offset, "limit": 4}) as resp:
+                    pages += (await resp.json())["turns"]
+            async with http.get(f"{srv.url}/api/arena/debates/{debate}/turns", params={"limit": 500}) as resp:
+                assert resp.status == 400
+        envelope = (await srv.app[HUB_KEY].latest("debates"))["data"]
+    assert state["turn_count"] == 10 and [t["text"] for t in state["turns"]] == ["turn 7", "turn 8", "turn 9"]
+    assert envelope["turn_count"] == 10 and len(envelope["turns"]) == 3
+    assert [t["text"] for t in pages] == [f"turn {i}" for i in range(10)]
