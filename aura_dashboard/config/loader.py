@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from dotenv import dotenv_values
@@ -171,7 +172,9 @@ def load_settings(*args: Any, **kwargs: Any) -> Settings:
 
 
 def redacted(settings: Settings) -> dict[str, Any]:
-    """The settings as plain data with every secret replaced (empty secrets stay empty)."""
+    """The settings as plain data with every secret replaced (empty secrets stay empty): the
+    declared secrets, every key whose name says secret, password, token or key, and the
+    credentials inside any URL (`redis://:pw@host` becomes `redis://<redacted>@host`)."""
     data = settings.model_dump(mode="python")
     for path in SECRET_KEYS:
         parent = data
@@ -179,8 +182,59 @@ def redacted(settings: Settings) -> dict[str, Any]:
             parent = parent[part]
         secret = parent[path[-1]]
         value = secret.get_secret_value() if hasattr(secret, "get_secret_value") else secret
-        parent[path[-1]] = "<redacted>" if value else ""
-    return data
+        parent[path[-1]] = REDACTED if value else ""
+    return redact_value(data)
+
+
+REDACTED = "<redacted>"
+_SECRET_WORDS = frozenset({"secret", "secrets", "password", "passwd", "token", "key", "credentials"})
+_NOT_SECRET_SUFFIXES = ("_header", "_enabled", "_path", "_prefix")
+
+
+def secret_named(name: str) -> bool:
+    """Whether a key's name says it holds a secret (`api_key`, `db_password`; not `api_key_header`)."""
+    lowered = name.lower()
+    return (not lowered.endswith(_NOT_SECRET_SUFFIXES)
+            and bool(_SECRET_WORDS & set(re.split(r"[^a-z0-9]+", lowered))))
+
+
+def redact_url(text: str) -> str:
+    """`text` with the userinfo of every URL in it and every secret-named query value replaced."""
+    return _URL.sub(_redact_one_url, text) if "://" in text else text
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def _redact_one_url(match: re.Match[str]) -> str:
+    url = match.group(0)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"//[^/@]*@", f"//{REDACTED}@", url, count=1)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if query:
+        query = "&".join(f"{k}={REDACTED}" if secret_named(k) and v else (f"{k}={v}" if "=" in pair else pair)
+                         for pair in query.split("&") for k, _, v in [pair.partition("=")])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_value(value: Any, name: str = "") -> Any:
+    """Plain data (dicts, lists, strings) with secrets replaced, by key name and inside URLs."""
+    if isinstance(value, dict):
+        return {key: redact_value(item, str(key)) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(item, name) for item in value]
+    if hasattr(value, "get_secret_value"):
+        return REDACTED if value.get_secret_value() else ""
+    if isinstance(value, str):
+        if value and value != REDACTED and secret_named(name):
+            return REDACTED
+        return redact_url(value)
+    return value
 
 
 # -- internals ------------------------------------------------------------------------------

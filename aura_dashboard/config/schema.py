@@ -101,6 +101,10 @@ class DashboardSettings(Section):
     advertise_url: Annotated[str, AfterValidator(_check_optional_http)]
     # Where browsers open the dashboard; empty: http://localhost:{port} (see `origins.py`).
     public_urls: Annotated[list[str], BeforeValidator(_split_list), AfterValidator(_check_http_urls)]
+    # A request body must arrive within this (slow uploads hold a connection and a handler).
+    body_timeout_s: Annotated[float, Field(gt=0)]
+    # A request head (and an idle keep-alive connection) is given this long.
+    header_timeout_s: Annotated[float, Field(gt=0)]
 
 
 # 2. websocket ------------------------------------------------------------------------------
@@ -121,6 +125,8 @@ class WebSocketSettings(Section):
     message_buffer_size: PositiveInt
     max_message_size_bytes: PositiveInt
     max_client_backlog: PositiveInt
+    max_client_backlog_bytes: Annotated[int, Field(ge=65_536)]
+    max_ack_bytes: Annotated[int, Field(ge=4096)]
     message_queue: Annotated[str, AfterValidator(_check_broker)]
     cluster_name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
     lease_ttl_ms: Annotated[int, Field(ge=1000)]
@@ -233,6 +239,7 @@ class BackendSettings(Section):
     ml: MlBackendSettings
     governance: GovernanceBackendSettings
     database: DatabaseSettings
+    max_reply_bytes: Annotated[int, Field(ge=1024)]
 
 
 # 6. features -------------------------------------------------------------------------------
@@ -339,6 +346,8 @@ class GovernancePanelSettings(Section):
     show_audit_logs: bool
     audit_log_limit: PositiveInt
     audit_store_path: str
+    audit_retention_days: Annotated[float, Field(gt=0)]
+    audit_max_rows: PositiveInt
 
 
 class AiSystemPanelSettings(Section):
@@ -354,6 +363,7 @@ class ArenaPanelSettings(Section):
     max_debates: PositiveInt
     debate_timeout_seconds: Annotated[float, Field(gt=0)]
     finished_kept: NonNegativeInt
+    turns_in_envelope: NonNegativeInt
 
 
 class OmniMonitorPanelSettings(Section):

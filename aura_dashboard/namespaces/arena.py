@@ -9,7 +9,7 @@ from ..contract import PanelContract
 from ..errors import DashboardError
 from ..panels.arena import Arena
 from ..realtime.forwarding import LocalOnly
-from ..realtime.subscriptions import subscribe
+from ..realtime.subscriptions import bound_history, subscribe
 from .base import PanelNamespace, answers_errors
 
 
@@ -35,7 +35,7 @@ class ArenaNamespace(PanelNamespace):
             if not (isinstance(payload, dict) and "debates" in (payload.get("since") or {})
                     and not ack.get("gap", {}).get("debates")):
                 ack["history"]["debates"] = self.arena.snapshot()
-        return ack
+        return bound_history(ack, self.max_ack_bytes)
 
     @answers_errors
     async def on_create_debate(self, sid: str, payload: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,10 @@ def parse_cursor(cursor: str | None) -> tuple[float, str] | None:
     if not sep or value is None or not uid.isalnum() or len(uid) > 64:
         raise ValueError(f"before: {cursor[:80]!r} is not a cursor this API gave (next_before)")
     return value, uid
+RETENTION_INTERVAL_S = 3600.0
+AUTH_WINDOW_S = 60.0
+MAX_AUTH_WINDOWS = 10_000
+MAX_TARGETS = 10
 
 
 class SqliteAudit:
@@ -106,6 +111,24 @@ class SqliteAudit:
     def mark_synced(self, ids: list[int]) -> None:
         with self._lock:
             self._conn.executemany("UPDATE audit SET synced = 1 WHERE id = ?", [(i,) for i in ids])
+
+    def update_detail(self, uid: str, detail: dict[str, Any]) -> None:
+        """A new detail for an entry (an aggregate that grew); copied to PostgreSQL again."""
+        with self._lock:
+            self._conn.execute("UPDATE audit SET detail = ?, synced = 0 WHERE uid = ?", (json.dumps(detail), uid))
+
+    def prune(self, before_ts: float, max_rows: int) -> int:
+        """Delete entries older than `before_ts` and all but the newest `max_rows`; how many."""
+        with self._lock:
+            old = self._conn.execute("DELETE FROM audit WHERE ts < ?", (before_ts,)).rowcount
+            over = self._conn.execute(
+                "DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (max_rows,)).rowcount
+        return old + over
+
+    def count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM audit").fetchone()[0]
 
     def pending(self) -> int:
         with self._lock:
@@ -158,8 +181,15 @@ class AuditStore:
 
     def __init__(self, sqlite_path: str, *, postgres_dsn: str | None = None,
                  publish: Callable[[dict[str, Any]], Awaitable[Any]] | None = None,
-                 clock: Callable[[], float] = time.time, sync_interval_s: float = 2.0):
+                 clock: Callable[[], float] = time.time, sync_interval_s: float = 2.0,
+                 retention_days: float = 90, max_rows: int = 1_000_000,
+                 retention_interval_s: float = RETENTION_INTERVAL_S):
         self.local = SqliteAudit(sqlite_path)
+        self.retention_s = retention_days * 86_400
+        self.max_rows = max_rows
+        self.retention_interval_s = retention_interval_s
+        # Failed authentications of the current minute, per address: one entry each, its count growing.
+        self._auth_windows: OrderedDict[str, tuple[float, str, dict[str, Any]]] = OrderedDict()
         self.postgres_dsn = postgres_dsn
         self.publish = publish
         self.sync_interval_s = sync_interval_s
@@ -196,8 +226,55 @@ class AuditStore:
                           {"kind": alert["kind"], "value": alert.get("value"), "message": alert.get("message")})
 
     async def record_security_event(self, event: dict[str, Any]) -> None:
-        # Failed authentications arrive already rate-limited per client address.
-        await self.record(event["action"], event["actor"], event["target"], event.get("detail"))
+        """Failed authentications (already rate-limited per address) become one entry per
+        address per minute: the first one is written at once, later ones of that minute add to
+        its `count` (and `targets`, at most 10) instead of adding rows."""
+        if event["action"] != "auth_failed":
+            await self.record(event["action"], event["actor"], event["target"], event.get("detail"))
+            return
+        actor, now = event["actor"], self._clock()
+        detail = dict(event.get("detail") or {})
+        count = 1 + int(detail.pop("suppressed", 0) or 0)
+        window = self._auth_windows.get(actor)
+        if window is not None and now - window[0] < AUTH_WINDOW_S:
+            _, uid, aggregate = window
+            aggregate["count"] += count
+            if event["target"] not in aggregate["targets"] and len(aggregate["targets"]) < MAX_TARGETS:
+                aggregate["targets"].append(event["target"])
+            await self._run(self.local.update_detail, uid, aggregate)
+            self._wake.set()
+            return
+        aggregate = {**detail, "count": count, "window_s": AUTH_WINDOW_S, "targets": [event["target"]]}
+        entry = await self.record("auth_failed", actor, event["target"], aggregate)
+        self._auth_windows.pop(actor, None)
+        self._auth_windows[actor] = (now, entry["id"], aggregate)
+        while len(self._auth_windows) > MAX_AUTH_WINDOWS:
+            self._auth_windows.popitem(last=False)
+
+    # -- retention: age and row count, in SQLite and PostgreSQL ------------------------------
+    async def prune_once(self) -> int:
+        """Delete entries older than the retention and past the row cap; how many (SQLite)."""
+        cutoff = self._clock() - self.retention_s
+        removed = await self._run(self.local.prune, cutoff, self.max_rows)
+        if self.postgres_dsn and self._pool is not None:
+            async with self._pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute("DELETE FROM aura_audit WHERE ts < %s", (cutoff,))
+                await cur.execute("DELETE FROM aura_audit WHERE uid IN (SELECT uid FROM aura_audit "
+                                  "ORDER BY ts DESC, uid DESC OFFSET %s)", (self.max_rows,))
+        if removed:
+            log.info("audit log: %d entries past the retention removed", removed)
+        return removed
+
+    async def run_retention(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(300):
+                    await self.prune_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("audit retention failed: %s", exc)
+            await asyncio.sleep(self.retention_interval_s)
 
     async def recent(self, limit: int) -> list[dict[str, Any]]:
         return await self._run(self.local.recent, limit)
@@ -274,7 +351,7 @@ class AuditStore:
                 for _, uid, ts, actor, action, target, detail in rows:
                     await cur.execute(
                         "INSERT INTO aura_audit (uid, ts, actor, action, target, detail) "
-                        "VALUES (%s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (uid) DO NOTHING",
+                        "VALUES (%s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (uid) DO UPDATE SET detail = EXCLUDED.detail",
                         (uid, ts, actor, action, target, detail))
                 await cur.execute("COMMIT")
             await self._run(self.local.mark_synced, [row[0] for row in rows])

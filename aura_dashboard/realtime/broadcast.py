@@ -297,7 +297,8 @@ class FastPathWebSocket:
 
     async def __call__(self, environ):
         request = environ["aiohttp.request"]
-        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size,
+        # + 1: aiohttp refuses a frame of exactly max_msg_size; the advertised limit is inclusive.
+        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size + 1,
                                            compress=self.compress)
         await self._sock.prepare(request)
         self.environ = environ

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import socketio
@@ -35,8 +36,41 @@ def _check_streams(hub: StreamHub, namespace: str, streams: list[str]) -> None:
                              code="unknown_stream", status=404)
 
 
+def _size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), default=str).encode())
+
+
+def bound_history(ack: dict[str, Any], max_bytes: int) -> dict[str, Any]:
+    """Trim a subscribe acknowledgement to `max_bytes` of JSON (`websocket.max_ack_bytes`).
+
+    Each stream keeps its newest envelopes that fit, streams in the order asked; what was
+    left out is counted in `truncated` and flagged in `gap`, so the client knows it misses
+    data (and may read it over REST) instead of the server holding an answer many times the
+    size of the request.
+    """
+    history = ack.get("history") or {}
+    budget = max_bytes - _size({k: v for k, v in ack.items() if k != "history"}) - 64
+    truncated: dict[str, int] = {}
+    for stream, envelopes in history.items():
+        budget -= len(stream) + 8
+        kept: list[Any] = []
+        for envelope in reversed(envelopes):
+            size = _size(envelope) + 1
+            if size > budget:
+                break
+            budget -= size
+            kept.append(envelope)
+        if len(kept) < len(envelopes):
+            truncated[stream] = len(envelopes) - len(kept)
+            history[stream] = kept[::-1]
+            ack.setdefault("gap", {})[stream] = True
+    if truncated:
+        ack["truncated"] = truncated
+    return ack
+
+
 async def subscribe(sio: socketio.AsyncServer, hub: StreamHub, sid: str, namespace: str,
-                    payload: Any, history_points: int) -> dict[str, Any]:
+                    payload: Any, history_points: int, max_ack_bytes: int | None = None) -> dict[str, Any]:
     request = parse(SubscribeRequest, payload, what="subscribe payload")
     streams = list(dict.fromkeys(request.streams))
     _check_streams(hub, namespace, streams)
@@ -76,7 +110,8 @@ async def subscribe(sio: socketio.AsyncServer, hub: StreamHub, sid: str, namespa
             epoch = here.epoch if here is not None else ""
             history[stream] = await here.history(stream, history_points) if here is not None else []
             gap[stream] = True
-    return {"ok": True, "streams": streams, "history": history, "gap": gap, "epoch": epoch}
+    ack = {"ok": True, "streams": streams, "history": history, "gap": gap, "epoch": epoch}
+    return bound_history(ack, max_ack_bytes) if max_ack_bytes else ack
 
 
 async def unsubscribe(sio: socketio.AsyncServer, hub: StreamHub, sid: str, namespace: str,

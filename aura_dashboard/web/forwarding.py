@@ -32,7 +32,7 @@ async def peer_middleware(request: web.Request, handler):
 async def forwarding_middleware(request: web.Request, handler):
     forwarder = request.app[FORWARDER]
     if request.path.startswith(OWNED_BY_HOLDER) and forwarder.must_forward(PEER in request):
-        body = await request.read() if request.can_read_body else None
+        body = await request.read() if request.body_exists else None  # read() keeps what was read before
         headers = {k: v for k, v in request.headers.items() if k in PASSED_HEADERS}
         client = client_of(request)
         status, data = await forwarder.forward(request.method, request.path_qs, body, headers,

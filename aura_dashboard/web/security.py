@@ -15,7 +15,7 @@ from aiohttp import hdrs, web
 
 from ..config.schema import SecuritySettings, WebSocketSettings
 from ..errors import error_body
-from ..security import AccessGuard, AllowedOrigins, Unauthorized, retry_after
+from ..security import AccessGuard, AllowedOrigins, TooManyFailures, Unauthorized, retry_after
 from .keys import GUARD
 
 # Open without a key: liveness for load balancers, and the page itself (it asks for the key).
@@ -97,6 +97,9 @@ def api_key_middleware(guard: AccessGuard, socketio_path: str):
                                            hint=f"header {guard.header}")
         except Unauthorized as exc:
             return web.json_response(exc.body(), status=exc.status)
+        except TooManyFailures as exc:
+            return web.json_response(exc.body(), status=exc.status,
+                                     headers={hdrs.RETRY_AFTER: str(retry_after(exc.wait_s))})
         request[ACTOR] = kid
         return await handler(request)
 
@@ -125,14 +128,42 @@ def polling_post_timeout(socketio_path: str):
     return bounded_post
 
 
-def security_middlewares(guard: AccessGuard, ws: WebSocketSettings) -> list:
+def body_timeout(socketio_path: str, timeout_s: float):
+    """A request body (REST) must arrive within `dashboard.body_timeout_s`: it is read here,
+    before any handler, and a sender that stalls is answered 408 and its connection closed.
+    (The Socket.IO path has its own bound, `polling_post_timeout`.)"""
+
+    @web.middleware
+    async def bounded_body(request: web.Request, handler):
+        if request.body_exists and not _is_socketio(request, socketio_path):
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await request.read()  # kept by aiohttp for the handler's json()/post()
+            except TimeoutError:
+                response = web.json_response(
+                    error_body("request_timeout", f"the request body did not arrive within {timeout_s:g}s "
+                                                  "(dashboard.body_timeout_s)"), status=408)
+                response.force_close()
+                await response.prepare(request)
+                await response.write_eof()
+                if request.transport is not None:  # aiohttp would linger reading the rest of the body
+                    request.transport.close()
+                return response
+        return await handler(request)
+
+    return bounded_body
+
+
+def security_middlewares(guard: AccessGuard, ws: WebSocketSettings, body_timeout_s: float = 30.0) -> list:
     """The middlewares to put after the error middleware: rate limit first, so guessing keys
-    is throttled too, then the API key."""
+    is throttled too, then the API key, then the body read with its timeout (an upload only
+    starts once its sender is known)."""
     out = [polling_post_timeout(ws.path)]
     if guard.requests is not None:
         out.append(rate_limit_middleware(guard, ws.path))
     if guard.key_required:
         out.append(api_key_middleware(guard, ws.path))
+    out.append(body_timeout(ws.path, body_timeout_s))
     return out
 
 
