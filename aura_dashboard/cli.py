@@ -15,6 +15,11 @@ from .config import ConfigError, LoadedConfig, load_config, redacted
 
 EXIT_CONFIG = 2
 SHUTDOWN_TIMEOUT_S = 3.0
+# The listen queue: aiohttp's default is 128, and long-polling clients open connections in
+# bursts (each answered poll is followed by the next); past the queue the kernel drops their
+# SYNs and they retry after 1, 3, 7 s... (the bench saw polls arrive >10 s late at 500 clients).
+# Node's default is 511; the kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
 
 log = logging.getLogger("aura_dashboard")
 
@@ -77,7 +82,7 @@ def serve(args: argparse.Namespace) -> int:
     sockets = None
     if not problems:
         try:
-            sockets = bind(host, port)
+            sockets = bind(host, port, backlog=LISTEN_BACKLOG)
         except (ListenError, OSError) as exc:
             problems = [str(exc) if isinstance(exc, ListenError)
                         else f"dashboard.host: cannot listen on {host}:{port}: {exc.strerror or exc}"]
@@ -101,7 +106,7 @@ def serve(args: argparse.Namespace) -> int:
             print(banner, flush=True)
 
     try:
-        web.run_app(app, sock=sockets, print=serving, loop=_event_loop(),
+        web.run_app(app, sock=sockets, print=serving, loop=_event_loop(), backlog=LISTEN_BACKLOG,
                     shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=logging.getLogger("aiohttp.access"),
                     access_log_class=ClientAccessLogger)
     finally:
