@@ -211,9 +211,11 @@ def create_app(settings: Settings) -> web.Application:
         sio, namespaces, lambda: describe_features(overrides, settings, hub.contracts(), list(PANELS))))
     overrides.changed.connect(close_disabled_panels(namespaces))
     overrides.changed.connect(emitters.reconcile)
+    # In this order: the new holder takes up the debates and inference windows kept in Redis
+    # before its shared collectors start (the inference sampler keeps the windows it has).
+    lease_changed.connect(arena.resume)
+    lease_changed.connect(inference.resume)
     lease_changed.connect(emitters.reconcile)  # the shared collectors run on the lease holder
-    lease_changed.connect(arena.resume)  # the new holder takes up the debates kept in Redis
-    lease_changed.connect(inference.resume)  # and the inference windows
     if cluster is not None:
         overrides.changed.connect(mailbox("flags to the cluster", cluster.flags.on_local_change))
     overrides.changed.connect(mailbox("audit of flags", audit.record_flag_change))

@@ -82,7 +82,7 @@ def serve(args: argparse.Namespace) -> int:
     sockets = None
     if not problems:
         try:
-            sockets = bind(host, port, LISTEN_BACKLOG)
+            sockets = bind(host, port, backlog=LISTEN_BACKLOG)
         except (ListenError, OSError) as exc:
             problems = [str(exc) if isinstance(exc, ListenError)
                         else f"dashboard.host: cannot listen on {host}:{port}: {exc.strerror or exc}"]

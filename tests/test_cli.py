@@ -162,28 +162,6 @@ async def test_container_logging_is_json_on_stdout_naming_instance_and_client(tm
     assert "evil.example" not in stderr, "no plain-text copy of a record"
 
 
-async def test_listen_queue_holds_a_burst_of_long_polling_connections(tmp_path):
-    """aiohttp's default listen queue is 128: at 500 long-polling clients the kernel dropped SYNs
-    past it and polls arrived seconds late (the bench's polling/500 p99 was 18x Node's)."""
-    ss = shutil.which("ss")
-    if ss is None:
-        pytest.skip("ss (iproute2) is not installed: cannot read the listen queue's length")
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        *command(), cwd=tmp_path, env=cli_env(DASHBOARD_HOST="127.0.0.1", DASHBOARD_PORT=str(port)),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    try:
-        await until_healthy(f"http://127.0.0.1:{port}")
-        # For a listening socket, `ss -ltn` shows the queue's length as Send-Q.
-        out = subprocess.run([ss, "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
-        backlog = int(out.split()[2])
-        somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
-        assert backlog >= min(1024, somaxconn), out
-    finally:
-        proc.kill()
-        await proc.wait()
-
-
 async def test_serving_on_is_printed_once_the_port_is_bound(tmp_path):
     """When the banner is read, the port answers at once (no retries)."""
     port = free_port()
@@ -242,3 +220,24 @@ def test_default_disk_paths_exist_and_no_warning_at_start(tmp_path):
     from tests.conftest import make_settings
     paths = make_settings().monitoring.system.disk.monitor_paths
     assert paths and all(os.path.exists(p) for p in paths)
+
+async def test_listen_queue_holds_a_burst_of_long_polling_connections(tmp_path):
+    """aiohttp's default listen queue is 128: at 500 long-polling clients the kernel dropped SYNs
+    past it and polls arrived seconds late (the bench's polling/500 p99 was 18x Node's)."""
+    ss = shutil.which("ss")
+    if ss is None:
+        pytest.skip("ss (iproute2) is not installed: cannot read the listen queue's length")
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *command(), cwd=tmp_path, env=cli_env(DASHBOARD_HOST="127.0.0.1", DASHBOARD_PORT=str(port)),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        await until_healthy(f"http://127.0.0.1:{port}")
+        # For a listening socket, `ss -ltn` shows the queue's length as Send-Q.
+        out = subprocess.run([ss, "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
+        backlog = int(out.split()[2])
+        somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+        assert backlog >= min(1024, somaxconn), out
+    finally:
+        proc.kill()
+        await proc.wait()
