@@ -15,6 +15,11 @@ from .config import ConfigError, LoadedConfig, load_config, redacted
 
 EXIT_CONFIG = 2
 SHUTDOWN_TIMEOUT_S = 3.0
+# The listen queue: aiohttp's default is 128, and long-polling clients open connections in
+# bursts (each answered poll is followed by the next); past the queue the kernel drops their
+# SYNs and they retry after 1, 3, 7 s... (the bench saw polls arrive >10 s late at 500 clients).
+# Node's default is 511; the kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
 
 log = logging.getLogger("aura_dashboard")
 
@@ -81,7 +86,7 @@ def serve(args: argparse.Namespace) -> int:
     else:
         print(banner, flush=True)
     try:
-        web.run_app(app, host=host, port=port, print=None, loop=_event_loop(),
+        web.run_app(app, host=host, port=port, print=None, loop=_event_loop(), backlog=LISTEN_BACKLOG,
                     shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=logging.getLogger("aiohttp.access"),
                     access_log_class=ClientAccessLogger)
     except OSError as exc:

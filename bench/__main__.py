@@ -7,7 +7,14 @@
    in web mode at the same refresh fetched at 1 Hz: CPU % of a core and RSS.
 4. collection cost: microseconds per `system` sample against the bare psutil calls it makes.
 5. memory per client: RSS growth per 1,000 idle connected clients, WebSocket and polling.
+6. the default (batched) path: `batch_updates` on, envelopes round-robin on 3 streams, clients
+   split across 3 subscription sets; against Node sending each envelope as its own event.
 Ratios are against the baseline measured in the same run. Results also go to bench/results/.
+
+The benchmark refuses to report on a failed setup: every client must connect (and subscribe,
+where the scenario subscribes), and after draining every client must have received every
+envelope published (deliveries == published x clients); otherwise it exits with status 1 and
+says what failed.
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -34,6 +42,11 @@ NODE_DIR = ROOT / "bench" / "node"
 RESULTS = ROOT / "bench" / "results"
 OMNI = "/omni_monitor"
 IDLE_STREAMS = ["system", "gpu", "temperature", "backends", "alerts"]
+DRAIN_QUIET_S = float(os.environ.get("BENCH_DRAIN_QUIET_S", "15"))  # no progress this long: refused
+
+
+class SetupFailed(RuntimeError):
+    """The scenario's setup failed (clients refused, deliveries lost): no numbers are reported."""
 
 
 def sizes(text: str) -> list[int]:
@@ -42,9 +55,13 @@ def sizes(text: str) -> list[int]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    p.add_argument("--scenarios", default="1,2,3,4,5", help="which scenarios to run (default: all)")
+    p.add_argument("--scenarios", default="1,2,3,4,5,6", help="which scenarios to run (default: all)")
     p.add_argument("--clients", type=sizes, default=[100, 1000], help="WebSocket fan-out sizes")
     p.add_argument("--polling-clients", type=sizes, default=[100], help="long-polling fan-out sizes")
+    p.add_argument("--batched-clients", type=sizes, default=[1000],
+                   help="scenario 6 sizes (batched default path, 3 subscription sets)")
+    p.add_argument("--batched-high-rate", type=float, default=200.0,
+                   help="scenario 6's second rate, envelopes/s (instead of `max`)")
     p.add_argument("--rate", type=float, default=10.0, help="fixed publish rate, envelopes/s")
     p.add_argument("--seconds", type=float, default=5.0, help="publishing time per measurement")
     p.add_argument("--bytes", type=int, default=900, help="padding, making a ~1 KB envelope")
@@ -60,6 +77,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true",
                    help="py-spy the fast dashboard during max-rate fan-out at the largest size")
     p.add_argument("--no-npm", action="store_true", help="skip `npm ci` in bench/node")
+    p.add_argument("--results", type=Path, default=RESULTS, help="where the results file goes")
+    p.add_argument("--shipped-security", action="store_true",
+                   help="keep the dashboard's shipped security settings (REST rate limit on: most clients "
+                        "are refused, and the benchmark says so and exits 1)")
     args = p.parse_args(argv)
     args.scenarios = {int(s) for s in args.scenarios.split(",")}
     args.variants = [v for v in args.variants.split(",") if v]
@@ -100,6 +121,7 @@ class Server:
         self.name, self.argv, self.port = name, argv, port
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
+        self.log = None
         self.ps: psutil.Process | None = None
 
     def cpu(self) -> float:
@@ -109,18 +131,28 @@ class Server:
     def rss(self) -> int:
         return self.ps.memory_info().rss
 
+    def log_tail(self, size: int = 2000) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-size:]
+
 
 @asynccontextmanager
-async def server(kind: str, variant: str = "fast", profile: str = "fanout", uvloop: bool = False):
+async def server(kind: str, variant: str = "fast", profile: str = "fanout", uvloop: bool = False,
+                 shipped_security: bool = False):
     port = free_port()
     if kind == "node":
         argv = ["node", str(NODE_DIR / "server.mjs"), str(port)]
     else:
         argv = [sys.executable, "-m", "bench.dashboard_server", str(port), "--variant", variant,
-                "--profile", profile] + (["--uvloop"] if uvloop and variant != "stock" else [])
+                "--profile", profile] + (["--uvloop"] if uvloop and variant != "stock" else []) \
+            + (["--shipped-security"] if shipped_security else [])
     srv = Server(kind if kind == "node" else f"dashboard[{variant}]", argv, port)
-    srv.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    # The server's log goes to a file: a pipe nobody reads fills at 64 KiB and then blocks the
+    # server on its next log line (a stall the bench then reported as lost deliveries).
+    log_file = tempfile.TemporaryFile()
+    srv.proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log_file,
                                 preexec_fn=raise_fd_limit)
+    srv.log = log_file
     srv.ps = psutil.Process(srv.proc.pid)
     try:
         async with aiohttp.ClientSession() as http:
@@ -132,9 +164,12 @@ async def server(kind: str, variant: str = "fast", profile: str = "fanout", uvlo
                 except aiohttp.ClientError:
                     pass
                 if srv.proc.poll() is not None:
-                    raise RuntimeError(f"{srv.name} exited: {srv.proc.stderr.read().decode()[-2000:]}")
+                    raise RuntimeError(f"{srv.name} exited: {srv.log_tail()}")
                 await asyncio.sleep(0.1)
-        yield srv
+        try:
+            yield srv
+        except SetupFailed as exc:
+            raise SetupFailed(f"{exc}\n  {srv.name}'s log ends with:\n{srv.log_tail()}") from None
     finally:
         srv.proc.terminate()
         try:
@@ -142,13 +177,15 @@ async def server(kind: str, variant: str = "fast", profile: str = "fanout", uvlo
         except subprocess.TimeoutExpired:
             srv.proc.kill()
             srv.proc.wait()
+        log_file.close()
 
 
 class Clients:
     """Node processes running bench/node/clients.mjs, the same driver for every server."""
 
-    def __init__(self, procs: list[asyncio.subprocess.Process]):
+    def __init__(self, procs: list[asyncio.subprocess.Process], count: int):
         self.procs = procs
+        self.count = count  # the clients, every one connected (and subscribed) or the run stopped
 
     async def command(self, cmd: str) -> list[dict]:
         for p in self.procs:
@@ -166,7 +203,7 @@ class Clients:
                 hist[int(k)] = hist.get(int(k), 0) + v
         bucket = parts[0]["bucket_ms"] if parts else 0.1
         return {"deliveries": sum(p["deliveries"] for p in parts),
-                "connected": sum(p["connected"] for p in parts),
+                "connected": sum(p["connected"] for p in parts), "hist": hist, "bucket_ms": bucket,
                 "p50_ms": percentile(hist, 0.5, bucket), "p99_ms": percentile(hist, 0.99, bucket)}
 
 
@@ -197,10 +234,24 @@ async def clients(srv: Server, n: int, transports: list[str], procs: int, subscr
                 "node", str(NODE_DIR / "clients.mjs"), json.dumps(spec), cwd=NODE_DIR,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 preexec_fn=raise_fd_limit, limit=2**24))
-        ready = [json.loads(await asyncio.wait_for(p.stdout.readline(), 300)) for p in started]
+        ready = []
+        for p in started:
+            line = await asyncio.wait_for(p.stdout.readline(), 300)
+            if not line:
+                raise SetupFailed(f"a client driver exited before it was ready (status {await p.wait()})")
+            ready.append(json.loads(line))
         failed = sum(r["failed"] for r in ready)
         connected = sum(r["connected"] for r in ready)
-        yield Clients(started), connected, failed
+        subscribed = sum(r.get("subscribed", 0) for r in ready)
+        refused = next((r["refused"] for r in ready if r.get("refused")), None)
+        print(f"  {srv.name}: {connected} of {n} clients connected"
+              + (f", {subscribed} subscribed to {list(subscribe)}" if subscribe else "")
+              + (f" (first refusal: {refused})" if refused else ""), flush=True)
+        if connected != n or (subscribe and subscribed != n):
+            raise SetupFailed(f"{srv.name}: {connected} of {n} clients connected"
+                              + (f", {subscribed} subscribed" if subscribe else "")
+                              + f"; first refusal: {refused}")
+        yield Clients(started, n), connected, failed
     finally:
         for p in started:
             if p.returncode is None:
@@ -213,44 +264,85 @@ async def clients(srv: Server, n: int, transports: list[str], procs: int, subscr
 
 
 # -- scenarios 1 and 2: fan-out -----------------------------------------------------------
-async def measure_fanout(srv: Server, cl: Clients, rate: float, seconds: float, nbytes: int) -> dict:
-    await cl.command("reset")
+class Group:
+    """Clients of one driver group and the streams they subscribed to."""
+
+    def __init__(self, cl: "Clients", streams: tuple[str, ...]):
+        self.cl, self.streams = cl, streams
+
+
+async def measure_fanout(srv: Server, cl, rate: float, seconds: float, nbytes: int,
+                         streams: tuple[str, ...] = ("alerts",)) -> dict:
+    """One publishing run (round-robin on `streams`) to `cl`: a `Clients` subscribed to
+    `alerts`, or a list of `Group`s each subscribed to its own set of streams."""
+    groups = cl if isinstance(cl, list) else [Group(cl, ("alerts",))]
+    for g in groups:
+        await g.cl.command("reset")
     await asyncio.sleep(0.3)
     cpu0, t0 = srv.cpu(), time.monotonic()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds + 120)) as http:
         async with http.post(srv.url + "/bench/publish",
-                             json={"rate": rate, "seconds": seconds, "bytes": nbytes}) as r:
+                             json={"rate": rate, "seconds": seconds, "bytes": nbytes,
+                                   "streams": list(streams)}) as r:
             answer = await r.json()
             published = answer["published"]
-    # Then wait until the last envelope has drained to the clients.
+    per_stream = answer.get("per_stream") or {"alerts": published}
+    # Every client gets every envelope of each stream it subscribed to.
+    expected = sum(g.cl.count * sum(per_stream.get(s, 0) for s in g.streams) for g in groups)
+    count = sum(g.cl.count for g in groups)
+
+    async def report() -> dict:
+        parts = [await g.cl.report() for g in groups]
+        hist: dict[int, int] = {}
+        for part in parts:
+            for k, v in part["hist"].items():
+                hist[k] = hist.get(k, 0) + v
+        return {"deliveries": sum(p["deliveries"] for p in parts),
+                "connected": sum(p["connected"] for p in parts),
+                "p50_ms": percentile(hist, 0.5, parts[0]["bucket_ms"]),
+                "p99_ms": percentile(hist, 0.99, parts[0]["bucket_ms"])}
+
+    # Then wait until the last envelope has drained to the clients: every one delivered, or no
+    # progress for DRAIN_QUIET_S (then the check below refuses the run; 15 s, since long-polling
+    # clients at 500 were seen to wait over 10 s for a poll).
     last, last_change = -1, time.monotonic()
     while True:
-        report = await cl.report()
-        if report["deliveries"] != last:
-            last, last_change = report["deliveries"], time.monotonic()
-        elif time.monotonic() - last_change > 0.6 or time.monotonic() - t0 > seconds + 60:
+        rep = await report()
+        if rep["deliveries"] != last:
+            last, last_change = rep["deliveries"], time.monotonic()
+        if (last >= expected or time.monotonic() - last_change > DRAIN_QUIET_S
+                or time.monotonic() - t0 > seconds + 120):
             break
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)
     elapsed = last_change - t0
     cpu = srv.cpu() - cpu0
-    d = report["deliveries"]
+    d = rep["deliveries"]
+    if d != expected or rep["connected"] != count:
+        state = ""
+        if srv.name != "node":
+            async with aiohttp.ClientSession() as http, http.get(srv.url + "/bench/state") as r:
+                state = f"; the server's view: {await r.text()}"
+        raise SetupFailed(f"{srv.name}: {d} deliveries after draining, expected {expected} "
+                          f"({per_stream} published to {count} clients by their subscriptions); "
+                          f"{rep['connected']} clients still connected{state}")
     return {"published": published, "deliveries": d,
             # the server's own time to hand one envelope to every client (to the kernel)
             "publish_ms_p50": answer.get("publish_ms_p50"), "publish_ms_p99": answer.get("publish_ms_p99"),
             "deliveries_per_s": round(d / elapsed) if elapsed > 0 else None,
             "cpu_s_per_10k": round(cpu / d * 10000, 3) if d else None,
-            "p50_ms": report["p50_ms"], "p99_ms": report["p99_ms"],
-            "connected": report["connected"]}
+            "p50_ms": rep["p50_ms"], "p99_ms": rep["p99_ms"],
+            "connected": rep["connected"]}
 
 
 async def fanout(args, transport: str, sizes_: list[int], title: str) -> list[dict]:
     rows = []
     for n in sizes_:
         for kind, variant in [("node", "")] + [("dashboard", v) for v in args.variants]:
-            async with server(kind, variant or "fast", uvloop=args.uvloop) as srv:
+            async with server(kind, variant or "fast", uvloop=args.uvloop,
+                              shipped_security=args.shipped_security) as srv:
                 async with clients(srv, n, [transport], args.client_procs) as (cl, connected, failed):
                     row = {"scenario": title, "server": srv.name, "clients": n, "connected": connected,
-                           "failed": failed}
+                           "subscribed": n, "failed": failed}
                     for mode, rate in (("rate", args.rate), ("max", 0.0)):
                         spy = None
                         if (args.profile and mode == "max" and variant == "fast"
@@ -262,6 +354,40 @@ async def fanout(args, transport: str, sizes_: list[int], title: str) -> list[di
                         row[mode] = m
                     rows.append(row)
                     print_row(row)
+    return rows
+
+
+# -- scenario 6: the default (batched) path ----------------------------------------------------
+BATCH_STREAMS = ("alerts", "system", "backends")
+BATCH_SETS = (("alerts",), ("alerts", "system"), ("system", "backends"))
+
+
+async def batched(args) -> list[dict]:
+    """Batching on (the shipped default), envelopes round-robin on three streams, clients split
+    across three subscription sets (one driver process each). Node's clients get the same
+    envelopes as individual events; a delivery is one envelope either way."""
+    rows = []
+    for n in args.batched_clients:
+        for kind in ("node", "dashboard"):
+            async with server(kind, "fast", profile="batched", uvloop=args.uvloop,
+                              shipped_security=args.shipped_security) as srv, AsyncExitStack() as stack:
+                groups = []
+                for i, streams in enumerate(BATCH_SETS):
+                    count = n // len(BATCH_SETS) + (1 if i < n % len(BATCH_SETS) else 0)
+                    cl, _, _ = await stack.enter_async_context(
+                        clients(srv, count, ["websocket"], 1, subscribe=streams))
+                    groups.append(Group(cl, streams))
+                row = {"scenario": "batched", "server": srv.name, "clients": n, "connected": n, "subscribed": n,
+                       "sets": [list(x) for x in BATCH_SETS], "streams": list(BATCH_STREAMS)}
+                # No `max` here: with batching a publish is an append, so an unpaced publisher
+                # queues thousands of envelopes per window (3 MB batches to every client, which
+                # then miss their pings); a fixed higher rate instead.
+                row["modes"] = ["rate", "high"]
+                for mode, rate in (("rate", args.rate), ("high", args.batched_high_rate)):
+                    row[mode] = await measure_fanout(srv, groups, rate, args.seconds, args.bytes,
+                                                     streams=BATCH_STREAMS)
+                rows.append(row)
+                print_row(row)
     return rows
 
 
@@ -301,7 +427,7 @@ async def finish_profile(proc: subprocess.Popen, out: Path) -> dict:
 
 
 def print_row(row: dict) -> None:
-    for mode in ("rate", "max"):
+    for mode in row.get("modes", ("rate", "max")):
         m = row[mode]
         print(f"  {row['scenario']:<10} {row['server']:<20} clients={row['clients']:<6} {mode:<4} "
               f"deliveries/s={m['deliveries_per_s']} cpu-s/10k={m['cpu_s_per_10k']} "
@@ -316,7 +442,7 @@ def fanout_ratios(rows: list[dict]) -> list[str]:
         b = base.get((r["scenario"], r["clients"]))
         if r["server"] == "node" or not b:
             continue
-        for mode in ("rate", "max"):
+        for mode in r.get("modes", ("rate", "max")):
             m, bm = r[mode], b[mode]
             ratio = lambda a, c: round(a / c, 2) if a and c else None  # noqa: E731
             out.append(f"  {r['scenario']:<10} {r['server']:<20} clients={r['clients']:<6} {mode:<4} "
@@ -344,7 +470,8 @@ async def sample_process(srv_ps: psutil.Process, seconds: float) -> dict:
 
 async def idle(args) -> dict:
     result: dict = {}
-    async with server("dashboard", "fast", profile="idle", uvloop=args.uvloop) as srv:
+    async with server("dashboard", "fast", profile="idle", uvloop=args.uvloop,
+                      shipped_security=args.shipped_security) as srv:
         async with clients(srv, 1, ["websocket"], 1, subscribe=IDLE_STREAMS) as (cl, connected, _):
             await asyncio.sleep(3)
             result["dashboard"] = await sample_process(srv.ps, args.idle_seconds)
@@ -432,7 +559,8 @@ async def memory(args) -> list[dict]:
     plan = [("websocket", n) for n in args.idle_clients] + [("polling", n) for n in args.idle_polling_clients]
     for transport, n in plan:
         for kind in ("node", "dashboard"):
-            async with server(kind, "fast", uvloop=args.uvloop) as srv:
+            async with server(kind, "fast", uvloop=args.uvloop,
+                              shipped_security=args.shipped_security) as srv:
                 await asyncio.sleep(1)
                 before = srv.rss()
                 start = time.monotonic()
@@ -441,6 +569,9 @@ async def memory(args) -> list[dict]:
                     await asyncio.sleep(2)
                     after = srv.rss()
                     held = (await cl.report())["connected"]
+                    if held != n:
+                        raise SetupFailed(f"{srv.name}: {held} of {n} idle {transport} clients still "
+                                          "connected 2 s after connecting")
             row = {"server": srv.name, "transport": transport, "clients": n, "connected": connected,
                    "held_after_2s": held, "failed": failed, "connect_s": round(took, 1),
                    "rss_before_mib": round(before / 2**20, 1), "rss_after_mib": round(after / 2**20, 1),
@@ -457,6 +588,11 @@ async def run(args) -> dict:
     results: dict = {"machine": machine(), "args": {k: (sorted(v) if isinstance(v, set) else v)
                                                     for k, v in vars(args).items()}}
     print("machine:", json.dumps(results["machine"]), flush=True)
+    from bench.dashboard_server import BENCH_LIMITS, BENCH_SECURITY
+    results["security"] = "shipped" if args.shipped_security else {"security": BENCH_SECURITY, **BENCH_LIMITS}
+    print("dashboard security settings for the benchmark (all clients connect from 127.0.0.1): "
+          + ("the shipped ones (--shipped-security)" if args.shipped_security
+             else f"security: {json.dumps(BENCH_SECURITY)}, {json.dumps(BENCH_LIMITS)}"), flush=True)
     if 4 in args.scenarios:
         print("4. collection cost", flush=True)
         results["collection"] = c = collection()
@@ -468,7 +604,10 @@ async def run(args) -> dict:
     if 2 in args.scenarios:
         print("2. fan-out over long-polling", flush=True)
         results["polling"] = await fanout(args, "polling", args.polling_clients, "polling")
-    rows = results.get("fanout", []) + results.get("polling", [])
+    if 6 in args.scenarios:
+        print("6. the default (batched) path: 3 streams, 3 subscription sets", flush=True)
+        results["batched"] = await batched(args)
+    rows = results.get("fanout", []) + results.get("polling", []) + results.get("batched", [])
     if rows:
         print("fan-out ratios against Node socket.io (same run, same clients):")
         print("\n".join(fanout_ratios(rows)), flush=True)
@@ -484,20 +623,23 @@ async def run(args) -> dict:
         print("5. memory per idle client", flush=True)
         results["memory"] = await memory(args)
     results["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / time.strftime("%Y%m%d-%H%M%S.json")
-    out.write_text(json.dumps(results, indent=1))
-    print(f"results written to {out.relative_to(ROOT)}; load average at end {results['machine']['load_avg_at_end']}")
+    args.results.mkdir(parents=True, exist_ok=True)
+    out = args.results / time.strftime("%Y%m%d-%H%M%S.json")
+    out.write_text(json.dumps(results, indent=1, default=str))
+    print(f"results written to {out}; load average at end {results['machine']['load_avg_at_end']}")
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     raise_fd_limit()
-    if not args.no_npm and (1 in args.scenarios or 2 in args.scenarios or 3 in args.scenarios
-                            or 5 in args.scenarios):
+    if not args.no_npm and args.scenarios & {1, 2, 3, 5, 6}:
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True)
-    asyncio.run(run(args))
+    try:
+        asyncio.run(run(args))
+    except SetupFailed as exc:
+        print(f"BENCHMARK SETUP FAILED, no numbers reported: {exc}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

@@ -2,7 +2,9 @@
 
 `python -m bench.dashboard_server PORT --variant fast|nodeflate|stock --profile fanout|idle`
 - `fanout`: only the benchmark's publisher pushes (on the `alerts` stream, batching off), so
-  a delivery is one envelope; `idle`: the shipped configuration with every emitter on.
+  a delivery is one envelope; `batched`: the default batched path (`batch_updates` on), the
+  publisher round-robin on the streams it is given (`system`, `backends`, `alerts`), whose own
+  emitters are quiet; `idle`: the shipped configuration with every emitter on.
 - variants: `stock` is python-socketio's own broadcast with permessage-deflate accepted (the
   code before issue 9), `nodeflate` the same without deflate, `fast` the broadcast fast path.
 """
@@ -17,20 +19,41 @@ import time
 from aiohttp import web
 
 from aura_dashboard.app import create_app
-from aura_dashboard.web.keys import HUB
+from aura_dashboard.cli import LISTEN_BACKLOG
+from aura_dashboard.realtime.broadcast import FastBroadcaster
+from aura_dashboard.web.keys import BACKLOG_WATCH, HUB, SIO
 from aura_dashboard.config import load_config
 
 FANOUT = {"updates": {"batch_updates": False},
           "monitoring": {"system": {"enabled": False}},
           "health_checks": {"enabled": False}}
+# The security settings a benchmark needs, set explicitly (and printed by `python -m bench`):
+# every client connects from 127.0.0.1, and the REST rate limit counts each new Engine.IO
+# session as a request (burst 50), so with it on only about 57 of 1,000 clients get in.
+BENCH_SECURITY = {"api_key_enabled": False, "rate_limiting": {"enabled": False}}
+# And the slow-consumer cut-off: at `max` rate a long-polling client legitimately has more than
+# the shipped 1,000 packets waiting between two polls (Node has no such cut-off).
+BENCH_LIMITS = {"websocket": {"max_client_backlog": 1_000_000}}
+# The default (batched) path: `batch_updates` on at the shipped window, several streams on (their
+# own emitters quiet, so that every envelope is the benchmark's), health checks on for `backends`.
+BATCHED = {"updates": {"batch_updates": True,
+                       "intervals": {name: 600000 for name in ("system_metrics", "chat_status", "model_status",
+                                                               "governance_data", "database_metrics")}},
+           "backends": {name: {"health_check_interval_ms": 600000} for name in ("mcp", "ml", "governance")},
+           "monitoring": {"system": {"enabled": True}}}
 IDLE_ENV = {"ENABLE_GPU_MONITORING": "true", "ENABLE_TEMPERATURE_MONITORING": "true",
             "FEATURE_GPU_MONITORING": "true", "FEATURE_TEMPERATURE_MONITORING": "true"}
 
 
-def settings_for(variant: str, profile: str):
+def settings_for(variant: str, profile: str, *, shipped_security: bool = False):
     extra: dict = {"logging": {"file": {"enabled": False}}, "dashboard": {"debug": False}}
+    if not shipped_security:
+        extra["security"] = BENCH_SECURITY
+        extra.update(BENCH_LIMITS)
     if profile == "fanout":
         extra.update(FANOUT)
+    elif profile == "batched":
+        extra.update(BATCHED)
     extra.setdefault("updates", {})["websocket_compression"] = variant == "stock"
     env = {"LOG_FILE": "", "DATABASE_HOST": "", "LOG_LEVEL": "WARNING",
            **(IDLE_ENV if profile == "idle" else {})}
@@ -41,12 +64,16 @@ async def publish(request: web.Request) -> web.Response:
     spec = await request.json()
     hub = request.app[HUB]
     rate, seconds, pad = float(spec["rate"]), float(spec["seconds"]), "x" * int(spec["bytes"])
+    streams = spec.get("streams") or ["alerts"]  # published round-robin
+    per_stream = dict.fromkeys(streams, 0)
     start = time.time()
     n = 0
     took: list[float] = []
     while time.time() - start < seconds:
         t0 = time.perf_counter()
-        await hub.publish("alerts", {"n": n, "pad": pad})  # ts = now, inside the envelope
+        stream = streams[n % len(streams)]
+        await hub.publish(stream, {"n": n, "pad": pad})  # ts = now, inside the envelope
+        per_stream[stream] += 1
         took.append(time.perf_counter() - t0)
         n += 1
         if rate > 0:
@@ -54,8 +81,44 @@ async def publish(request: web.Request) -> web.Response:
         else:
             await asyncio.sleep(0)  # as fast as possible, letting the connections' writers run
     took.sort()
-    return web.json_response({"published": n, "publish_ms_p50": round(took[len(took) // 2] * 1000, 2),
+    if hub.batch_interval_s:
+        await hub.flush()
+    return web.json_response({"published": n, "per_stream": per_stream, "publish_ms_p50": round(took[len(took) // 2] * 1000, 2),
                               "publish_ms_p99": round(took[int(len(took) * 0.99)] * 1000, 2)})
+
+
+async def state(request: web.Request) -> web.Response:
+    """The server's view, for a refusal's message: Engine.IO sessions and packets still queued."""
+    eio = request.app[SIO].eio
+    sockets = list(eio.sockets.values())
+    queued = [s.queue.qsize() for s in sockets]
+    return web.json_response({"sessions": len(sockets), "closed": sum(1 for s in sockets if s.closed),
+                              "queued_packets": sum(queued), "max_queued": max(queued, default=0),
+                              "polling": sum(1 for s in sockets if not s.upgraded),
+                              "slow_consumers_cut_off": request.app[BACKLOG_WATCH].cut_off})
+
+
+_baseline: list = []
+
+
+async def memory(request: web.Request) -> web.Response:
+    """With PYTHONTRACEMALLOC set: POST takes the baseline, GET ?n=CLIENTS the growth since, per
+    allocation site (bytes per client), the largest first."""
+    import tracemalloc
+    if not tracemalloc.is_tracing():
+        return web.json_response({"error": "start the server with PYTHONTRACEMALLOC=N"}, status=400)
+    if request.method == "POST":
+        _baseline[:] = [tracemalloc.take_snapshot()]
+        return web.json_response({"ok": True})
+    n = int(request.query.get("n", "1"))
+    diff = tracemalloc.take_snapshot().compare_to(_baseline[0], "traceback")
+    total = sum(d.size_diff for d in diff)
+    rows = []
+    for d in diff[:25]:
+        frames = [f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in d.traceback][-3:]
+        rows.append({"bytes_per_client": round(d.size_diff / n), "count_per_client": round(d.count_diff / n, 2),
+                     "where": frames})
+    return web.json_response({"total_bytes_per_client": round(total / n), "top": rows})
 
 
 async def ping(request: web.Request) -> web.Response:
@@ -66,18 +129,31 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("port", type=int)
     parser.add_argument("--variant", choices=["fast", "nodeflate", "stock"], default="fast")
-    parser.add_argument("--profile", choices=["fanout", "idle"], default="fanout")
+    parser.add_argument("--profile", choices=["fanout", "batched", "idle"], default="fanout")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (when installed)")
+    parser.add_argument("--shipped-security", action="store_true",
+                        help="keep the shipped security settings (rate limit on) instead of BENCH_SECURITY")
     args = parser.parse_args()
-    app = create_app(settings_for(args.variant, args.profile))
-    app[HUB].broadcaster.enabled = args.variant == "fast"
+    app = create_app(settings_for(args.variant, args.profile, shipped_security=args.shipped_security))
+    if isinstance(app[HUB].broadcaster, FastBroadcaster):
+        app[HUB].broadcaster.enabled = args.variant == "fast"
+    if args.profile == "batched":
+        # The benchmark's envelopes are padding, not samples: the panels that follow these
+        # streams (alert rules on `system` and `backends`) are not what is measured.
+        for stream in ("alerts", "system", "backends"):
+            signal = app[HUB].published_signal(stream)
+            for listener in list(signal._listeners):
+                signal.disconnect(listener)
     app.router.add_post("/bench/publish", publish)
     app.router.add_get("/bench/ping", ping)
+    app.router.add_get("/bench/state", state)
+    app.router.add_route("*", "/bench/tracemalloc", memory)
     loop = None
     if args.uvloop:
         import uvloop
         loop = uvloop.new_event_loop()
     web.run_app(app, host="127.0.0.1", port=args.port, print=lambda *_: print("listening", flush=True),
+                backlog=LISTEN_BACKLOG,
                 access_log=None, loop=loop)
 
 

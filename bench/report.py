@@ -10,7 +10,7 @@ print(f"Load average (1, 5, 15 min) at start {m['load_avg_at_start']}, at end {m
 if "collection" in r:
     c = r["collection"]
     print("**4. Collection cost**: `system` sample %s µs, bare psutil calls %s µs: **x%s** (target ≤ 1.2).\n" % (c["sample_us"], c["psutil_floor_us"], c["ratio"]))
-rows = r.get("fanout", []) + r.get("polling", [])
+rows = r.get("fanout", []) + r.get("polling", []) + r.get("batched", [])
 if rows:
     print("**1-2. Fan-out** (%s B padding, ~1 KB envelope; `rate` = %s envelopes/s, `max` = as fast as possible; the same Node client processes for every server)\n" % (r["args"]["bytes"], r["args"]["rate"]))
     print("| transport | clients | server | mode | deliveries/s | × Node | CPU-s per 10k | × Node | p50 ms | p99 ms | server fan-out per envelope p50/p99 ms |")
@@ -18,7 +18,7 @@ if rows:
     base = {(x["scenario"], x["clients"]): x for x in rows if x["server"] == "node"}
     for x in rows:
         b = base[(x["scenario"], x["clients"])]
-        for mode in ("rate", "max"):
+        for mode in x.get("modes", ("rate", "max")):
             a, bb = x[mode], b[mode]
             rd = f"{a['deliveries_per_s']/bb['deliveries_per_s']:.2f}" if bb["deliveries_per_s"] else "-"
             rc = f"{a['cpu_s_per_10k']/bb['cpu_s_per_10k']:.2f}" if bb["cpu_s_per_10k"] else "-"

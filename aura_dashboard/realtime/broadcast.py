@@ -45,6 +45,8 @@ from aiohttp import web
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from .internals import missing_internals
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BUFFERED_BYTES = 256 * 1024
@@ -111,6 +113,8 @@ class FastBroadcaster(StockBroadcaster):
         self.enabled = enabled
         self.max_buffered_bytes = max_buffered_bytes
         self._connections: dict[str, web.WebSocketResponse] = {}
+        # Recipients with a stock send not yet on their Engine.IO queue (see `_deliver`).
+        self._queueing: dict[str, int] = {}
 
     # -- connections, registered by `FastPathWebSocket` ------------------------------------
     def register(self, eio_sid: str, response: web.WebSocketResponse) -> None:
@@ -190,12 +194,13 @@ class FastBroadcaster(StockBroadcaster):
         connections = self._connections
         limit = self.max_buffered_bytes
         deadline = time.time() - self.sio.eio.ping_timeout
+        queueing = self._queueing
         slow: list[str] = []
         fast = 0
         for eio_sid in eio_sids:
             sock = sockets.get(eio_sid)
             response = connections.get(eio_sid)
-            transport = None if sock is None or response is None else \
+            transport = None if sock is None or response is None or eio_sid in queueing else \
                 _idle_transport(sock, response, deadline, limit)
             if transport is None:
                 slow.append(eio_sid)
@@ -205,7 +210,7 @@ class FastBroadcaster(StockBroadcaster):
         self.fast_deliveries += fast
         if slow:
             self.stock_deliveries += len(slow)
-            await _send_stock(self.sio, slow, eio_pkt)
+            await _send_stock(self.sio, slow, eio_pkt, queueing)
 
 
 def _idle_transport(sock, response: web.WebSocketResponse, deadline: float, limit: int):
@@ -237,13 +242,38 @@ async def _send_stock_packet(sio: socketio.AsyncServer, eio_sids: list[str], nam
         await sio._send_packet(eio_sid, pkt)
 
 
-async def _send_stock(sio: socketio.AsyncServer, eio_sids: list[str], eio_pkt) -> None:
-    """What python-socketio's AsyncManager does per recipient: queue the packet, concurrently."""
+async def _send_stock(sio: socketio.AsyncServer, eio_sids: list[str], eio_pkt,
+                      queueing: dict[str, int] | None = None) -> None:
+    """What python-socketio's AsyncManager does per recipient: queue the packet, concurrently.
+
+    The tasks queue their packets a loop pass (or more) later. Until a recipient's packet is on
+    its Engine.IO queue, the recipient is counted in `queueing`, and a broadcast made meanwhile
+    (another publisher's, on the same stream) sends to it the stock way too, a task queued
+    behind this one: otherwise its writer could turn idle in between and the later envelope be
+    written directly, before the earlier one is queued.
+    """
     if len(eio_sids) == 1:
-        await sio._send_eio_packet(eio_sids[0], eio_pkt)
+        await sio._send_eio_packet(eio_sids[0], eio_pkt)  # queued before this returns
         return
-    await asyncio.wait([asyncio.create_task(sio._send_eio_packet(eio_sid, eio_pkt))
-                        for eio_sid in eio_sids])
+    if queueing is None:
+        await asyncio.wait([asyncio.create_task(sio._send_eio_packet(eio_sid, eio_pkt))
+                            for eio_sid in eio_sids])
+        return
+
+    def queued(_task, eio_sid: str) -> None:
+        left = queueing[eio_sid] - 1
+        if left:
+            queueing[eio_sid] = left
+        else:
+            del queueing[eio_sid]
+
+    tasks = []
+    for eio_sid in eio_sids:
+        queueing[eio_sid] = queueing.get(eio_sid, 0) + 1
+        task = asyncio.create_task(sio._send_eio_packet(eio_sid, eio_pkt))
+        task.add_done_callback(lambda t, eio_sid=eio_sid: queued(t, eio_sid))
+        tasks.append(task)
+    await asyncio.wait(tasks)
 
 
 class FastPathWebSocket:
@@ -304,12 +334,24 @@ Broadcaster = StockBroadcaster  # the interface: emit, emit_batches, register, u
 def broadcaster_for(sio: socketio.AsyncServer, manager: socketio.AsyncManager | None) -> StockBroadcaster:
     """The strategy for the client manager the server was given: the fast path when there is
     none beyond python-socketio's plain one (this process knows every recipient), else the
-    stock emit that the manager fans out across instances."""
-    return FastBroadcaster(sio) if manager is None else StockBroadcaster(sio)
+    stock emit that the manager fans out across instances. When a private internal the fast
+    path uses is missing (an untested library version), the stock path, with one WARNING."""
+    if manager is not None:
+        return StockBroadcaster(sio)
+    missing = missing_internals(sio)
+    if missing:
+        log.warning("broadcast fast path off, python-socketio's stock path used instead: these internals "
+                    "of python-engineio/python-socketio/aiohttp/bidict are missing or changed shape "
+                    "(versions other than those setup.cfg pins?): %s", "; ".join(missing))
+        return StockBroadcaster(sio)
+    return FastBroadcaster(sio)
 
 
 def install(sio: socketio.AsyncServer, broadcaster: Broadcaster, *, compress: bool) -> None:
-    """Make this server's WebSocket connections `FastPathWebSocket`s (this server only)."""
+    """Make this server's WebSocket connections `FastPathWebSocket`s (this server only); nothing
+    when python-engineio's adapter table is not what `missing_internals` expects."""
+    if not isinstance(getattr(sio.eio, "_async", None), dict) or "websocket" not in sio.eio._async:
+        return
 
     def websocket(handler, server):
         return FastPathWebSocket(handler, server, broadcaster=broadcaster, compress=compress)

@@ -1,5 +1,7 @@
 // The client driver: N official socket.io-client connections in this process, each subscribed
-// to `alerts`; counts deliveries and the latency from the envelope's `ts` to its arrival.
+// to its streams (default `alerts`); counts deliveries and the latency from the envelope's `ts`
+// to its arrival.
+// `ready` reports how many connected and how many had their `subscribe` acknowledged ok.
 // Commands on stdin, one a line: `reset` (zero the counters), `report` (print JSON), `exit`.
 // Usage: node clients.mjs '{"url", "path", "namespace", "transports", "clients", "subscribe"}'
 import { io } from "socket.io-client";
@@ -7,10 +9,12 @@ import { createInterface } from "node:readline";
 
 const spec = JSON.parse(process.argv[2]);
 const BUCKET_MS = 0.1, BUCKETS = 100000;  // latency histogram: 0.1 ms buckets up to 10 s
-let hist = new Uint32Array(BUCKETS), deliveries = 0, connected = 0, failed = 0;
+let hist = new Uint32Array(BUCKETS), deliveries = 0, connected = 0, failed = 0, subscribed = 0;
+let refused = null;  // the first refusal (connect_error or a subscribe answered not ok), for the report
 const now = () => (performance.timeOrigin + performance.now()) / 1000;
 
 function record(envelope) {
+  if (envelope?.data?.pad === undefined) return;  // not the benchmark's (an emitter's sample)
   deliveries++;
   const ms = (now() - envelope.ts) * 1000;
   hist[Math.min(BUCKETS - 1, Math.max(0, Math.floor(ms / BUCKET_MS)))]++;
@@ -24,14 +28,18 @@ function open() {
       forceNew: true, timeout: 60000,
     });
     sockets.push(socket);
-    socket.on("alerts", record);
-    socket.on("batch", (list) => list.forEach(record));
+    // Every stream's event (`alerts`, `system`, ...) or a `batch` of envelopes.
+    socket.onAny((event, payload) => (event === "batch" ? payload.forEach(record) : record(payload)));
     socket.on("connect", () => {
       connected++;
       if (!spec.subscribe) return resolve();
-      socket.emit("subscribe", { streams: spec.subscribe }, () => resolve());
+      socket.timeout(60000).emit("subscribe", { streams: spec.subscribe }, (err, ack) => {
+        if (!err && ack && ack.ok) subscribed++;
+        else refused ??= err ? String(err) : JSON.stringify(ack);
+        resolve();
+      });
     });
-    socket.on("connect_error", () => { failed++; resolve(); });
+    socket.on("connect_error", (err) => { failed++; refused ??= String(err?.message ?? err); resolve(); });
   });
 }
 
@@ -40,7 +48,7 @@ const WAVE = 50;
 for (let i = 0; i < spec.clients; i += WAVE) {
   await Promise.all(Array.from({ length: Math.min(WAVE, spec.clients - i) }, open));
 }
-console.log(JSON.stringify({ ready: true, connected, failed }));
+console.log(JSON.stringify({ ready: true, connected, failed, subscribed, refused }));
 
 function percentile(p) {
   const total = hist.reduce((a, b) => a + b, 0);

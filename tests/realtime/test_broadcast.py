@@ -240,3 +240,59 @@ async def test_js_client_upgrading_from_polling_gets_every_envelope_in_order(nod
         assert result["error"] is None and result["transport"] == "websocket"
         assert [data for _event, data in result["events"]] == sent
         assert hub.broadcaster.fast_deliveries > 0  # once upgraded, the fast path serves it
+
+
+@pytest.mark.parametrize("seed,polling", [(1, 0), (2, 0), (3, 0), (4, 2)])
+async def test_concurrent_publishers_keep_per_socket_order_with_stock_and_fast_recipients(seed, polling):
+    """Batching off, several publishers on one stream (as the watchers feeding `alerts`), and
+    recipients on both paths: WebSocket clients whose writers are kept busy by per-client packets
+    (so they flip between the paths), and in one case long-polling clients too (always the stock
+    path). Every client must see the envelopes in publish (`seq`) order. (Before the fix, a
+    recipient whose stock send was still a task not yet run could get a later envelope written
+    directly first: this failed on Python 3.11 too.)"""
+    async with running_server(make_settings({}, {**QUIET, "websocket": {"ping_interval_ms": 1000}})) as srv:
+        clients = []
+        for transport in ["websocket"] * (8 - polling) + ["polling"] * polling:
+            sio = socketio.AsyncClient(reconnection=False)
+            got: list[int] = []
+            sio.on("alerts", lambda env, got=got: got.append(env["seq"]), namespace=NS)
+            await sio.connect(srv.url, socketio_path=srv.ws_path, namespaces=[NS], transports=[transport])
+            assert (await sio.call("subscribe", {"streams": ["alerts"]}, namespace=NS))["ok"]
+            clients.append((sio, got))
+        await wait_members(srv, len(clients))
+        server, hub = srv.app[SIO], srv.app[HUB]
+        sids = [sid for sid, _ in server.manager.get_participants(NS, ROOM)]
+        rng = random.Random(seed)
+        per_publisher, publishers = 150, 4
+        done = asyncio.Event()
+
+        async def publisher(k: int) -> None:
+            for n in range(per_publisher):
+                await hub.publish("alerts", alert_payload(k * 1000 + n))
+                for _ in range(rng.randrange(3)):
+                    await asyncio.sleep(0)
+
+        async def noise() -> None:  # per-client packets: keep the WebSocket writers busy now and then
+            while not done.is_set():
+                for sid in rng.sample(sids, 3):
+                    await server.emit("noise", {}, to=sid, namespace=NS)
+                for _ in range(rng.randrange(3)):
+                    await asyncio.sleep(0)
+
+        noiser = asyncio.create_task(noise())
+        await asyncio.gather(*(publisher(k) for k in range(publishers)))
+        done.set()
+        await noiser
+        total = per_publisher * publishers
+
+        async def all_in():
+            while any(len(got) < total for _, got in clients):
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(all_in(), 60)
+        broadcaster = hub.broadcaster
+        assert broadcaster.fast_deliveries > 0 and broadcaster.stock_deliveries > 0
+        for sio, got in clients:
+            assert len(got) == total and got == sorted(got), \
+                [(a, b) for a, b in zip(got, got[1:]) if b < a][:5]
+        # A polling client's disconnect waits for its pending long-poll: pings every second.
+        await asyncio.gather(*(sio.disconnect() for sio, _ in clients))

@@ -1,0 +1,97 @@
+"""The private parts of python-engineio, python-socketio, aiohttp (and bidict) that the broadcast
+fast path relies on, each checked for the shape `broadcast.py` expects.
+
+`setup.cfg` pins the three libraries to the minor versions tested; this check is the second
+guard: `broadcaster_for` calls `missing_internals(sio)` when it builds the fast path, and when
+anything is missing or changed shape, the server falls back to python-socketio's stock path
+with ONE WARNING naming what is missing (correct, only slower). tests/realtime/test_internals.py
+fails loudly on the same list, so an upgrade that breaks the fast path is a deliberate act.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import deque
+from collections.abc import Callable
+
+import socketio
+from aiohttp import web
+from aiohttp.http_websocket import WebSocketWriter
+from bidict import bidict
+from engineio import async_socket
+
+
+def _params(fn, *names: str) -> bool:
+    try:
+        return list(inspect.signature(fn).parameters)[:len(names)] == list(names)
+    except (TypeError, ValueError):
+        return False
+
+
+def _writer_attributes() -> bool:
+    """aiohttp's WebSocketWriter keeps `transport` and a `_closing` flag (a writer built on stand-ins)."""
+    transport = object()
+    writer = WebSocketWriter(object(), transport)
+    return writer.transport is transport and writer._closing is False
+
+
+def _socket_attributes(sio: socketio.AsyncServer) -> list[str]:
+    """The Engine.IO socket's state the fast path reads (a socket built as the server builds it)."""
+    sock = async_socket.AsyncSocket(sio.eio, "probe")
+    return [name for name in ("queue", "last_ping", "upgrading", "upgraded", "closing", "closed")
+            if not hasattr(sock, name)]
+
+
+def _members_fwdm() -> bool:
+    members = bidict()
+    members["sid"] = "eio_sid"
+    return isinstance(getattr(members, "_fwdm", None), dict) and dict(members._fwdm) == {"sid": "eio_sid"}
+
+
+def _queue_getters(sio: socketio.AsyncServer) -> bool:
+    queue = sio.eio.create_queue()
+    return (isinstance(queue, asyncio.Queue) and isinstance(getattr(queue, "_getters", None), deque)
+            and callable(getattr(queue, "qsize", None)))
+
+
+def _probes(sio: socketio.AsyncServer) -> list[tuple[str, Callable[[], bool]]]:
+    eio = sio.eio
+    return [
+        ("engineio AsyncServer._async['websocket'] (a dict entry, the WebSocket adapter factory)",
+         lambda: isinstance(getattr(eio, "_async", None), dict) and "websocket" in eio._async),
+        ("engineio AsyncServer.sockets (dict of Engine.IO sockets)", lambda: isinstance(eio.sockets, dict)),
+        ("engineio AsyncServer.ping_timeout (number)", lambda: isinstance(eio.ping_timeout, (int, float))),
+        ("engineio AsyncSocket calls _async['websocket'](self._websocket_handler, server)",
+         lambda: "_async['websocket'](" in inspect.getsource(async_socket.AsyncSocket._upgrade_websocket)
+         and callable(getattr(async_socket.AsyncSocket, "_websocket_handler", None))),
+        ("engineio AsyncSocket attributes queue, last_ping, upgrading, upgraded, closing, closed",
+         lambda: not _socket_attributes(sio)),
+        ("engineio socket queue: asyncio.Queue with a deque `_getters`", lambda: _queue_getters(sio)),
+        ("socketio AsyncServer._send_eio_packet(eio_sid, eio_pkt) coroutine",
+         lambda: inspect.iscoroutinefunction(getattr(sio, "_send_eio_packet", None))
+         and _params(sio._send_eio_packet, "eio_sid", "eio_pkt")),
+        ("socketio AsyncServer._send_packet(eio_sid, pkt) coroutine",
+         lambda: inspect.iscoroutinefunction(getattr(sio, "_send_packet", None))
+         and _params(sio._send_packet, "eio_sid", "pkt")),
+        ("socketio AsyncServer.packet_class", lambda: callable(getattr(sio, "packet_class", None))),
+        ("socketio manager.rooms (dict) and get_participants(namespace, room)",
+         lambda: isinstance(getattr(sio.manager, "rooms", None), dict)
+         and _params(sio.manager.get_participants, "namespace", "room")),
+        ("bidict members._fwdm (the rooms' sid -> eio_sid dict)", _members_fwdm),
+        ("aiohttp WebSocketResponse._writer", lambda: hasattr(web.WebSocketResponse(), "_writer")),
+        ("aiohttp WebSocketWriter.transport and ._closing", _writer_attributes),
+    ]
+
+
+def missing_internals(sio: socketio.AsyncServer) -> list[str]:
+    """Every internal the fast path uses that is absent or not of the expected shape ([] when all are)."""
+    missing = []
+    for name, present in _probes(sio):
+        try:
+            ok = present()
+        except Exception:  # noqa: BLE001 - any failure to find the internal means it is not there
+            ok = False
+        if not ok:
+            missing.append(name)
+    return missing

@@ -1,0 +1,49 @@
+"""The private internals the broadcast fast path uses: all present (an upgrade that breaks one is a
+deliberate act), and when one is not, the stock path with one WARNING, still delivering."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import aiohttp
+import socketio
+
+from aura_dashboard.realtime import internals
+from aura_dashboard.realtime.broadcast import FastBroadcaster, StockBroadcaster, broadcaster_for
+from aura_dashboard.web.keys import HUB
+from tests.conftest import make_settings, running_server
+from tests.realtime.test_broadcast import QUIET, RawClient, payload, wait_members
+
+
+def test_every_internal_the_fast_path_uses_is_present_with_the_expected_shape():
+    missing = internals.missing_internals(socketio.AsyncServer(async_mode="aiohttp"))
+    assert missing == [], (
+        "the broadcast fast path would be OFF: these private internals are missing or changed shape "
+        f"(a python-engineio/python-socketio/aiohttp/bidict upgrade?): {missing}. Adapt "
+        "aura_dashboard/realtime/broadcast.py and internals.py, then move the pins in setup.cfg.")
+    assert isinstance(broadcaster_for(socketio.AsyncServer(async_mode="aiohttp"), None), FastBroadcaster)
+
+
+def test_a_probe_that_fails_is_reported_by_name(monkeypatch):
+    sio = socketio.AsyncServer(async_mode="aiohttp")
+    monkeypatch.delattr(socketio.AsyncServer, "_send_eio_packet")  # as a release renaming it would
+    assert internals.missing_internals(sio) == ["socketio AsyncServer._send_eio_packet(eio_sid, eio_pkt) coroutine"]
+
+
+async def test_a_missing_internal_falls_back_to_the_stock_path_with_one_warning(monkeypatch, caplog):
+    real = internals._probes
+    monkeypatch.setattr(internals, "_probes",
+                        lambda sio: real(sio) + [("engineio Socket.some_renamed_internal", lambda: False)])
+    caplog.set_level(logging.WARNING, logger="aura_dashboard.realtime.broadcast")
+    async with running_server(make_settings({}, QUIET)) as srv, aiohttp.ClientSession() as http:
+        warnings = [r for r in caplog.records if r.name == "aura_dashboard.realtime.broadcast"]
+        assert len(warnings) == 1 and "some_renamed_internal" in warnings[0].getMessage()
+        hub = srv.app[HUB]
+        assert type(hub.broadcaster) is StockBroadcaster
+        clients = [await RawClient.connect(http, srv) for _ in range(3)]
+        await wait_members(srv, 3)
+        sent = [await hub.publish("alerts", payload(i)) for i in range(5)]
+        for client in clients:
+            got = [json.loads((await client.text()).split(",", 1)[1]) for _ in sent]
+            assert got == [["alerts", envelope] for envelope in sent]
