@@ -340,7 +340,7 @@ async def test_cluster_hosts_have_a_picker(browser):  # noqa: F811
 
 
 async def show_hosts_of_a_cluster(browser, node) -> None:  # noqa: F811
-    async with running_server(node("host-a")) as a, running_server(node("host-b")):
+    async with running_server(node("host-a")) as a, running_server(node("host-b")) as b:
         page = await open_page(browser, a)
         await page.wait("() => Object.keys(window.aura.hosts()).length === 2")
         picker = page.page.locator("#host-picker")
@@ -351,3 +351,8 @@ async def show_hosts_of_a_cluster(browser, node) -> None:  # noqa: F811
         await picker.select_option("")
         await page.wait("() => [...document.querySelectorAll('.host')].every((h) => !h.hidden)")
         await page.screenshot("bad_day_cluster_hosts")
+        # A flag flipped on the other instance reaches this page too (flag sync, then its own event).
+        await patch_features(b, {"intelligence_arena": False})
+        await page.wait("() => document.getElementById('panel-arena').hidden")
+        await patch_features(b, {"intelligence_arena": None})
+        await page.wait("() => !document.getElementById('panel-arena').hidden")
