@@ -307,3 +307,52 @@ async def test_chat_says_what_went_wrong_and_offers_only_modes_that_are_on(brows
         reply = await done.locator("pre.reply.json").text_content()
         assert reply.startswith("{\n") and '"diagnostics"' in reply
         await page.screenshot("bad_day_chat")
+
+
+async def test_cluster_hosts_have_a_picker(browser):  # noqa: F811
+    """Two instances of one cluster (Redis): the page on one shows both hosts, and a picker."""
+    import os
+    import uuid
+
+    import redis.asyncio as aioredis
+
+    url = os.environ.get("AURA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        probe = aioredis.from_url(url)
+        await probe.ping()
+        await probe.aclose()
+    except Exception as exc:  # noqa: BLE001 (any failure means: no Redis here)
+        need_service(False, f"Redis is not reachable at {url}: {exc}")
+    cluster = f"page-{uuid.uuid4().hex[:8]}"
+
+    def node(name: str):
+        return make_settings(env={"MESSAGE_QUEUE_URL": url, "DASHBOARD_CLUSTER": cluster, "DASHBOARD_INSTANCE": name},
+                             extra=FAST)
+
+    try:
+        await show_hosts_of_a_cluster(browser, node)
+    finally:  # the cluster's keys go with it
+        r = aioredis.from_url(url)
+        keys = [k async for k in r.scan_iter(f"aura:{cluster}:*")]
+        if keys:
+            await r.delete(*keys)
+        await r.aclose()
+
+
+async def show_hosts_of_a_cluster(browser, node) -> None:  # noqa: F811
+    async with running_server(node("host-a")) as a, running_server(node("host-b")) as b:
+        page = await open_page(browser, a)
+        await page.wait("() => Object.keys(window.aura.hosts()).length === 2")
+        picker = page.page.locator("#host-picker")
+        assert await picker.is_visible()
+        await picker.select_option("host-b")
+        await page.wait("() => document.querySelector('.host[data-source=\"host-a\"]').hidden && "
+                        "!document.querySelector('.host[data-source=\"host-b\"]').hidden")
+        await picker.select_option("")
+        await page.wait("() => [...document.querySelectorAll('.host')].every((h) => !h.hidden)")
+        await page.screenshot("bad_day_cluster_hosts")
+        # A flag flipped on the other instance reaches this page too (flag sync, then its own event).
+        await patch_features(b, {"intelligence_arena": False})
+        await page.wait("() => document.getElementById('panel-arena').hidden")
+        await patch_features(b, {"intelligence_arena": None})
+        await page.wait("() => !document.getElementById('panel-arena').hidden")

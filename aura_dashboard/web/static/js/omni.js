@@ -192,6 +192,7 @@ export class OmniPanel extends Cards {
           host = new Host(this.contract, source, this.capacity, container, this.range, this.limits,
             () => this.alertMoments(source));
           this.hosts.set(source, host);
+          this.offerHosts();
         }
         host.add(envelope);
         if (!host.lastTs || envelope.ts >= host.lastTs) { host.lastTs = envelope.ts; host.lastData = envelope.data || {}; }
@@ -299,6 +300,26 @@ export class OmniPanel extends Cards {
   }
 
   multiHost() { return this.hosts.size > 1; }
+
+  /** In a cluster, a picker: every host, or one. */
+  offerHosts() {
+    const picker = document.getElementById("host-picker");
+    if (!picker.dataset.wired) {
+      picker.dataset.wired = "true";
+      picker.addEventListener("change", () => this.showHosts());
+    }
+    const picked = picker.value || "";
+    picker.replaceChildren(el("option", { value: "", text: `all ${this.hosts.size} hosts` }),
+      ...[...this.hosts.keys()].sort().map((source) => el("option", { value: source, text: source })));
+    picker.value = this.hosts.has(picked) ? picked : "";
+    picker.parentElement.hidden = this.hosts.size < 2;
+    this.showHosts();
+  }
+
+  showHosts() {
+    const picked = document.getElementById("host-picker").value;
+    for (const [source, host] of this.hosts) host.node.hidden = !!picked && source !== picked;
+  }
 
   /** When this host's alerts fired (the charts mark them). */
   alertMoments(source) {
