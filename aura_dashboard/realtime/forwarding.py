@@ -82,7 +82,8 @@ class HolderForwarder(LocalOnly):
                                                timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)) as response:
                 return response.status, orjson.loads(await response.read() or b"null")
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
-            raise DashboardError(f"the instance holding the arena ({target}) did not answer: {exc}",
+            raise DashboardError(f"the instance holding the arena ({target}) did not answer: {exc}; "
+                                 "try again in a moment (another instance takes over within the lease TTL)",
                                  code="unavailable", status=503) from None
 
     async def forward_event(self, path: str, payload: Any, *, client: str, actor: str) -> dict[str, Any]:
