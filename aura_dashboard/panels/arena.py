@@ -91,7 +91,7 @@ class DebateKeeper(Protocol):
 
     async def put(self, doc_id: str, doc: dict[str, Any]) -> None: ...
     async def delete(self, doc_id: str) -> None: ...
-    async def all(self) -> list[dict[str, Any]]: ...
+    async def all(self, *, strict: bool = False) -> list[dict[str, Any]]: ...
 
 
 class Arena:
@@ -143,7 +143,7 @@ class Arena:
         if self.keeper is None:
             raise DashboardError("no debates are kept here", code="unavailable", status=503)
         try:
-            debates = await self._read_kept()
+            debates = await self._read_kept(strict=True)
         except Exception as exc:
             raise DashboardError(f"the kept debates cannot be read: {exc}", code="unavailable",
                                  status=503) from None
@@ -154,8 +154,8 @@ class Arena:
             (copy.open if debate.status == "open" else copy.finished)[debate.id] = debate
         return copy
 
-    async def _read_kept(self) -> list[Debate]:
-        docs = await self.keeper.all()
+    async def _read_kept(self, strict: bool = False) -> list[Debate]:
+        docs = await self.keeper.all(strict=strict)
         now_wall, now_mono = self._wall(), self._monotonic()
         debates = []
         for doc in sorted(docs, key=lambda d: d.get("created", 0)):

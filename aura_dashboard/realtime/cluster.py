@@ -315,11 +315,15 @@ class SharedDocuments:
         except Exception as exc:
             log.warning("%s: %s not removed from Redis: %s", self.key, doc_id, exc)
 
-    async def all(self) -> list[dict[str, Any]]:
+    async def all(self, *, strict: bool = False) -> list[dict[str, Any]]:
+        """Every document; none when Redis cannot be read (`strict`: raise instead, for a
+        reader that must not answer 'nothing kept' when it does not know)."""
         try:
             async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
                 stored = await self.redis.hgetall(self.key)
         except Exception as exc:
+            if strict:
+                raise
             log.warning("%s not read from Redis: %s", self.key, exc)
             return []
         return [orjson.loads(value) for value in stored.values()]
