@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+import redis.asyncio as aioredis
 import socketio
 
 from ..config import FeatureChange, RuntimeOverrides
@@ -43,11 +44,78 @@ def channel_name(settings: WebSocketSettings) -> str:
     return f"aura-dashboard:{settings.cluster_name}"
 
 
-def client_manager(settings: WebSocketSettings) -> socketio.AsyncManager | None:
-    """python-socketio's manager for the configured broker; None for one process alone."""
+LISTEN_RETRY_MAX_S = 5.0  # the longest wait between two attempts to subscribe again
+
+
+class WatchedRedisManager(socketio.AsyncRedisManager):
+    """python-socketio's Redis manager, with its listener telling when it subscribed again.
+
+    Pub/sub is at-most-once: while this instance's subscription is lost (its link to Redis
+    cut, even for a moment, while other instances go on publishing) their envelopes do not
+    reach its clients, and nothing else would tell them. Each time the listener subscribes
+    again, `on_resubscribed` is awaited (the hub then gives its clients a new epoch: they
+    resubscribe and are answered `gap`). The listener is `_listen`, the hook python-socketio's
+    pub/sub managers leave to subclasses; it retries every second, doubling up to
+    LISTEN_RETRY_MAX_S (the stock one waits up to 60 s).
+    """
+
+    def __init__(self, url: str, *, channel: str,
+                 on_resubscribed: Callable[[], Awaitable[None]] | None = None):
+        super().__init__(url, channel=channel)
+        self._on_resubscribed = on_resubscribed
+        self.resubscriptions = 0
+
+    async def _listen(self):
+        channel = self.channel.encode("utf-8")
+        retry_s, lost = 1.0, False
+        while True:
+            client = aioredis.Redis.from_url(self.redis_url, **self.redis_options)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                if lost:  # subscribed again: what was published meanwhile never came here
+                    lost = False
+                    self.resubscriptions += 1
+                    log.warning("message queue: subscribed again after losing Redis; "
+                                "clients here are given a new epoch")
+                    if self._on_resubscribed is not None:
+                        try:
+                            await self._on_resubscribed()
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception:
+                            log.exception("message queue: the resubscription hook failed")
+                retry_s = 1.0
+                async for message in pubsub.listen():
+                    if message.get("channel") == channel and message.get("type") == "message" \
+                            and "data" in message:
+                        yield message["data"]
+                raise ConnectionError("the subscription ended")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not lost:
+                    log.warning("message queue: subscription lost (%s); subscribing again",
+                                (str(exc).splitlines() or [type(exc).__name__])[0][:300])
+                lost = True
+                await asyncio.sleep(retry_s)
+                retry_s = min(retry_s * 2, LISTEN_RETRY_MAX_S)
+            finally:
+                try:
+                    await asyncio.shield(pubsub.aclose())
+                    await asyncio.shield(client.aclose())
+                except Exception:
+                    pass
+
+
+def client_manager(settings: WebSocketSettings, *,
+                   on_resubscribed: Callable[[], Awaitable[None]] | None = None) -> socketio.AsyncManager | None:
+    """python-socketio's manager for the configured broker; None for one process alone.
+    `on_resubscribed`: awaited each time the Redis listener subscribed again after losing Redis."""
     kind = broker_kind(settings.message_queue)
     if kind == "redis":
-        return socketio.AsyncRedisManager(settings.message_queue, channel=channel_name(settings))
+        return WatchedRedisManager(settings.message_queue, channel=channel_name(settings),
+                                   on_resubscribed=on_resubscribed)
     if kind == "amqp":
         return socketio.AsyncAioPikaManager(settings.message_queue, channel=channel_name(settings))
     return None
