@@ -48,14 +48,19 @@ LISTEN_RETRY_MAX_S = 5.0  # the longest wait between two attempts to subscribe a
 
 
 class WatchedRedisManager(socketio.AsyncRedisManager):
-    """python-socketio's Redis manager, with its listener telling when it subscribed again.
+    """python-socketio's Redis manager, telling when events may have gone missing.
 
-    Pub/sub is at-most-once: while this instance's subscription is lost (its link to Redis
-    cut, even for a moment, while other instances go on publishing) their envelopes do not
-    reach its clients, and nothing else would tell them. Each time the listener subscribes
-    again, `on_resubscribed` is awaited (the hub then gives its clients a new epoch: they
-    resubscribe and are answered `gap`). The listener is `_listen`, the hook python-socketio's
-    pub/sub managers leave to subclasses; it retries every second, doubling up to
+    Pub/sub is at-most-once. Two ways an envelope can miss clients while it is in the
+    cluster's buffer, each answered with a new epoch for the clients concerned (they
+    resubscribe and are answered `gap` with the buffer, so nothing is lost silently):
+    - this instance's subscription is lost (its link to Redis cut, even for a moment, while
+      other instances go on publishing): when the listener has subscribed again,
+      `on_resubscribed` is awaited (the hub's `resync`, for this instance's clients);
+    - an event of this instance could not be published (the stock manager logs and drops it):
+      the other instances' clients never got it. Once Redis answers again, a notice on
+      `<channel>:resync` makes every other instance await its `on_resubscribed`.
+    The listener is `_listen` and the sender `_publish`, the hooks python-socketio's pub/sub
+    managers leave to subclasses; the listener retries every second, doubling up to
     LISTEN_RETRY_MAX_S (the stock one waits up to 60 s).
     """
 
@@ -63,33 +68,65 @@ class WatchedRedisManager(socketio.AsyncRedisManager):
                  on_resubscribed: Callable[[], Awaitable[None]] | None = None):
         super().__init__(url, channel=channel)
         self._on_resubscribed = on_resubscribed
-        self.resubscriptions = 0
+        self.resync_channel = f"{channel}:resync"
+        self.resubscriptions = 0   # times the listener subscribed again
+        self.unpublished = 0       # events that could not be published
+        self.owe_resync = False    # the other instances are yet to be told of one
+
+    async def _publish(self, data):
+        problem: Exception | None = None
+        for _ in range(2):
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                await self._settle_resync(self.redis)
+                return await self.redis.publish(self.channel, self.json.dumps(data))
+            except Exception as exc:
+                self.connected = False
+                problem = exc
+        self.unpublished += 1
+        self.owe_resync = True
+        log.warning("message queue: an event was not published (%s); the other instances' "
+                    "clients are given a new epoch once Redis answers",
+                    (str(problem).splitlines() or [type(problem).__name__])[0][:300])
+
+    async def _settle_resync(self, client: Any) -> None:
+        if self.owe_resync:
+            await client.publish(self.resync_channel, self.host_id)
+            self.owe_resync = False
+
+    async def _resynced(self, why: str) -> None:
+        self.resubscriptions += 1
+        log.warning("message queue: %s; clients here are given a new epoch", why)
+        if self._on_resubscribed is None:
+            return
+        try:
+            await self._on_resubscribed()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("message queue: the resubscription hook failed")
 
     async def _listen(self):
-        channel = self.channel.encode("utf-8")
+        channel, resync = self.channel.encode("utf-8"), self.resync_channel.encode("utf-8")
         retry_s, lost = 1.0, False
         while True:
             client = aioredis.Redis.from_url(self.redis_url, **self.redis_options)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(self.channel, self.resync_channel)
                 if lost:  # subscribed again: what was published meanwhile never came here
                     lost = False
-                    self.resubscriptions += 1
-                    log.warning("message queue: subscribed again after losing Redis; "
-                                "clients here are given a new epoch")
-                    if self._on_resubscribed is not None:
-                        try:
-                            await self._on_resubscribed()
-                        except asyncio.CancelledError:
-                            raise
-                        except Exception:
-                            log.exception("message queue: the resubscription hook failed")
+                    await self._resynced("subscribed again after losing Redis")
+                await self._settle_resync(client)
                 retry_s = 1.0
                 async for message in pubsub.listen():
-                    if message.get("channel") == channel and message.get("type") == "message" \
-                            and "data" in message:
+                    if message.get("type") != "message" or "data" not in message:
+                        continue
+                    if message.get("channel") == channel:
                         yield message["data"]
+                    elif message.get("channel") == resync and message["data"] != self.host_id.encode():
+                        await self._resynced("another instance could not publish an event")
                 raise ConnectionError("the subscription ended")
             except asyncio.CancelledError:
                 raise

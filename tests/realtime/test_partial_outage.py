@@ -138,3 +138,52 @@ async def test_one_instance_cut_from_redis_while_another_publishes_loses_nothing
                 await client.sio.disconnect()
     finally:
         await proxy.close()
+
+
+async def test_an_event_that_could_not_be_published_gives_the_other_instances_a_new_epoch(redis_server):  # noqa: F811
+    """A's link is cut between its append (the envelope is in the buffer) and the publish: the
+    stock manager logged and dropped the event, and B's clients never knew. Once A reaches
+    Redis again it tells the others, whose hook (the hub's `resync`) gives their clients a
+    new epoch (A's own clients had the event: a notice from A is not for A)."""
+    from aura_dashboard.realtime.cluster import WatchedRedisManager
+    proxy = CuttableProxy(redis_server.port)
+    await proxy.start()
+    channel = f"aura-dashboard:t{uuid.uuid4().hex[:8]}"
+    told = {"a": 0, "b": 0}
+
+    def hook(name):
+        async def resubscribed():
+            told[name] += 1
+        return resubscribed
+    a = WatchedRedisManager(proxy.url, channel=channel, on_resubscribed=hook("a"))
+    b = WatchedRedisManager(redis_server.url, channel=channel, on_resubscribed=hook("b"))
+
+    async def listen(manager):
+        async for _ in manager._listen():
+            pass
+    listeners = [asyncio.create_task(listen(b))]
+    try:
+        await asyncio.sleep(0.5)  # B subscribed
+        event = {"method": "emit", "event": "system", "data": {}, "namespace": "/", "host_id": a.host_id}
+        await a._publish(event)
+        assert a.unpublished == 0
+        proxy.cut()
+        await a._publish(event)
+        assert a.unpublished == 1 and a.owe_resync
+        proxy.mend()
+        await a._publish(event)
+        assert not a.owe_resync
+
+        async def b_told():
+            while told["b"] == 0:
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(b_told(), 10)
+        assert told == {"a": 0, "b": 1}
+    finally:
+        for task in listeners:
+            task.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
+        for manager in (a, b):
+            if manager.redis is not None:
+                await manager.redis.aclose()
+        await proxy.close()
