@@ -152,3 +152,44 @@ async def test_queue_fast_path_sends_the_stock_bytes_and_leaves_acks_to_the_mana
             await client.disconnect()
     finally:
         await _cleanup(queue_cluster)
+
+
+async def test_batched_default_path_behind_redis_reaches_both_instances_by_the_fast_path(queue_cluster):
+    """The shipped default (batching on) in a cluster: each stream room's `batch` of a window,
+    published on one instance, reaches the clients of both, in publish order."""
+    extra = {**QUIET, "updates": {**QUIET["updates"], "batch_updates": True, "batch_interval_ms": 100}}
+    settings = [make_settings({"MESSAGE_QUEUE_URL": REDIS_URL, "DASHBOARD_CLUSTER": queue_cluster,
+                               "DASHBOARD_INSTANCE": name}, extra) for name in ("node-a", "node-b")]
+    try:
+        async with AsyncExitStack() as stack:
+            a, b = [await stack.enter_async_context(running_server(s)) for s in settings]
+            received: list[list] = []
+            for srv in (a, b):
+                for _ in range(2):
+                    got: list = []
+                    sio = socketio.AsyncClient(reconnection=False)
+                    sio.on("batch", lambda batch, got=got: got.extend(
+                        e["data"]["value"]["i"] for e in batch if e["stream"] == "alerts"), namespace=NS)
+                    await sio.connect(srv.url, socketio_path=srv.ws_path, namespaces=[NS], transports=["websocket"])
+                    assert (await sio.call("subscribe", {"streams": ["alerts"]}, namespace=NS))["ok"]
+                    stack.push_async_callback(sio.disconnect)
+                    received.append(got)
+                await wait_members(srv, 2)
+            await _both_listening(channel_name(settings[0].websocket), 2)
+            hub = a.app[HUB]
+            for i in range(60):
+                await hub.publish("alerts", payload(i))
+                if i % 7 == 0:
+                    await asyncio.sleep(0.03)
+
+            async def all_in():
+                while any(len(got) < 60 for got in received):
+                    await asyncio.sleep(0.05)
+            await asyncio.wait_for(all_in(), 30)
+            await asyncio.sleep(0.3)
+            assert all(got == list(range(60)) for got in received), received
+            assert b.app[HUB].broadcaster.from_queue >= 1
+            assert b.app[HUB].broadcaster.fast_deliveries >= 2
+    finally:
+        await _cleanup(queue_cluster)
+
