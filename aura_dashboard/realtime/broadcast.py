@@ -48,6 +48,7 @@ from aiohttp import web
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from . import lean_queue
 from .internals import missing_internals
 
 log = logging.getLogger(__name__)
@@ -424,3 +425,4 @@ def install(sio: socketio.AsyncServer, broadcaster: Broadcaster, *, compress: bo
 
     # A copy: python-engineio's `_async` is the driver module's own dict, shared by every server.
     sio.eio._async = {**sio.eio._async, "websocket": websocket}
+    lean_queue.install(sio.eio)  # ~1.7 KB less per connection

@@ -20,7 +20,7 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 from aiohttp import web
 from aiohttp.http_websocket import WebSocketWriter
 from bidict import bidict
-from engineio import async_socket
+from engineio import async_socket, base_socket
 
 
 def _params(fn, *names: str) -> bool:
@@ -56,6 +56,13 @@ def _queue_getters(sio: socketio.AsyncServer) -> bool:
             and callable(getattr(queue, "qsize", None)))
 
 
+def _queue_fields() -> bool:
+    queue = asyncio.Queue()
+    return (isinstance(getattr(queue, "_putters", None), deque)
+            and isinstance(getattr(queue, "_finished", None), asyncio.Event)
+            and inspect.getsource(asyncio.Queue.__init__).count("self._finished") == 2)
+
+
 def _probes(sio: socketio.AsyncServer) -> list[tuple[str, Callable[[], bool]]]:
     eio = sio.eio
     return [
@@ -69,6 +76,10 @@ def _probes(sio: socketio.AsyncServer) -> list[tuple[str, Callable[[], bool]]]:
         ("engineio AsyncSocket attributes queue, last_ping, upgrading, upgraded, closing, closed",
          lambda: not _socket_attributes(sio)),
         ("engineio socket queue: asyncio.Queue with a deque `_getters`", lambda: _queue_getters(sio)),
+        ("engineio sockets make their queue with server.create_queue() (lean_queue.install replaces it)",
+         lambda: "self.server.create_queue()" in inspect.getsource(base_socket.BaseSocket.__init__)),
+        ("asyncio.Queue keeps `_putters` and a `_finished` Event set in __init__ (lean_queue.LeanQueue)",
+         _queue_fields),
         ("socketio AsyncServer._send_eio_packet(eio_sid, eio_pkt) coroutine",
          lambda: inspect.iscoroutinefunction(getattr(sio, "_send_eio_packet", None))
          and _params(sio._send_eio_packet, "eio_sid", "eio_pkt")),
