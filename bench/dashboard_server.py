@@ -125,7 +125,26 @@ async def memory(request: web.Request) -> web.Response:
         frames = [f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in d.traceback][-3:]
         rows.append({"bytes_per_client": round(d.size_diff / n), "count_per_client": round(d.count_diff / n, 2),
                      "where": frames})
-    return web.json_response({"total_bytes_per_client": round(total / n), "top": rows})
+    # Per owner: the innermost frame outside the standard library (whose code made the allocation).
+    owners: dict[str, int] = {}
+    own: list[dict] = []  # the dashboard's own sites
+    for d in diff:
+        owner = "stdlib"
+        for frame in reversed(d.traceback):  # innermost first
+            path = frame.filename
+            if "site-packages/" in path:
+                owner = path.split("site-packages/")[-1].split("/")[0]
+                break
+            if "/aura_dashboard/" in path or "/bench/" in path:
+                owner = "aura_dashboard" if "/aura_dashboard/" in path else "bench"
+                break
+        owners[owner] = owners.get(owner, 0) + d.size_diff
+        if owner == "aura_dashboard" and abs(d.size_diff) >= 16 * n:
+            own.append({"bytes_per_client": round(d.size_diff / n), "count_per_client": round(d.count_diff / n, 2),
+                        "where": [f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in d.traceback][-3:]})
+    by_owner = {k: round(v / n) for k, v in sorted(owners.items(), key=lambda kv: -kv[1]) if abs(v) >= 16 * n}
+    return web.json_response({"total_bytes_per_client": round(total / n), "by_owner": by_owner, "top": rows,
+                              "own": own})
 
 
 async def ping(request: web.Request) -> web.Response:
