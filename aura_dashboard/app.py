@@ -31,10 +31,10 @@ from .collectors.system import SYSTEM, SystemCollector
 from .collectors.temperature import TEMPERATURE, TemperatureCollector
 from .config import RuntimeOverrides, Settings
 from .config.schema import DashboardSettings
-from .contract import StreamContract
+from .contract import StreamContract, describe_features
 from .health import Health
 from .history import History
-from .namespaces import NAMESPACE_CLASSES, close_disabled_panels, register_namespaces
+from .namespaces import NAMESPACE_CLASSES, PANELS, announce_features, close_disabled_panels, register_namespaces
 from .namespaces.arena import ArenaNamespace
 from .namespaces.chat import ChatNamespace
 from .outbound import OutboundHttp
@@ -55,14 +55,15 @@ from .realtime.hub import StreamHub
 from .realtime.replay import LocalReplay
 from .realtime.server import build_socketio, follow_fallback_flag
 from .security import AccessGuard, AllowedOrigins, ClientAddress, SecurityEvents
-from .signals import Mailbox
+from .security.packets import ClientMistakes
+from .signals import Mailbox, Signal
 from .tasks import TaskSet
 from .web import keys as k
 from .web.cache import HubReadCache
 from .web.compression import gzip_middleware
-from .web.forwarding import forwarding_middleware
+from .web.forwarding import forwarding_middleware, peer_middleware
 from .web.metrics import setup_metrics
-from .web.middleware import error_middleware
+from .web.middleware import UPGRADED, error_middleware
 from .web.routes import setup_routes
 from .web.security import security_middlewares, setup_cors
 
@@ -88,14 +89,22 @@ def create_app(settings: Settings) -> web.Application:
     tasks = TaskSet()
     http = OutboundHttp()
 
+    # -- who may come in: the key, the rate limits, what a client may send -------------------------
+    security_events = SecurityEvents()
+    guard = AccessGuard(security, security_events, ClientAddress(security.trusted_proxies))
+    mistakes = ClientMistakes()
+
     # -- the real-time core -----------------------------------------------------------------
     manager = client_manager(ws)
     origins = AllowedOrigins(settings.dashboard, security.cors)
     sio = build_socketio(ws, security.cors, updates, origins=origins,
-                         websocket_fallback=overrides.is_on("websocket_fallback"), client_manager=manager)
+                         websocket_fallback=overrides.is_on("websocket_fallback"), client_manager=manager,
+                         guard=guard, mistakes=mistakes)
     broadcaster = broadcaster_for(sio, manager)
     install_fast_path(sio, broadcaster, compress=updates.websocket_compression)
-    cluster = ClusterLink.create(ws, advertised_url(settings.dashboard), instance, overrides)
+    lease_changed: Signal[bool] = Signal("cluster lease")  # the emitters follow it (below)
+    cluster = ClusterLink.create(ws, advertised_url(settings.dashboard), instance, overrides,
+                                 on_lease_change=lease_changed.send)
     hub = StreamHub(STREAMS, store=cluster.replay if cluster else LocalReplay(ws.message_buffer_size),
                     broadcaster=broadcaster, source=instance,
                     is_on=lambda contract: contract.is_on(settings, overrides),
@@ -110,7 +119,8 @@ def create_app(settings: Settings) -> web.Application:
     db = settings.backends.database
     database = DatabaseCollector(db, query_timeout_s=settings.performance.query_timeout_ms / 1000)
     backends = BackendMonitor(hc, settings.backends, http)
-    models = ModelsProbe(settings.backends.ml, hc.timeout_ms / 1000, http, lambda: backends.snapshot()["ml"])
+    models = ModelsProbe(settings.backends.ml, hc.timeout_ms / 1000, http, lambda: backends.snapshot()["ml"],
+                         max_reply_bytes=settings.backends.max_reply_bytes)
     itself = DashboardSelf(
         clients=lambda: {ns.namespace: ns.clients() for ns in namespaces.values()},
         publish_p99_s=lambda: hub.publish_p99_s(), mailboxes=lambda: {box.name: box.pending() for box in mailboxes},
@@ -122,7 +132,9 @@ def create_app(settings: Settings) -> web.Application:
                          consecutive=thresholds.consecutive_samples, margin=thresholds.hysteresis_margin_percent)
     audit = AuditStore(panels.governance.audit_store_path,
                        postgres_dsn=dsn_of(db, db.connection_timeout_ms / 1000) if db.host else None,
-                       publish=lambda entry: hub.publish("audit", entry))
+                       publish=lambda entry: hub.publish("audit", entry),
+                       retention_days=panels.governance.audit_retention_days,
+                       max_rows=panels.governance.audit_max_rows)
     governance = GovernanceSampler(lambda: backends.snapshot()["governance"], audit)
     started = time.monotonic()
 
@@ -141,11 +153,15 @@ def create_app(settings: Settings) -> web.Application:
         timeout_s=chat_settings.timeout_seconds, retry_attempts=chat_settings.retry_attempts,
         workers=chat_settings.workers, backoff_base_s=chat_settings.backoff_base_ms / 1000,
         backoff_max_s=chat_settings.backoff_max_ms / 1000, session=http, notify=notify,
-        modes=chat_settings.modes, debug_on=lambda: overrides.is_on("debug_mode"), diagnostics=diagnostics)
+        modes=chat_settings.modes, debug_on=lambda: overrides.is_on("debug_mode"), diagnostics=diagnostics,
+        max_reply_bytes=settings.backends.max_reply_bytes)
     arena_settings = panels.intelligence_arena
     arena = Arena(max_debates=arena_settings.max_debates, timeout_s=arena_settings.debate_timeout_seconds,
-                  finished_kept=arena_settings.finished_kept, publish=hub.publish)
-    inference = InferenceStats(panels.ai_system.inference_window_seconds)
+                  finished_kept=arena_settings.finished_kept, publish=hub.publish,
+                  keeper=cluster.documents("arena") if cluster else None,
+                  turns_in_envelope=arena_settings.turns_in_envelope)
+    inference = InferenceStats(panels.ai_system.inference_window_seconds,
+                               keeper=cluster.documents("inference") if cluster else None)
 
     # -- long-range history: tiers of every series field, fed after each publish -------------------
     history = History.create(
@@ -166,13 +182,12 @@ def create_app(settings: Settings) -> web.Application:
         Emitter(name, sample, hub.contract(name).interval_ms(settings) / 1000, hub, timeout_s=timeouts.get(name))
         for name, sample in samplers.items()])
 
-    # -- security and the namespaces ---------------------------------------------------------
-    security_events = SecurityEvents()
-    guard = AccessGuard(security, security_events, ClientAddress(security.trusted_proxies))
-    forwarder = HolderForwarder(cluster, http, security) if cluster else LocalOnly()
+    # -- the namespaces ---------------------------------------------------------------------
+    forwarder = HolderForwarder(cluster, http) if cluster else LocalOnly()
     own = {ArenaNamespace: {"arena": arena, "forwarder": forwarder}, ChatNamespace: {"queue": chat}}
     namespaces = register_namespaces(sio, [
         cls(hub=hub, guard=guard, history_points=panels.omni_monitor.graph_history_points,
+            max_ack_bytes=ws.max_ack_bytes,
             enabled=(lambda panel=cls.panel: panel.is_on(settings, overrides)), **own.get(cls, {}))
         for cls in NAMESPACE_CLASSES])
 
@@ -192,8 +207,15 @@ def create_app(settings: Settings) -> web.Application:
         for name in history.aggregator.fields:
             hub.published_signal(name).connect(to_history)
     overrides.changed.connect(follow_fallback_flag(sio))
+    overrides.changed.connect(announce_features(
+        sio, namespaces, lambda: describe_features(overrides, settings, hub.contracts(), list(PANELS))))
     overrides.changed.connect(close_disabled_panels(namespaces))
     overrides.changed.connect(emitters.reconcile)
+    # In this order: the new holder takes up the debates and inference windows kept in Redis
+    # before its shared collectors start (the inference sampler keeps the windows it has).
+    lease_changed.connect(arena.resume)
+    lease_changed.connect(inference.resume)
+    lease_changed.connect(emitters.reconcile)  # the shared collectors run on the lease holder
     if cluster is not None:
         overrides.changed.connect(mailbox("flags to the cluster", cluster.flags.on_local_change))
     overrides.changed.connect(mailbox("audit of flags", audit.record_flag_change))
@@ -218,15 +240,19 @@ def create_app(settings: Settings) -> web.Application:
     health.register("backends", backends_state)
     health.register("audit_postgres", lambda: {"status": audit.postgres_status})
     health.register("history", history.state)
-    backlog = BacklogWatch(sio, ws.max_client_backlog, ws.path)
+    backlog = BacklogWatch(sio, ws.max_client_backlog, ws.path, max_backlog_bytes=ws.max_client_backlog_bytes)
 
     # -- the application ------------------------------------------------------------------
-    middlewares = [error_middleware, *security_middlewares(guard, ws)]
+    middlewares = [error_middleware, *security_middlewares(guard, ws, settings.dashboard.body_timeout_s)]
     if settings.performance.gzip_compression:
         middlewares.insert(0, gzip_middleware(settings.performance))
     if cluster is not None:
+        middlewares.insert(middlewares.index(error_middleware) + 1, peer_middleware)
         middlewares.append(forwarding_middleware)
-    app = web.Application(middlewares=middlewares)
+    # aiohttp's keep-alive timeout also closes a connection whose request head has not arrived
+    # (half-sent heads, slowloris): it is the header timeout.
+    app = web.Application(middlewares=middlewares,
+                          handler_args={"keepalive_timeout": settings.dashboard.header_timeout_s})
     sio.attach(app, socketio_path=ws.path)
     for key, value in ((k.SETTINGS, settings), (k.OVERRIDES, overrides), (k.SIO, sio), (k.TASKS, tasks),
                        (k.HEALTH, health), (k.HUB, hub), (k.NAMESPACES, namespaces), (k.EMITTERS, emitters),
@@ -252,9 +278,11 @@ def create_app(settings: Settings) -> web.Application:
     ]
     if cluster is not None:
         contexts.append(lifecycle(tasks, "cluster", start=cluster.start, stop=cluster.close,
-                                  loops=[("cluster:lease", cluster.run_lease), ("cluster:flags", cluster.flags.run)]))
+                                  loops=[("cluster:lease", cluster.run_lease), ("cluster:flags", cluster.flags.run),
+                                         ("cluster:flags-reconcile", cluster.run_flag_reconcile)]))
     contexts += [
-        lifecycle(tasks, "audit", loops=[("audit:sync", audit.run_sync)], stop=audit.close),
+        lifecycle(tasks, "audit", loops=[("audit:sync", audit.run_sync), ("audit:retention", audit.run_retention)],
+                  stop=audit.close),
     ]
     if history.writer is not None:  # stopped after the mailboxes drained into it
         contexts.append(lifecycle(tasks, "history", start=history.writer.open, stop=history.writer.stop,
@@ -268,7 +296,8 @@ def create_app(settings: Settings) -> web.Application:
         lifecycle(tasks, "collectors", start=system.start,
                   stop=lambda: _close_collectors(gpu, database)),
         lifecycle(tasks, "emitters", start=emitters.start, stop=emitters.stop),
-        lifecycle(tasks, "hub and backlog", loops=[("limits:backlog", backlog.run)]
+        lifecycle(tasks, "hub and backlog", loops=[("limits:backlog", backlog.run),
+                                                   ("limits:client mistakes", mistakes.run)]
                   + ([("hub:batcher", hub.run_batcher)] if hub.batch_interval_s else [])),
     ]
     app.cleanup_ctx.extend(contexts)
@@ -346,3 +375,4 @@ async def _disconnect_clients(app: web.Application) -> None:
 async def _track_websockets(request: web.Request, response: web.StreamResponse) -> None:
     if isinstance(response, web.WebSocketResponse):
         request.app[k.WEBSOCKETS].add(response)
+        request[UPGRADED] = response

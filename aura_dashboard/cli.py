@@ -71,28 +71,47 @@ def serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     from .app import create_app, instance_name
     from .logs import configure_logging
+    from .preflight import ListenError, bind, file_problems
     from .web.access_log import ClientAccessLogger
 
     settings = loaded.settings
-    configure_logging(settings.logging, instance=instance_name(settings.dashboard))
+    instance = instance_name(settings.dashboard)
+    host, port = settings.dashboard.host, settings.dashboard.port
+    # Faults of the host, said as one line naming the key, before anything starts.
+    problems = file_problems(settings, instance)
+    sockets = None
+    if not problems:
+        try:
+            sockets = bind(host, port, backlog=LISTEN_BACKLOG)
+        except (ListenError, OSError) as exc:
+            problems = [str(exc) if isinstance(exc, ListenError)
+                        else f"dashboard.host: cannot listen on {host}:{port}: {exc.strerror or exc}"]
+    if problems:
+        for problem in problems:
+            print(f"aura-dashboard: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    configure_logging(settings.logging, instance=instance)
     for warning in loaded.warnings:
         log.warning(warning)
     app = create_app(settings)
-    host, port = settings.dashboard.host, settings.dashboard.port
     shown = "localhost" if host in ("0.0.0.0", "::", "") else host
     banner = f"Aura dashboard {__version__} serving on http://{shown}:{port}/ (config: {loaded.config_path})"
-    if settings.logging.console == "stdout":
-        log.info(banner)  # stdout carries log records only (one JSON line each)
-    else:
-        print(banner, flush=True)
+
+    def serving(_aiohttp_says: str) -> None:
+        # aiohttp calls this once its sites are started on the bound sockets.
+        if settings.logging.console == "stdout":
+            log.info(banner)  # stdout carries log records only (one JSON line each)
+        else:
+            print(banner, flush=True)
+
     try:
-        web.run_app(app, host=host, port=port, print=None, loop=_event_loop(), backlog=LISTEN_BACKLOG,
+        web.run_app(app, sock=sockets, print=serving, loop=_event_loop(), backlog=LISTEN_BACKLOG,
                     shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=logging.getLogger("aiohttp.access"),
                     access_log_class=ClientAccessLogger)
-    except OSError as exc:
-        log.error("cannot listen on %s:%s: %s", host, port, exc.strerror or exc)
-        print(f"aura-dashboard: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+    finally:
+        for sock in sockets:
+            sock.close()
     return 0
 
 

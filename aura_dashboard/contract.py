@@ -172,3 +172,40 @@ class PanelContract:
                 "feature": self.feature, "config_section": self.config_section,
                 "on": self.is_on(settings, overrides),
                 "streams": [s.name for s in streams if s.namespace == self.namespace]}
+
+
+def blocking_switches(flag: str, settings: Settings, streams: list[StreamContract],
+                      panels: list[PanelContract]) -> list[str]:
+    """The configuration switches that are off and keep everything `flag` governs from running
+    (empty when the flag governs nothing, or something it governs can run when it is on).
+
+    A feature flag adds to the configuration, it cannot overrule it: `features.gpu_monitoring`
+    on while `monitoring.gpu.enabled` is off would start nothing, so `effective` must not claim it.
+    """
+    governed = [(s.switches, None) for s in streams if s.feature == flag]
+    governed += [((), f"panels.{p.config_section}.enabled") for p in panels if p.feature == flag]
+    if not governed:
+        return []
+    blocked: list[str] = []
+    for switches, panel_switch in governed:
+        keys = [*switches, *([panel_switch] if panel_switch else [])]
+        off = [key for key in keys if not setting(settings, key)]
+        if not off:
+            return []
+        blocked += [key for key in off if key not in blocked]
+    return blocked
+
+
+def describe_features(overrides: RuntimeOverrides, settings: Settings, streams: list[StreamContract],
+                      panels: list[PanelContract]) -> dict[str, Any]:
+    """The flags as GET /api/features and the `features` event give them. `effective`: what
+    runs (a flag on whose switches are off reads false, its switches under `blocked`);
+    `configured` and `overrides`: what was asked."""
+    blocked = {}
+    for flag in overrides.flags():
+        switches = blocking_switches(flag, settings, streams, panels)
+        if switches:
+            blocked[flag] = switches
+    effective = {flag: on and flag not in blocked for flag, on in overrides.effective().items()}
+    return {"effective": effective, "configured": overrides.configured(),
+            "overrides": overrides.overridden(), "blocked": blocked}

@@ -29,6 +29,16 @@ class NotFound(DashboardError):
     status, code = 404, "not_found"
 
 
+class SwitchedOff(DashboardError):
+    """A feature flag turned on while the configuration switch its streams need is off."""
+    status, code = 409, "switched_off_in_configuration"
+
+
+class ClusterStoreUnavailable(DashboardError):
+    """The cluster's shared buffer (Redis) cannot be read now."""
+    status, code = 503, "cluster_unavailable"
+
+
 class PanelDisabled(DashboardError):
     status, code = 403, "panel_disabled"
 

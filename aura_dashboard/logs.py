@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pythonjsonlogger.json import JsonFormatter
 
+from .config.loader import redact_url
 from .config.schema import LoggingSettings
 
 _OURS = "_aura_handler"
@@ -30,7 +31,8 @@ def _formatter(kind: str) -> logging.Formatter:
 
 class _Instance(logging.Filter):
     """Stamps each record with the instance name, so replicas' lines can be told apart
-    once a log collector has merged them."""
+    once a log collector has merged them, and redacts the credentials of any URL in it
+    (a library's error message may quote a `redis://:password@...` address whole)."""
 
     def __init__(self, instance: str):
         super().__init__()
@@ -38,6 +40,13 @@ class _Instance(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.instance = self.instance
+        if isinstance(record.msg, str) and ("@" in record.msg or record.args):
+            try:
+                message = record.getMessage()
+            except Exception:  # a bad format is the logging module's to report
+                return True
+            if "@" in message and "://" in message:
+                record.msg, record.args = redact_url(message), None
         return True
 
 

@@ -5,6 +5,33 @@ from __future__ import annotations
 
 import aiohttp
 
+CHUNK_BYTES = 65_536
+
+
+class ReplyTooLarge(Exception):
+    """A backend's reply passed the byte limit (`backends.max_reply_bytes`); nothing more of it
+    was read."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"the reply is over {limit} bytes (backends.max_reply_bytes)")
+        self.limit = limit
+
+
+async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body of `response`, read in chunks, at most `limit` bytes; `ReplyTooLarge` as soon as
+    its Content-Length or what arrived says it is larger (so a huge reply never sits in memory)."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise ReplyTooLarge(limit)
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+        size += len(chunk)
+        if size > limit:
+            raise ReplyTooLarge(limit)
+        parts.append(chunk)
+    return b"".join(parts)
+
 
 class OutboundHttp:
     """Calling it gives the session; it exists between `start()` and `close()` (the app's life).

@@ -1,6 +1,6 @@
 // Copies the page's browser libraries from node_modules (installed by `npm ci` from the
 // lockfile) into the package's static folder, so the page loads nothing from outside the server.
-import { copyFileSync, mkdirSync, existsSync } from "node:fs";
+import { copyFileSync, mkdirSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -9,7 +9,6 @@ const vendor = join(here, "..", "aura_dashboard", "web", "static", "vendor");
 const files = [
   ["socket.io-client/dist/socket.io.esm.min.js", "socket.io.esm.min.js"],
   ["socket.io-client/dist/socket.io.esm.min.js.map", "socket.io.esm.min.js.map"],
-  ["uplot/dist/uPlot.esm.js", "uPlot.esm.js"],
   ["uplot/dist/uPlot.min.css", "uPlot.min.css"],
 ];
 
@@ -22,4 +21,12 @@ for (const [from, to] of files) {
   }
   copyFileSync(source, join(vendor, to));
 }
-console.log(`copied ${files.length} files into ${vendor}`);
+// uPlot ships no minified ES module: its minified IIFE (`var uPlot=function(){...}()`, 51 KB
+// against 145 KB) becomes one by exporting that variable, so the page imports 1/3 of the bytes.
+const iife = join(here, "node_modules", "uplot", "dist", "uPlot.iife.min.js");
+if (!existsSync(iife)) {
+  console.error(`missing ${iife}: run \`npm ci --prefix frontend\` first`);
+  process.exit(1);
+}
+writeFileSync(join(vendor, "uPlot.esm.min.js"), `${readFileSync(iife, "utf8").trimEnd()}\nexport default uPlot;\n`);
+console.log(`copied ${files.length} files and uPlot.esm.min.js into ${vendor}`);

@@ -21,7 +21,7 @@ LAYERS: list[dict[str, set[str]]] = [
     {"panels": {"panels"}},
     {"namespaces": {"namespaces"}},
     {"web": {"web"}},
-    {"app": {"app", "cli", "__main__", "stream_reference"}},
+    {"app": {"app", "cli", "__main__", "stream_reference", "preflight"}},
 ]
 
 

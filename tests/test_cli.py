@@ -162,6 +162,65 @@ async def test_container_logging_is_json_on_stdout_naming_instance_and_client(tm
     assert "evil.example" not in stderr, "no plain-text copy of a record"
 
 
+async def test_serving_on_is_printed_once_the_port_is_bound(tmp_path):
+    """When the banner is read, the port answers at once (no retries)."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        *command(), cwd=tmp_path, env=cli_env(DASHBOARD_HOST="127.0.0.1", DASHBOARD_PORT=str(port)),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        assert f"serving on http://127.0.0.1:{port}/" in line
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                assert response.status in (200, 503)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 20)
+
+
+def test_port_in_use_is_one_line_naming_the_address_and_exit_2(tmp_path):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run(cwd=tmp_path, DASHBOARD_HOST="127.0.0.1", DASHBOARD_PORT=str(port))
+    assert done.returncode == 2, done.stderr
+    assert "serving on" not in done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"127.0.0.1:{port}" in lines[0] and "dashboard.port" in lines[0]
+
+
+def test_unusable_audit_store_path_is_one_line_naming_the_key_and_exit_2(tmp_path):
+    (tmp_path / "adir").mkdir()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    for path in ("adir", str(blocker / "sub" / "audit.db")):
+        done = run(cwd=tmp_path, DASHBOARD_PORT=str(free_port()), AUDIT_STORE_PATH=path,
+                   HISTORY_STORE_PATH=":memory:")
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert "panels.governance.audit_store_path" in lines[0] and path in lines[0]
+        assert "AUDIT_STORE_PATH" in lines[0]
+
+
+def test_a_chosen_log_path_that_cannot_be_written_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "ldir").mkdir()
+    done = run(cwd=tmp_path, DASHBOARD_PORT=str(free_port()), LOG_FILE="ldir",
+               AUDIT_STORE_PATH=":memory:", HISTORY_STORE_PATH=":memory:")
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "logging.file.path" in lines[0] and "LOG_FILE" in lines[0], done.stderr
+
+
+def test_default_disk_paths_exist_and_no_warning_at_start(tmp_path):
+    from tests.conftest import make_settings
+    paths = make_settings().monitoring.system.disk.monitor_paths
+    assert paths and all(os.path.exists(p) for p in paths)
+
 async def test_listen_queue_holds_a_burst_of_long_polling_connections(tmp_path):
     """aiohttp's default listen queue is 128: at 500 long-polling clients the kernel dropped SYNs
     past it and polls arrived seconds late (the bench's polling/500 p99 was 18x Node's)."""

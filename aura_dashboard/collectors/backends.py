@@ -17,8 +17,10 @@ from typing import Any, Literal
 
 import aiohttp
 
+from ..config.loader import redact_url
 from ..config.schema import BackendSettings, HealthCheckSettings
 from ..contract import FieldSpec, PayloadModel, StreamContract
+from ..outbound import ReplyTooLarge, read_limited
 
 
 @dataclass
@@ -34,7 +36,7 @@ class BackendProbe:
 
     def __post_init__(self) -> None:
         self.results = deque(maxlen=self.window)
-        self.state = {"status": "unknown", "url": self.url, "latency_ms": None, "http_status": None,
+        self.state = {"status": "unknown", "url": redact_url(self.url), "latency_ms": None, "http_status": None,
                       "error_rate": None, "last_ok": None, "checks": 0}
 
 
@@ -51,6 +53,7 @@ class BackendMonitor:
         self.timeout_s = hc.timeout_ms / 1000
         self.retries = hc.retries
         self.slow_ms = hc.slow_response_ms
+        self.max_reply_bytes = b.max_reply_bytes
         self._session = session
         self._monotonic = monotonic
         self._wall = wall
@@ -89,8 +92,8 @@ class BackendMonitor:
             try:
                 async with asyncio.timeout(self.timeout_s):
                     async with self._session().get(probe.url, allow_redirects=False) as response:
-                        await response.read()
                         http_status = response.status
+                        await read_limited(response, self.max_reply_bytes)
                 latency_ms = round((time.perf_counter() - started) * 1000, 3)
                 if http_status < 400:
                     status, error = ("slow" if latency_ms > self.slow_ms else "up"), None
@@ -98,13 +101,16 @@ class BackendMonitor:
                 error = f"HTTP {http_status}"
             except TimeoutError:
                 error, latency_ms = f"no answer within {self.timeout_s:g}s", None
+            except ReplyTooLarge as exc:
+                status, error, latency_ms = "down", f"reply_too_large: {exc}", None
+                break
             except aiohttp.ClientError as exc:
-                error, latency_ms, http_status = f"{type(exc).__name__}: {exc}", None, None
+                error, latency_ms, http_status = redact_url(f"{type(exc).__name__}: {exc}"), None, None
         probe.results.append(status != "down")
         if status != "down":
             probe.last_ok = self._wall()
         failures = sum(1 for ok in probe.results if not ok)
-        probe.state = {"status": status, "url": probe.url, "latency_ms": latency_ms,
+        probe.state = {"status": status, "url": redact_url(probe.url), "latency_ms": latency_ms,
                        "http_status": http_status, "error": error,
                        "error_rate": round(failures / len(probe.results), 3),
                        "last_ok": probe.last_ok, "checks": probe.state.get("checks", 0) + 1}

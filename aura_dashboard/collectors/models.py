@@ -18,6 +18,7 @@ import orjson
 
 from ..config.schema import MlBackendSettings
 from ..contract import FieldSpec, PayloadModel, StreamContract
+from ..outbound import ReplyTooLarge, read_limited
 from .backends import BackendState
 
 NAME_KEYS = ("name", "id", "model")
@@ -43,8 +44,9 @@ class ModelsProbe:
     """
 
     def __init__(self, ml: MlBackendSettings, timeout_s: float, session: Callable[[], aiohttp.ClientSession],
-                 backend_state: Callable[[], dict[str, Any]]):
+                 backend_state: Callable[[], dict[str, Any]], max_reply_bytes: int = 4_194_304):
         self.url = ml.url + ml.models_path
+        self.max_reply_bytes = max_reply_bytes
         self.models_path = ml.models_path
         self.timeout_s = timeout_s
         self._session = session
@@ -56,7 +58,7 @@ class ModelsProbe:
             async with asyncio.timeout(self.timeout_s):
                 async with self._session().get(self.url) as response:
                     if response.status == 200:
-                        body = orjson.loads(await response.read())
+                        body = orjson.loads(await read_limited(response, self.max_reply_bytes))
                         models = body.get("models", body.get("data")) if isinstance(body, dict) else body
                         if isinstance(models, list):
                             data["models"] = models
@@ -65,7 +67,7 @@ class ModelsProbe:
                             data["models_note"] = f"{self.models_path} answered JSON without a list of models"
                     else:
                         data["models_note"] = f"{self.models_path} answered HTTP {response.status}"
-        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError, UnicodeDecodeError, ReplyTooLarge) as exc:
             data["models_note"] = f"{self.models_path}: {type(exc).__name__}"
         return data
 

@@ -3,7 +3,8 @@
 Precedence, lowest first: the shipped YAML's defaults, the user's YAML, variables from the
 `.env` file, variables from the process environment (runtime overrides live in
 `overrides.py`). Variables enter only through `${VAR}` / `${VAR:default}` references in YAML
-string values. Every problem is collected and reported at once, each naming its dotted key.
+string values; a key the shipped file binds to a variable takes the variable when it is set,
+even where the user's YAML gives that key a literal. Every problem is collected and reported at once, each naming its dotted key.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from dotenv import dotenv_values
@@ -26,6 +28,41 @@ _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}")
 SECRET_KEYS = frozenset({("backends", "database", "password"), ("security", "api_key")})
 DEFAULT_LOCAL_CONFIG = Path("config/dashboard_config.yaml")
 CONFIG_ENV_VAR = "AURA_CONFIG"
+
+
+# Keys of the seed's design that nothing read: removed from the shipped file. A user's file that
+# still sets one is told, at start and by check-config, that it is not supported and why.
+UNSUPPORTED = {
+    "websocket.enabled": "Socket.IO is always served, at websocket.path",
+    "websocket.protocol": "the page dials the address it was loaded from (websocket.path on it)",
+    "websocket.host": "the page dials the address it was loaded from (websocket.path on it)",
+    "websocket.port": "the page dials the address it was loaded from (websocket.path on it)",
+    "monitoring.gpu.nvidia_only": "GPUs are read through NVML, so NVIDIA only",
+    "backends.mcp.websocket_url": "the MCP backend is reached over HTTP only (backends.mcp.url)",
+    "backends.governance.websocket_url": "the governance service is reached over HTTP only "
+                                         "(backends.governance.url)",
+    "logging.websocket_events": "Socket.IO's own records follow logging.level (ERROR and up)",
+    "performance.connection_pool_size": "each PostgreSQL user keeps its own small pool",
+    # Where two keys governed one thing, the one that was read stays (see README, "Which key wins").
+    "monitoring.system.cpu.sample_interval_ms": "CPU use is measured between two samples of the "
+                                                "system stream (updates.intervals.system_metrics)",
+    "monitoring.gpu.sample_interval_ms": "the gpu stream samples at updates.intervals.gpu_metrics",
+    "backends.mcp.timeout_ms": "chat waits panels.chat.timeout_seconds; health checks health_checks.timeout_ms",
+    "backends.mcp.retry_attempts": "chat retries panels.chat.retry_attempts times; health checks "
+                                   "health_checks.retries",
+    "backends.ml.timeout_ms": "the models list and health checks wait health_checks.timeout_ms",
+    "backends.ml.retry_attempts": "health checks retry health_checks.retries times",
+    "backends.governance.timeout_ms": "health checks wait health_checks.timeout_ms",
+    "panels.governance.refresh_interval_ms": "the governance stream is sampled at "
+                                             "updates.intervals.governance_data",
+    "panels.intelligence_arena.refresh_interval_ms": "debates are published as they change",
+    "panels.omni_monitor.refresh_interval_ms": "each stream has its own interval (updates.intervals.*)",
+    "health_checks.interval_ms": "each backend is checked at backends.<name>.health_check_interval_ms",
+    "dashboard.debug": "debug output is features.debug_mode (FEATURE_DEBUG_MODE); log detail is logging.level",
+    "backends.database.health_check_interval_ms": "the database stream samples at updates.intervals.database_metrics",
+    "health_checks.endpoints.database": "the database is checked by its own stream (a PostgreSQL query), not over HTTP",
+    "logging.performance_metrics": "the server's own metrics are the dashboard stream and /metrics (features.performance_metrics, performance.collect_metrics)",
+}
 
 
 class ConfigError(Exception):
@@ -93,14 +130,14 @@ def load_config(
     defaults = _parse_yaml(shipped_config_text(), "the shipped configuration", problems)
     path = resolve_config_path(config_path, environ)
     tree = defaults
+    user: dict = {}
     if path is not None:
         try:
             text = path.read_text()
         except OSError as exc:
             raise ConfigError([f"config file {path}: cannot be read ({exc.strerror or exc})"]) from None
-        tree = _merge(defaults, _parse_yaml(text, str(path), problems))
-    if extra_yaml:
-        tree = _merge(tree, dict(extra_yaml))
+        user = _parse_yaml(text, str(path), problems)
+        tree = _merge(defaults, user)
 
     env_path, file_vars = _read_env_file(env_file, problems)
     if problems:
@@ -108,10 +145,13 @@ def load_config(
 
     variables = {name: (value, "env-file") for name, value in file_vars.items() if value is not None}
     variables.update({name: (value, "environment") for name, value in environ.items()})
+    warnings: list[str] = []
+    tree = _variables_over_literals(tree, defaults, user, variables, path, warnings)
+    if extra_yaml:
+        tree = _merge(tree, dict(extra_yaml))
     uses: dict[tuple, list[VariableUse]] = {}
     tree = _interpolate(tree, (), variables, uses, problems)
 
-    warnings: list[str] = []
     tree = _drop_unknown(tree, Settings, (), warnings)
     settings = None
     try:
@@ -120,6 +160,7 @@ def load_config(
         problems.extend(_describe(error, uses) for error in exc.errors())
     if settings is not None:
         problems.extend(_cross_checks(settings))
+        settings = _honourable(settings, warnings)
     if problems:
         raise ConfigError(problems)
     return LoadedConfig(settings=settings, config_path=path or Path("<shipped>"),
@@ -131,7 +172,9 @@ def load_settings(*args: Any, **kwargs: Any) -> Settings:
 
 
 def redacted(settings: Settings) -> dict[str, Any]:
-    """The settings as plain data with every secret replaced (empty secrets stay empty)."""
+    """The settings as plain data with every secret replaced (empty secrets stay empty): the
+    declared secrets, every key whose name says secret, password, token or key, and the
+    credentials inside any URL (`redis://:pw@host` becomes `redis://<redacted>@host`)."""
     data = settings.model_dump(mode="python")
     for path in SECRET_KEYS:
         parent = data
@@ -139,8 +182,59 @@ def redacted(settings: Settings) -> dict[str, Any]:
             parent = parent[part]
         secret = parent[path[-1]]
         value = secret.get_secret_value() if hasattr(secret, "get_secret_value") else secret
-        parent[path[-1]] = "<redacted>" if value else ""
-    return data
+        parent[path[-1]] = REDACTED if value else ""
+    return redact_value(data)
+
+
+REDACTED = "<redacted>"
+_SECRET_WORDS = frozenset({"secret", "secrets", "password", "passwd", "token", "key", "credentials"})
+_NOT_SECRET_SUFFIXES = ("_header", "_enabled", "_path", "_prefix")
+
+
+def secret_named(name: str) -> bool:
+    """Whether a key's name says it holds a secret (`api_key`, `db_password`; not `api_key_header`)."""
+    lowered = name.lower()
+    return (not lowered.endswith(_NOT_SECRET_SUFFIXES)
+            and bool(_SECRET_WORDS & set(re.split(r"[^a-z0-9]+", lowered))))
+
+
+def redact_url(text: str) -> str:
+    """`text` with the userinfo of every URL in it and every secret-named query value replaced."""
+    return _URL.sub(_redact_one_url, text) if "://" in text else text
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def _redact_one_url(match: re.Match[str]) -> str:
+    url = match.group(0)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"//[^/@]*@", f"//{REDACTED}@", url, count=1)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if query:
+        query = "&".join(f"{k}={REDACTED}" if secret_named(k) and v else (f"{k}={v}" if "=" in pair else pair)
+                         for pair in query.split("&") for k, _, v in [pair.partition("=")])
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_value(value: Any, name: str = "") -> Any:
+    """Plain data (dicts, lists, strings) with secrets replaced, by key name and inside URLs."""
+    if isinstance(value, dict):
+        return {key: redact_value(item, str(key)) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value(item, name) for item in value]
+    if hasattr(value, "get_secret_value"):
+        return REDACTED if value.get_secret_value() else ""
+    if isinstance(value, str):
+        if value and value != REDACTED and secret_named(name):
+            return REDACTED
+        return redact_url(value)
+    return value
 
 
 # -- internals ------------------------------------------------------------------------------
@@ -182,6 +276,67 @@ def _merge(base: Any, over: Any) -> Any:
     return over
 
 
+def _bindings(node: Any, path: tuple = ()):
+    """(path, variable, whole) for every `${VAR}` of the shipped tree; whole = the value is it."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _bindings(value, path + (key,))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _bindings(value, path + (i,))
+    elif isinstance(node, str):
+        matches = list(_REFERENCE.finditer(node))
+        for match in matches:
+            yield path, match.group(1), len(matches) == 1 and match.group(0) == node
+
+
+def _lookup(node: Any, path: tuple) -> tuple[bool, Any]:
+    for part in path:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return False, None
+    return True, node
+
+
+def _assign(node: dict, path: tuple, value: Any) -> dict:
+    head, rest = path[0], path[1:]
+    copy = dict(node)
+    copy[head] = _assign(copy.get(head) or {}, rest, value) if rest else value
+    return copy
+
+
+def _variables_over_literals(tree, defaults, user, variables, path, warnings):
+    """A set variable beats a literal the user's YAML gives its key (the README's precedence).
+
+    The shipped file binds a key to a variable by a value that is exactly `${VAR...}`; the
+    user's file may replace that value with a literal, which the variable, when set, overrides
+    (said in a warning, since the file then says something that does not hold). A variable that
+    is only part of a shipped value (NAS_IP inside the third CORS origin) has no key of its own:
+    a user's value for the key that holds it wins, with a warning that the variable is unused.
+    """
+    for key, name, whole in _bindings(defaults):
+        if name not in variables:
+            continue
+        top = key[: next((i for i, part in enumerate(key) if isinstance(part, int)), len(key))]
+        found, given = _lookup(user, top)
+        if not found or (isinstance(given, str) and f"${{{name}" in given):
+            continue
+        where = f" in {path}" if path else ""
+        if whole:
+            shipped = _lookup(defaults, key)[1]
+            tree = _assign(tree, key, shipped)
+            shown = "<redacted>" if _is_secret(key) else repr(given)
+            warnings.append(f"{_dotted(key)}: {shown}{where} is overridden by {name} "
+                            "(a set variable wins over the YAML file)")
+        else:
+            warnings.append(f"{_dotted(top)}: your value{where} replaces the shipped one that "
+                            f"uses {name}; {name} is set but unused")
+    return tree
+
+
 def _interpolate(node: Any, path: tuple, variables, uses, problems) -> Any:
     if isinstance(node, dict):
         return {key: _interpolate(value, path + (key,), variables, uses, problems)
@@ -214,7 +369,11 @@ def _drop_unknown(node: Any, model: type[BaseModel], path: tuple, warnings: list
     for key, value in node.items():
         info = model.model_fields.get(key) if isinstance(key, str) else None
         if info is None:
-            warnings.append(f"{_dotted(path + (key,))}: unknown key, ignored")
+            dotted = _dotted(path + (key,))
+            if dotted in UNSUPPORTED:
+                warnings.append(f"{dotted}: not supported, ignored ({UNSUPPORTED[dotted]})")
+            else:
+                warnings.append(f"{dotted}: unknown key, ignored")
             continue
         sub = info.annotation
         if isinstance(sub, type) and issubclass(sub, BaseModel):
@@ -285,6 +444,24 @@ def _dotted(path: tuple) -> str:
     return out
 
 
+def _honourable(settings: Settings, warnings: list[str]) -> Settings:
+    """Values the server can only approximate, rounded up to what it really does, said once.
+
+    python-engineio pings every `ping_interval` seconds but advertises the interval to clients
+    in whole seconds (truncated): 1500 ms would be announced as 1000 and the client, waiting
+    1000 + pong timeout, would drop a healthy connection. `pong_timeout_ms` is kept to the
+    millisecond by both sides, so it stands as written.
+    """
+    ws = settings.websocket
+    if ws.ping_interval_ms % 1000:
+        rounded = -(-ws.ping_interval_ms // 1000) * 1000
+        warnings.append(f"websocket.ping_interval_ms: {ws.ping_interval_ms} is rounded up to {rounded} "
+                        "(Engine.IO announces the ping interval in whole seconds)")
+        ws = ws.model_copy(update={"ping_interval_ms": rounded})
+        settings = settings.model_copy(update={"websocket": ws})
+    return settings
+
+
 def _cross_checks(settings: Settings) -> list[str]:
     """Rules that span several keys."""
     problems = []
@@ -297,6 +474,9 @@ def _cross_checks(settings: Settings) -> list[str]:
         problems.append("security.cors.allowed_origins: \"*\" is refused while dashboard.environment "
                         "is production (any web site could then call the API from a visitor's "
                         "browser); list the dashboard's origins instead")
+    if cors.enabled and "*" in settings.dashboard.cors_origins and settings.dashboard.environment == "production":
+        problems.append("dashboard.cors_origins: \"*\" is refused while dashboard.environment is "
+                        "production (like security.cors.allowed_origins); list the origins instead")
     reconnect = settings.websocket.reconnect
     if reconnect.initial_delay_ms > reconnect.max_delay_ms:
         problems.append(f"websocket.reconnect.initial_delay_ms: {reconnect.initial_delay_ms} is over "

@@ -34,6 +34,16 @@ def _cell(value: Any) -> str:
     return f"`{json.dumps(value)}`", ""
 
 
+def variables_by_key() -> dict[str, list[str]]:
+    """Each key of the shipped file that reads variables, with their names."""
+    out = {}
+    for key, value in _rows(yaml.safe_load(shipped_config_text())):
+        names = _REFERENCE.findall(value) if isinstance(value, str) else []
+        if names:
+            out[key] = [name for name, _ in names]
+    return out
+
+
 def reference_table() -> str:
     lines = [START, "", "| key | variable | default |", "|---|---|---|"]
     for key, value in _rows(yaml.safe_load(shipped_config_text())):

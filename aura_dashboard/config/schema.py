@@ -96,12 +96,15 @@ class DashboardSettings(Section):
     host: str
     port: Port
     environment: Literal["development", "staging", "production"]
-    debug: bool
     cors_origins: StrList
     instance_name: str
     advertise_url: Annotated[str, AfterValidator(_check_optional_http)]
     # Where browsers open the dashboard; empty: http://localhost:{port} (see `origins.py`).
     public_urls: Annotated[list[str], BeforeValidator(_split_list), AfterValidator(_check_http_urls)]
+    # A request body must arrive within this (slow uploads hold a connection and a handler).
+    body_timeout_s: Annotated[float, Field(gt=0)]
+    # A request head (and an idle keep-alive connection) is given this long.
+    header_timeout_s: Annotated[float, Field(gt=0)]
 
 
 # 2. websocket ------------------------------------------------------------------------------
@@ -114,10 +117,6 @@ class ReconnectSettings(Section):
 
 
 class WebSocketSettings(Section):
-    enabled: bool
-    protocol: Literal["ws", "wss"]
-    host: str
-    port: Port
     path: UrlPath
     reconnect: ReconnectSettings
     connect_timeout_ms: PositiveInt
@@ -126,6 +125,8 @@ class WebSocketSettings(Section):
     message_buffer_size: PositiveInt
     max_message_size_bytes: PositiveInt
     max_client_backlog: PositiveInt
+    max_client_backlog_bytes: Annotated[int, Field(ge=65_536)]
+    max_ack_bytes: Annotated[int, Field(ge=4096)]
     message_queue: Annotated[str, AfterValidator(_check_broker)]
     cluster_name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
     lease_ttl_ms: Annotated[int, Field(ge=1000)]
@@ -155,7 +156,6 @@ class UpdateSettings(Section):
 class CpuSettings(Section):
     enabled: bool
     include_per_cpu: bool
-    sample_interval_ms: PositiveInt
 
 
 class MemorySettings(Section):
@@ -183,8 +183,6 @@ class SystemMonitoringSettings(Section):
 
 class GpuMonitoringSettings(Section):
     enabled: bool
-    nvidia_only: bool
-    sample_interval_ms: PositiveInt
     include_processes: bool
 
 
@@ -212,24 +210,17 @@ class MonitoringSettings(Section):
 # 5. backends -------------------------------------------------------------------------------
 class McpBackendSettings(Section):
     url: HttpUrl
-    websocket_url: WsUrl
-    timeout_ms: PositiveInt
-    retry_attempts: NonNegativeInt
     health_check_interval_ms: PositiveInt
 
 
 class MlBackendSettings(Section):
     url: HttpUrl
-    timeout_ms: PositiveInt
-    retry_attempts: NonNegativeInt
     health_check_interval_ms: PositiveInt
     models_path: UrlPath
 
 
 class GovernanceBackendSettings(Section):
     url: HttpUrl
-    websocket_url: WsUrl
-    timeout_ms: PositiveInt
     health_check_interval_ms: PositiveInt
 
 
@@ -241,7 +232,6 @@ class DatabaseSettings(Section):
     password: SecretStr
     pool_size: PositiveInt
     connection_timeout_ms: PositiveInt
-    health_check_interval_ms: PositiveInt
 
 
 class BackendSettings(Section):
@@ -249,6 +239,7 @@ class BackendSettings(Section):
     ml: MlBackendSettings
     governance: GovernanceBackendSettings
     database: DatabaseSettings
+    max_reply_bytes: Annotated[int, Field(ge=1024)]
 
 
 # 6. features -------------------------------------------------------------------------------
@@ -288,9 +279,7 @@ class LoggingSettings(Section):
     format: Literal["json", "text"]
     console: Literal["stderr", "stdout"]
     file: LogFileSettings
-    websocket_events: bool
     api_requests: bool
-    performance_metrics: bool
 
 
 # 8. performance ----------------------------------------------------------------------------
@@ -307,7 +296,6 @@ class PerformanceSettings(Section):
     gzip_compression: bool
     min_gzip_size_bytes: NonNegativeInt
     query_timeout_ms: PositiveInt
-    connection_pool_size: PositiveInt
 
 
 # 9. security -------------------------------------------------------------------------------
@@ -355,10 +343,11 @@ class ChatPanelSettings(Section):
 
 class GovernancePanelSettings(Section):
     enabled: bool
-    refresh_interval_ms: PositiveInt
     show_audit_logs: bool
     audit_log_limit: PositiveInt
     audit_store_path: str
+    audit_retention_days: Annotated[float, Field(gt=0)]
+    audit_max_rows: PositiveInt
 
 
 class AiSystemPanelSettings(Section):
@@ -371,15 +360,14 @@ class AiSystemPanelSettings(Section):
 
 class ArenaPanelSettings(Section):
     enabled: bool
-    refresh_interval_ms: PositiveInt
     max_debates: PositiveInt
     debate_timeout_seconds: Annotated[float, Field(gt=0)]
     finished_kept: NonNegativeInt
+    turns_in_envelope: NonNegativeInt
 
 
 class OmniMonitorPanelSettings(Section):
     enabled: bool
-    refresh_interval_ms: PositiveInt
     graph_history_points: PositiveInt
     show_system_metrics: bool
     show_gpu_metrics: bool
@@ -399,7 +387,6 @@ class HealthEndpointSettings(Section):
     mcp_api: UrlPath
     ml_backend: UrlPath
     governance: UrlPath
-    database: UrlPath
 
 
 class HealthAlertSettings(Section):
@@ -410,7 +397,6 @@ class HealthAlertSettings(Section):
 
 class HealthCheckSettings(Section):
     enabled: bool
-    interval_ms: PositiveInt
     endpoints: HealthEndpointSettings
     timeout_ms: PositiveInt
     retries: NonNegativeInt

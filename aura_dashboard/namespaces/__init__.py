@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import socketio
 
@@ -29,6 +29,24 @@ def register_namespaces(sio: socketio.AsyncServer, handlers: Iterable[PanelNames
     return by_name
 
 
+def announce_features(sio: socketio.AsyncServer, handlers: dict[str, PanelNamespace],
+                      describe: Callable[[], dict]):
+    """A flag listener: every namespace's clients get a `features` event, GET /api/features'
+    body, so a page shows a panel or a stream switched back on without a reload.
+
+    Connected before `close_disabled_panels`, so a panel's own clients hear it is off before
+    they are dropped. Each instance of a cluster tells its own clients (it hears remote changes
+    from the flag sync), so the message queue is not used.
+    """
+
+    async def announce(change: FeatureChange) -> None:
+        body = describe()
+        for handler in handlers.values():
+            await sio.emit("features", body, namespace=handler.namespace, ignore_queue=True)
+
+    return announce
+
+
 def close_disabled_panels(handlers: dict[str, PanelNamespace]):
     """A flag listener: a panel switched off at run time drops its clients."""
 
@@ -42,4 +60,4 @@ def close_disabled_panels(handlers: dict[str, PanelNamespace]):
     return close
 
 
-__all__ = ["NAMESPACE_CLASSES", "PANELS", "PanelNamespace", "close_disabled_panels", "register_namespaces"]
+__all__ = ["NAMESPACE_CLASSES", "PANELS", "PanelNamespace", "announce_features", "close_disabled_panels", "register_namespaces"]

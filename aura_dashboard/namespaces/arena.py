@@ -9,7 +9,7 @@ from ..contract import PanelContract
 from ..errors import DashboardError
 from ..panels.arena import Arena
 from ..realtime.forwarding import LocalOnly
-from ..realtime.subscriptions import subscribe
+from ..realtime.subscriptions import bound_history, subscribe
 from .base import PanelNamespace, answers_errors
 
 
@@ -35,27 +35,31 @@ class ArenaNamespace(PanelNamespace):
             if not (isinstance(payload, dict) and "debates" in (payload.get("since") or {})
                     and not ack.get("gap", {}).get("debates")):
                 ack["history"]["debates"] = self.arena.snapshot()
-        return ack
+        return bound_history(ack, self.max_ack_bytes)
 
     @answers_errors
     async def on_create_debate(self, sid: str, payload: Any) -> dict[str, Any]:
         if self.forwarder.must_forward():
-            return await self.forwarder.forward_event("/api/arena/debates", payload)
+            return await self.forwarder.forward_event("/api/arena/debates", payload, **self._as(sid))
         return await self.arena.create(payload)
 
     @answers_errors
     async def on_add_turn(self, sid: str, payload: Any) -> dict[str, Any]:
         if self.forwarder.must_forward():
             return await self.forwarder.forward_event(f"/api/arena/debates/{_debate_id(payload)}/turns",
-                                                      _without_id(payload))
+                                                      _without_id(payload), **self._as(sid))
         return await self.arena.add_turn(payload)
 
     @answers_errors
     async def on_close_debate(self, sid: str, payload: Any) -> dict[str, Any]:
         if self.forwarder.must_forward():
             return await self.forwarder.forward_event(f"/api/arena/debates/{_debate_id(payload)}/close",
-                                                      _without_id(payload))
+                                                      _without_id(payload), **self._as(sid))
         return await self.arena.close(payload)
+
+    def _as(self, sid: str) -> dict[str, str]:
+        client, actor = self.who.get(sid, ("-", "socket:-"))
+        return {"client": client, "actor": actor}
 
 
 def _debate_id(payload: Any) -> str:

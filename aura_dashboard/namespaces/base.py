@@ -17,7 +17,7 @@ from ..contract import PanelContract
 from ..errors import DashboardError, ack_error
 from ..realtime.hub import StreamHub
 from ..realtime.subscriptions import subscribe, unsubscribe
-from ..security import AccessGuard, Unauthorized
+from ..security import AccessGuard, TooManyFailures, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -56,28 +56,39 @@ class PanelNamespace(socketio.AsyncNamespace):
     :param guard: the API key and the per-connection event bucket.
     :param enabled: whether the panel is on now (its section's switch and feature flag).
     :param history_points: envelopes of history in a subscribe answer.
+    :param max_ack_bytes: bytes of one acknowledgement at most (`websocket.max_ack_bytes`).
     """
 
     panel: PanelContract
 
     def __init__(self, *, hub: StreamHub, guard: AccessGuard, enabled: Callable[[], bool],
-                 history_points: int):
+                 history_points: int, max_ack_bytes: int = 1_048_576):
         super().__init__(self.panel.namespace)
         self.hub = hub
         self.guard = guard
         self._enabled = enabled
         self.history_points = history_points
+        self.who: dict[str, tuple[str, str]] = {}  # sid -> (client address, actor)
+        self.max_ack_bytes = max_ack_bytes
 
     @property
     def enabled(self) -> bool:
         return self._enabled()
 
     async def on_connect(self, sid: str, environ: dict, auth: object = None) -> None:
-        await self._authorize(environ, auth)
+        kid = await self._authorize(environ, auth)
         if not self.enabled:
             p = self.panel
             raise refused("panel_disabled", f"the {p.name} panel is disabled "
                                             f"(features.{p.feature} or panels.{p.config_section}.enabled)")
+        client = self._client(environ)
+        self.who[sid] = (client, kid or f"socket:{client}")  # for requests forwarded on its behalf
+
+    def _client(self, environ: dict) -> str:
+        request = environ.get("aiohttp.request")
+        headers = request.headers if request is not None else {}
+        peer = request.remote if request is not None else environ.get("REMOTE_ADDR")
+        return self.guard.client(peer, headers.get("X-Forwarded-For"))
 
     async def _authorize(self, environ: dict, auth: object) -> str | None:
         guard = self.guard
@@ -85,18 +96,18 @@ class PanelNamespace(socketio.AsyncNamespace):
             return None
         request = environ.get("aiohttp.request")
         headers = request.headers if request is not None else {}
-        peer = request.remote if request is not None else environ.get("REMOTE_ADDR")
-        client = guard.client(peer, headers.get("X-Forwarded-For"))
+        client = self._client(environ)
         try:
             return await guard.authenticate(guard.candidate(headers, auth), client=client, target=self.namespace,
                                             detail={"transport": "socket.io"},
                                             hint=f"auth.api_key or the {guard.header} header")
-        except Unauthorized as exc:
+        except (Unauthorized, TooManyFailures) as exc:
             raise refused(exc.code, exc.message) from None
 
     @answers_errors
     async def on_subscribe(self, sid: str, payload: Any) -> dict[str, Any]:
-        return await subscribe(self.server, self.hub, sid, self.namespace, payload, self.history_points)
+        return await subscribe(self.server, self.hub, sid, self.namespace, payload, self.history_points,
+                               self.max_ack_bytes)
 
     @answers_errors
     async def on_unsubscribe(self, sid: str, payload: Any) -> dict[str, Any]:
@@ -108,6 +119,7 @@ class PanelNamespace(socketio.AsyncNamespace):
         if args:
             if event == "disconnect":
                 self.guard.forget(args[0])
+                self.who.pop(args[0], None)
             elif event != "connect":
                 wait = self.guard.take_event(args[0])
                 if wait > 0:

@@ -16,7 +16,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import Field, StringConstraints
 
@@ -26,7 +26,7 @@ from ..security.validation import Payload, parse
 
 log = logging.getLogger(__name__)
 
-MAX_TURNS = 200  # turns per debate: each envelope carries them all
+MAX_TURNS = 200  # turns per debate (an envelope carries the last `turns_in_envelope` of them)
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 DebateId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -72,19 +72,41 @@ class Debate:
     finished: float | None = None
     envelope: dict[str, Any] | None = None
 
-    def state(self) -> dict[str, Any]:
+    def state(self, last_turns: int | None = 20) -> dict[str, Any]:
+        """The debate with its last `last_turns` turns (None: all) and `turn_count` (every turn
+        of a long debate: `turns_page`)."""
+        turns = list(self.turns) if last_turns is None else self.turns[-last_turns:] if last_turns else []
         return {"id": self.id, "topic": self.topic, "participants": list(self.participants),
-                "status": self.status, "turns": list(self.turns), "winner": self.winner,
+                "status": self.status, "turns": turns,
+                "turn_count": len(self.turns), "winner": self.winner,
                 "created": self.created, "finished": self.finished}
+
+    def turns_page(self, offset: int, limit: int) -> dict[str, Any]:
+        return {"id": self.id, "turn_count": len(self.turns), "offset": offset,
+                "turns": self.turns[offset:offset + limit]}
+
+
+class DebateKeeper(Protocol):
+    """Where the holder keeps its debates for the next holder (a cluster's Redis)."""
+
+    async def put(self, doc_id: str, doc: dict[str, Any]) -> None: ...
+    async def delete(self, doc_id: str) -> None: ...
+    async def all(self) -> list[dict[str, Any]]: ...
 
 
 class Arena:
-    """Open and recently finished debates; each change is published on `debates`."""
+    """Open and recently finished debates; each change is published on `debates`.
+
+    :param keeper: in a cluster, where each debate is kept after each change so that the next
+        lease holder resumes it (`resume()`); None for one process.
+    """
 
     def __init__(self, *, max_debates: int, timeout_s: float, finished_kept: int, publish: Publish,
                  wall: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic,
+                 keeper: DebateKeeper | None = None, turns_in_envelope: int = 20):
         self.max_debates = max_debates
+        self.turns_in_envelope = turns_in_envelope
         self.timeout_s = timeout_s
         self.finished_kept = finished_kept
         self._publish = publish
@@ -93,6 +115,38 @@ class Arena:
         self.open: dict[str, Debate] = {}
         self.finished: OrderedDict[str, Debate] = OrderedDict()
         self._lock = asyncio.Lock()  # one change at a time, in publish order
+        self.keeper = keeper
+
+    async def resume(self, held: bool = True) -> int:
+        """On becoming the lease holder: take up the debates the last holder kept (an open
+        debate's timeout runs on from when it was created); returns how many were taken."""
+        if not held or self.keeper is None:
+            return 0
+        docs = await self.keeper.all()
+        now_wall, now_mono = self._wall(), self._monotonic()
+        taken = 0
+        async with self._lock:
+            for doc in sorted(docs, key=lambda d: d.get("created", 0)):
+                try:
+                    state = doc["state"]
+                    debate = Debate(state["id"], state["topic"], list(state["participants"]),
+                                    state["created"], now_mono - max(0.0, now_wall - state["created"]),
+                                    status=state["status"], turns=list(state["turns"]),
+                                    winner=state["winner"], finished=state["finished"],
+                                    envelope=doc.get("envelope"))
+                except (KeyError, TypeError):
+                    log.warning("a kept debate could not be read; skipped")
+                    continue
+                if debate.id in self.open or debate.id in self.finished:
+                    continue
+                if debate.status == "open":
+                    self.open[debate.id] = debate
+                else:
+                    self.finished[debate.id] = debate
+                taken += 1
+        if taken:
+            log.info("arena: %d debate(s) taken up from the previous holder", taken)
+        return taken
 
     # -- actions (payloads as they come from a client) ------------------------------------------
     async def create(self, payload: Any) -> dict[str, Any]:
@@ -107,7 +161,7 @@ class Arena:
                             self._wall(), self._monotonic())
             self.open[debate.id] = debate
             await self._changed(debate)
-        return {"ok": True, "id": debate.id, "debate": debate.state()}
+        return {"ok": True, "id": debate.id, "debate": debate.state(self.turns_in_envelope)}
 
     async def add_turn(self, payload: Any) -> dict[str, Any]:
         request = parse(AddTurn, payload, what="add_turn payload")
@@ -130,7 +184,7 @@ class Arena:
                 raise DashboardError(f"winner: {request.winner!r} is not a participant of {debate.id}")
             debate.winner = request.winner
             await self._finish(debate, "finished")
-        return {"ok": True, "id": debate.id, "debate": debate.state()}
+        return {"ok": True, "id": debate.id, "debate": debate.state(self.turns_in_envelope)}
 
     async def expire(self) -> int:
         """Time out the open debates older than `timeout_s`; returns how many."""
@@ -162,7 +216,7 @@ class Arena:
         return debate
 
     def debates(self) -> list[dict[str, Any]]:
-        return [d.state() for d in self._kept()]
+        return [d.state(self.turns_in_envelope) for d in self._kept()]
 
     def snapshot(self) -> list[dict[str, Any]]:
         """The last envelope of every debate kept (open and finished), oldest first by `seq`."""
@@ -185,11 +239,16 @@ class Arena:
         self.open.pop(debate.id, None)
         self.finished[debate.id] = debate
         while len(self.finished) > self.finished_kept:
-            self.finished.popitem(last=False)
+            dropped, _ = self.finished.popitem(last=False)
+            if self.keeper is not None:
+                await self.keeper.delete(dropped)
         await self._changed(debate)
 
     async def _changed(self, debate: Debate) -> None:
-        debate.envelope = await self._publish("debates", debate.state())
+        debate.envelope = await self._publish("debates", debate.state(self.turns_in_envelope))
+        if self.keeper is not None:  # every turn, so the next holder resumes the whole debate
+            await self.keeper.put(debate.id, {"state": debate.state(None), "envelope": debate.envelope,
+                                              "created": debate.created})
 
 
 # -- the `debates` stream's contract ---------------------------------------------------------
@@ -205,6 +264,7 @@ class DebateData(PayloadModel):
     participants: list[str]
     status: Literal["open", "finished", "timed_out"]
     turns: list[Turn]
+    turn_count: int
     winner: str | None
     created: float
     finished: float | None
@@ -223,6 +283,8 @@ DEBATES = StreamContract(
         FieldSpec("turns[].speaker", "text", "who spoke"),
         FieldSpec("turns[].text", "text", "what was said"),
         FieldSpec("turns[].ts", "unix_time", "when"),
+        FieldSpec("turn_count", "count", "turns so far; `turns` holds the last "
+                  "panels.intelligence_arena.turns_in_envelope of them (all: GET /api/arena/debates/{id}/turns)"),
         FieldSpec("winner", "text", "the winner, when one was named"),
         FieldSpec("created", "unix_time", "when it opened"),
         FieldSpec("finished", "unix_time", "when it ended (null while open)"),

@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ CREATE TABLE IF NOT EXISTS audit (
     synced INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS audit_unsynced ON audit (synced, id);
+CREATE INDEX IF NOT EXISTS audit_newest ON audit (ts, uid);
 """
 _PG_SCHEMA = """
 CREATE TABLE IF NOT EXISTS aura_audit (
@@ -50,9 +52,34 @@ CREATE TABLE IF NOT EXISTS aura_audit (
     target TEXT NOT NULL,
     detail JSONB NOT NULL,
     written_at TIMESTAMPTZ NOT NULL DEFAULT now()
-)
+);
+CREATE INDEX IF NOT EXISTS aura_audit_newest ON aura_audit (ts DESC, uid DESC)
 """
 SYNC_BATCH = 500
+READ_TIMEOUT_S = 3.0
+_CURSOR_SEPARATOR = "~"
+
+
+def make_cursor(entry: dict[str, Any]) -> str:
+    """The paging cursor after `entry`: its time and id (opaque to clients)."""
+    return f"{entry['ts']!r}{_CURSOR_SEPARATOR}{entry['id']}"
+
+
+def parse_cursor(cursor: str | None) -> tuple[float, str] | None:
+    if cursor is None:
+        return None
+    ts, sep, uid = cursor.partition(_CURSOR_SEPARATOR)
+    try:
+        value = float(ts)
+    except ValueError:
+        value = None
+    if not sep or value is None or not uid.isalnum() or len(uid) > 64:
+        raise ValueError(f"before: {cursor[:80]!r} is not a cursor this API gave (next_before)")
+    return value, uid
+RETENTION_INTERVAL_S = 3600.0
+AUTH_WINDOW_S = 60.0
+MAX_AUTH_WINDOWS = 10_000
+MAX_TARGETS = 10
 
 
 class SqliteAudit:
@@ -85,6 +112,24 @@ class SqliteAudit:
         with self._lock:
             self._conn.executemany("UPDATE audit SET synced = 1 WHERE id = ?", [(i,) for i in ids])
 
+    def update_detail(self, uid: str, detail: dict[str, Any]) -> None:
+        """A new detail for an entry (an aggregate that grew); copied to PostgreSQL again."""
+        with self._lock:
+            self._conn.execute("UPDATE audit SET detail = ?, synced = 0 WHERE uid = ?", (json.dumps(detail), uid))
+
+    def prune(self, before_ts: float, max_rows: int) -> int:
+        """Delete entries older than `before_ts` and all but the newest `max_rows`; how many."""
+        with self._lock:
+            old = self._conn.execute("DELETE FROM audit WHERE ts < ?", (before_ts,)).rowcount
+            over = self._conn.execute(
+                "DELETE FROM audit WHERE id <= (SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (max_rows,)).rowcount
+        return old + over
+
+    def count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM audit").fetchone()[0]
+
     def pending(self) -> int:
         with self._lock:
             return self._conn.execute("SELECT count(*) FROM audit WHERE synced = 0").fetchone()[0]
@@ -94,6 +139,22 @@ class SqliteAudit:
             rows = self._conn.execute(
                 "SELECT id, uid, ts, actor, action, target, detail FROM audit ORDER BY id DESC LIMIT ?",
                 (limit,)).fetchall()
+        return [_row(row) for row in rows]
+
+    def page(self, limit: int, before: tuple[float, str] | None, *, unsynced_only: bool = False
+             ) -> list[dict[str, Any]]:
+        """Up to `limit` entries older than `before` (ts, uid), newest first."""
+        where, args = [], []
+        if before is not None:
+            where.append("(ts < ? OR (ts = ? AND uid < ?))")
+            args += [before[0], before[0], before[1]]
+        if unsynced_only:
+            where.append("synced = 0")
+        sql = ("SELECT id, uid, ts, actor, action, target, detail FROM audit"
+               + (" WHERE " + " AND ".join(where) if where else "")
+               + " ORDER BY ts DESC, uid DESC LIMIT ?")
+        with self._lock:
+            rows = self._conn.execute(sql, (*args, limit)).fetchall()
         return [_row(row) for row in rows]
 
     def summary(self, since_ts: float) -> dict[str, Any]:
@@ -120,14 +181,22 @@ class AuditStore:
 
     def __init__(self, sqlite_path: str, *, postgres_dsn: str | None = None,
                  publish: Callable[[dict[str, Any]], Awaitable[Any]] | None = None,
-                 clock: Callable[[], float] = time.time, sync_interval_s: float = 2.0):
+                 clock: Callable[[], float] = time.time, sync_interval_s: float = 2.0,
+                 retention_days: float = 90, max_rows: int = 1_000_000,
+                 retention_interval_s: float = RETENTION_INTERVAL_S):
         self.local = SqliteAudit(sqlite_path)
+        self.retention_s = retention_days * 86_400
+        self.max_rows = max_rows
+        self.retention_interval_s = retention_interval_s
+        # Failed authentications of the current minute, per address: one entry each, its count growing.
+        self._auth_windows: OrderedDict[str, tuple[float, str, dict[str, Any]]] = OrderedDict()
         self.postgres_dsn = postgres_dsn
         self.publish = publish
         self.sync_interval_s = sync_interval_s
         self._clock = clock
         self._wake = asyncio.Event()
         self._pool: aiopg.Pool | None = None
+        self._read_pool: aiopg.Pool | None = None
         self.postgres_status = "disabled" if not postgres_dsn else "unknown"
 
     async def _run(self, fn, *args):
@@ -157,11 +226,108 @@ class AuditStore:
                           {"kind": alert["kind"], "value": alert.get("value"), "message": alert.get("message")})
 
     async def record_security_event(self, event: dict[str, Any]) -> None:
-        # Failed authentications arrive already rate-limited per client address.
-        await self.record(event["action"], event["actor"], event["target"], event.get("detail"))
+        """Failed authentications (already rate-limited per address) become one entry per
+        address per minute: the first one is written at once, later ones of that minute add to
+        its `count` (and `targets`, at most 10) instead of adding rows."""
+        if event["action"] != "auth_failed":
+            await self.record(event["action"], event["actor"], event["target"], event.get("detail"))
+            return
+        actor, now = event["actor"], self._clock()
+        detail = dict(event.get("detail") or {})
+        count = 1 + int(detail.pop("suppressed", 0) or 0)
+        window = self._auth_windows.get(actor)
+        if window is not None and now - window[0] < AUTH_WINDOW_S:
+            _, uid, aggregate = window
+            aggregate["count"] += count
+            if event["target"] not in aggregate["targets"] and len(aggregate["targets"]) < MAX_TARGETS:
+                aggregate["targets"].append(event["target"])
+            await self._run(self.local.update_detail, uid, aggregate)
+            self._wake.set()
+            return
+        aggregate = {**detail, "count": count, "window_s": AUTH_WINDOW_S, "targets": [event["target"]]}
+        entry = await self.record("auth_failed", actor, event["target"], aggregate)
+        self._auth_windows.pop(actor, None)
+        self._auth_windows[actor] = (now, entry["id"], aggregate)
+        while len(self._auth_windows) > MAX_AUTH_WINDOWS:
+            self._auth_windows.popitem(last=False)
+
+    # -- retention: age and row count, in SQLite and PostgreSQL ------------------------------
+    async def prune_once(self) -> int:
+        """Delete entries older than the retention and past the row cap; how many (SQLite)."""
+        cutoff = self._clock() - self.retention_s
+        removed = await self._run(self.local.prune, cutoff, self.max_rows)
+        if self.postgres_dsn and self._pool is not None:
+            async with self._pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute("DELETE FROM aura_audit WHERE ts < %s", (cutoff,))
+                await cur.execute("DELETE FROM aura_audit WHERE uid IN (SELECT uid FROM aura_audit "
+                                  "ORDER BY ts DESC, uid DESC OFFSET %s)", (self.max_rows,))
+        if removed:
+            log.info("audit log: %d entries past the retention removed", removed)
+        return removed
+
+    async def run_retention(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(300):
+                    await self.prune_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("audit retention failed: %s", exc)
+            await asyncio.sleep(self.retention_interval_s)
 
     async def recent(self, limit: int) -> list[dict[str, Any]]:
         return await self._run(self.local.recent, limit)
+
+    async def page(self, limit: int, before: str | None) -> dict[str, Any]:
+        """One page of the log, newest first: `{"entries", "limit", "more", "next_before",
+        "source"}`. From PostgreSQL (every instance's entries, plus this one's not yet copied)
+        when it is configured and answers, else from the local file (`source: "local"`).
+
+        The cursor is the last entry's (ts, id), so a page never repeats or skips an entry
+        written meanwhile; raises ValueError for a cursor this method did not make.
+        """
+        after = parse_cursor(before)
+        source, rows = "local", None
+        if self.postgres_dsn and self.postgres_status != "down":
+            try:
+                async with asyncio.timeout(READ_TIMEOUT_S):
+                    rows = await self._postgres_page(limit + 1, after)
+                source = "postgres"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("audit log: reading PostgreSQL failed, answering from %s: %s",
+                            self.local.path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                await self._drop_read_pool()
+                rows = None
+        if rows is None:
+            rows = await self._run(lambda: self.local.page(limit + 1, after))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"entries": rows, "limit": limit, "more": more,
+                "next_before": make_cursor(rows[-1]) if more else None, "source": source}
+
+    async def _postgres_page(self, limit: int, after: tuple[float, str] | None) -> list[dict[str, Any]]:
+        if self._read_pool is None:
+            self._read_pool = await aiopg.create_pool(self.postgres_dsn, minsize=0, maxsize=2,
+                                                      timeout=READ_TIMEOUT_S)
+            async with self._read_pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute(_PG_SCHEMA)
+        where, args = "", []
+        if after is not None:
+            where, args = "WHERE (ts, uid) < (%s, %s)", [after[0], after[1]]
+        async with self._read_pool.acquire() as conn, conn.cursor() as cur:
+            await cur.execute("SELECT 0, uid, ts, actor, action, target, detail FROM aura_audit "
+                              f"{where} ORDER BY ts DESC, uid DESC LIMIT %s", (*args, limit))
+            shared = [_row(row) for row in await cur.fetchall()]
+        pending = await self._run(lambda: self.local.page(limit, after, unsynced_only=True))
+        merged = {e["id"]: e for e in shared + pending}
+        return sorted(merged.values(), key=lambda e: (e["ts"], e["id"]), reverse=True)[:limit]
+
+    async def _drop_read_pool(self) -> None:
+        pool, self._read_pool = self._read_pool, None
+        await close_pool(pool)
 
     async def summary(self, window_s: float = 3600) -> dict[str, Any]:
         data = await self._run(self.local.summary, self._clock() - window_s)
@@ -185,7 +351,7 @@ class AuditStore:
                 for _, uid, ts, actor, action, target, detail in rows:
                     await cur.execute(
                         "INSERT INTO aura_audit (uid, ts, actor, action, target, detail) "
-                        "VALUES (%s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (uid) DO NOTHING",
+                        "VALUES (%s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (uid) DO UPDATE SET detail = EXCLUDED.detail",
                         (uid, ts, actor, action, target, detail))
                 await cur.execute("COMMIT")
             await self._run(self.local.mark_synced, [row[0] for row in rows])
@@ -224,6 +390,7 @@ class AuditStore:
 
     async def close(self) -> None:
         await self._drop_pool()
+        await self._drop_read_pool()
         await self._run(self.local.close)
 
 

@@ -25,6 +25,7 @@ from pydantic import StringConstraints
 
 from ..contract import FieldSpec, PayloadModel, StreamContract
 from ..errors import DashboardError
+from ..outbound import ReplyTooLarge, read_limited
 from ..security.validation import Payload, parse
 from ..stats import percentile
 
@@ -64,7 +65,11 @@ class _Retryable(Exception):
 
 
 class _Final(Exception):
-    """A failure no retry can mend (4xx, a reply that is not JSON)."""
+    """A failure no retry can mend (4xx, a reply too large); `code` names it for the client."""
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.code = code
 
 
 class ChatQueue:
@@ -75,8 +80,9 @@ class ChatQueue:
                  session: Callable[[], aiohttp.ClientSession], notify: Notify,
                  modes: list[str], debug_on: Callable[[], bool] = lambda: False,
                  diagnostics: Callable[[], dict[str, Any]] = dict,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic, max_reply_bytes: int = 4_194_304):
         self.url = url.rstrip("/") + "/api/chat"
+        self.max_reply_bytes = max_reply_bytes
         self.max_queue_size = max_queue_size
         self.timeout_s = timeout_s
         self.retry_attempts = retry_attempts
@@ -192,7 +198,8 @@ class ChatQueue:
                 reply = await self._post(job)
             except _Final as exc:
                 self.counters.failed += 1
-                await self._send(job, "failed", attempt=attempt, reason=str(exc))
+                await self._send(job, "failed", attempt=attempt, reason=str(exc),
+                                 **({"code": exc.code} if exc.code else {}))
                 return
             except _Retryable as exc:
                 reason = str(exc)
@@ -222,7 +229,10 @@ class ChatQueue:
             async with asyncio.timeout(self.timeout_s):
                 async with self._session().post(self.url, json=body) as response:
                     status = response.status
-                    text = await response.text()
+                    text = (await read_limited(response, self.max_reply_bytes)).decode(
+                        response.get_encoding() if response.charset else "utf-8", errors="replace")
+        except ReplyTooLarge as exc:
+            raise _Final(f"reply_too_large: {exc}", code="reply_too_large") from None
         except TimeoutError:
             raise _Retryable(f"the MCP backend did not answer within {self.timeout_s:g}s") from None
         except aiohttp.ClientError as exc:

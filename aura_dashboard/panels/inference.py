@@ -7,10 +7,11 @@ latency p50/p95/p99 (exact: every result of the window is kept and sorted), erro
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from pydantic import Field, StringConstraints
 
@@ -22,6 +23,8 @@ from ..stats import percentile
 MAX_BATCH = 1000        # results in one POST
 MAX_MODELS = 256        # models tracked at once (a model leaves when its window empties)
 MAX_PER_MODEL = 200_000  # results kept per model and window, the oldest go first beyond
+KEPT_RESULTS = 20_000    # results kept in Redis for the next holder (the newest)
+log = logging.getLogger(__name__)
 
 
 class InferenceResult(Payload):
@@ -42,14 +45,61 @@ def parse_results(body: Any) -> list[InferenceResult]:
     return [parse(InferenceResult, item, what=f"result [{i}]") for i, item in enumerate(body)]
 
 
-class InferenceStats:
-    """Per-model sliding windows of results; `snapshot()` is the `inference` stream's data."""
+class WindowKeeper(Protocol):
+    """Where the holder keeps its windows for the next holder (a cluster's Redis)."""
 
-    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic):
+    async def put(self, doc_id: str, doc: dict[str, Any]) -> None: ...
+    async def all(self) -> list[dict[str, Any]]: ...
+
+
+class InferenceStats:
+    """Per-model sliding windows of results; `snapshot()` is the `inference` stream's data.
+
+    :param keeper: in a cluster, where the windows are kept at each sample (the newest
+        `KEPT_RESULTS` results) so that the next lease holder resumes them (`resume()`).
+    """
+
+    def __init__(self, window_s: float, clock: Callable[[], float] = time.monotonic,
+                 keeper: WindowKeeper | None = None):
         self.window_s = window_s
         self._clock = clock
         self._results: dict[str, deque[tuple[float, float, bool, int | None]]] = {}
         self.total = 0
+        self.keeper = keeper
+
+    def dump(self) -> dict[str, Any]:
+        """The windows as plain data, each result's age in seconds (clocks differ by host)."""
+        now = self._clock()
+        self._prune(now)
+        items = sorted(((at, model, latency, ok, tokens) for model, window in self._results.items()
+                        for at, latency, ok, tokens in window), reverse=True)[:KEPT_RESULTS]
+        models: dict[str, list] = {}
+        for at, model, latency, ok, tokens in items:
+            models.setdefault(model, []).append([round(now - at, 3), latency, ok, tokens])
+        return {"window_s": self.window_s, "models": models}
+
+    def load(self, doc: dict[str, Any]) -> int:
+        """Take up dumped windows (results still inside the window); returns how many."""
+        now = self._clock()
+        taken = 0
+        for model, rows in (doc.get("models") or {}).items():
+            if model in self._results:
+                continue
+            kept = sorted((now - age, latency, ok, tokens) for age, latency, ok, tokens in rows
+                          if age < self.window_s)
+            if kept and len(self._results) < MAX_MODELS:
+                self._results[model] = deque(kept, maxlen=MAX_PER_MODEL)
+                taken += len(kept)
+        return taken
+
+    async def resume(self, held: bool = True) -> int:
+        """On becoming the lease holder: take up the windows the last holder kept."""
+        if not held or self.keeper is None:
+            return 0
+        taken = sum(self.load(doc) for doc in await self.keeper.all())
+        if taken:
+            log.info("inference: %d result(s) taken up from the previous holder", taken)
+        return taken
 
     def record(self, results: list[InferenceResult]) -> int:
         now = self._clock()
@@ -94,6 +144,8 @@ class InferenceStats:
         return {"window_s": self.window_s, "models": models}
 
     async def sample(self) -> dict[str, Any]:
+        if self.keeper is not None:
+            await self.keeper.put("windows", self.dump())
         return self.snapshot()
 
 

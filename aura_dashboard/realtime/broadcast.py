@@ -94,6 +94,10 @@ class StockBroadcaster:
     async def emit(self, event: str, data: Any, *, room: str, namespace: str) -> None:
         await self.sio.emit(event, data, room=room, namespace=namespace)
 
+    async def emit_here(self, event: str, data: Any, *, room: str, namespace: str) -> None:
+        """To this instance's clients only (the message queue is away)."""
+        await self.sio.emit(event, data, room=room, namespace=namespace, ignore_queue=True)
+
     async def emit_batches(self, pending: list[tuple[str, str, Any]], *,
                            room_of: Callable[[str], str]) -> None:
         """Send `(stream, namespace, envelope)`s, in publish order, as one `batch` per stream room."""
@@ -358,7 +362,8 @@ class FastPathWebSocket:
 
     async def __call__(self, environ):
         request = environ["aiohttp.request"]
-        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size,
+        # + 1: aiohttp refuses a frame of exactly max_msg_size; the advertised limit is inclusive.
+        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size + 1,
                                            compress=self.compress)
         await self._sock.prepare(request)
         self.environ = environ

@@ -24,6 +24,7 @@ import socketio
 
 from ..config import FeatureChange, RuntimeOverrides
 from ..config.schema import WebSocketSettings
+from .replay import KEY_TTL_MS
 
 log = logging.getLogger(__name__)
 REDIS_CALL_TIMEOUT_S = 2.0
@@ -83,6 +84,7 @@ class Lease:
         self.ttl_ms = ttl_ms
         self.held = False
         self.healthy = True
+        self.problem: str | None = None  # why the last round failed
         self._on_change = on_change
         self._renew = redis.register_script(_RENEW)
         self._release = redis.register_script(_RELEASE)
@@ -95,24 +97,31 @@ class Lease:
                     held = True
                 else:
                     held = bool(await self.redis.set(self.key, self.owner, nx=True, px=self.ttl_ms))
-            self.healthy = True
+            self.healthy, self.problem = True, None
         except Exception as exc:  # Redis away or slow: the lease can no longer be proven
             if self.healthy:
                 log.warning("cluster lease cannot be renewed: %s", exc)
             self.healthy = False
+            self.problem = (str(exc).splitlines() or [type(exc).__name__])[0][:300] or type(exc).__name__
             held = False
         if held != self.held:
             self.held = held
             log.info("shared collectors %s on this instance", "start" if held else "stop",
                      extra={"lease": self.key, "owner": self.owner})
-            if self._on_change is not None:
-                await self._on_change(held)
+            await self._changed(held)
         return held
 
-    async def run(self) -> None:
-        while True:
-            await self.attempt()
-            await asyncio.sleep(self.ttl_ms / 3000)
+    async def _changed(self, held: bool) -> None:
+        # A failing hook is logged, never raised: the renewal loop must go on (a loop that
+        # stopped while `held` stayed true would leave two instances sampling shared streams).
+        if self._on_change is None:
+            return
+        try:
+            await self._on_change(held)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("lease change hook failed (held=%s)", held)
 
     async def release(self) -> None:
         if not self.held:
@@ -123,15 +132,27 @@ class Lease:
                 await self._release(keys=[self.key], args=[self.owner])
         except Exception as exc:  # it expires on its own within the TTL
             log.warning("cluster lease not released: %s", exc)
-        if self._on_change is not None:
-            await self._on_change(False)
+        await self._changed(False)
+
+
+class ClusterUnavailable(Exception):
+    """The cluster's Redis cannot be told of a change now."""
+
+
+# The hash always holds this field once the cluster shares flags: a hash that is missing
+# altogether means Redis lost its data, and the lease holder writes the flags back.
+_SEALED = "__shared__"
 
 
 class FlagSync:
     """Feature flags flipped on one instance are applied on every instance.
 
-    The change is audited where it was made; elsewhere it arrives as a `remote` change. The
-    overrides are also kept in a Redis hash, so an instance that starts later applies them.
+    A change is shared first (`share`: the hash, then the channel) and applied only when that
+    worked, so a flag never differs between instances because Redis was away (the API answers
+    503). The change is audited where it was made; elsewhere it arrives as a `remote` change.
+    The hash is what every instance converges to: read on each resubscription and every
+    `reconcile` round (a lease period); when Redis lost it, the lease holder writes its own
+    flags back (`reseed`), since every instance held the same ones.
     """
 
     def __init__(self, redis: Any, prefix: str, owner: str, overrides: RuntimeOverrides):
@@ -140,20 +161,44 @@ class FlagSync:
         self.channel = f"{prefix}:flags"
         self.owner = owner
         self.overrides = overrides
+        # Flags shared by `share` and not yet applied here (`settled`): the periodic reload
+        # must not apply them first as remote changes (the local change would go unaudited).
+        self._shared: dict[str, bool | None] = {}
 
-    async def on_local_change(self, change: FeatureChange) -> None:
-        if change.remote:
-            return
-        message = orjson.dumps({"flag": change.flag, "value": None if change.reset else change.new,
-                                "actor": change.actor, "origin": self.owner})
+    async def share(self, changes: dict[str, bool | None], actor: str) -> None:
+        """Tell the cluster of changes about to be applied here, all or none (one
+        transaction); raises ClusterUnavailable. Call `settled` once they are applied."""
+        self._shared.update(changes)
         try:
             async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
-                if change.reset:
-                    await self.redis.hdel(self.hash, change.flag)
-                else:
-                    await self.redis.hset(self.hash, change.flag, "1" if change.new else "0")
-                await self.redis.publish(self.channel, message)
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    for flag, value in changes.items():
+                        if value is None:
+                            pipe.hdel(self.hash, flag)
+                        else:
+                            pipe.hset(self.hash, flag, "1" if value else "0")
+                    pipe.hset(self.hash, _SEALED, "1")
+                    pipe.pexpire(self.hash, KEY_TTL_MS)
+                    for flag, value in changes.items():
+                        pipe.publish(self.channel, orjson.dumps(
+                            {"flag": flag, "value": value, "actor": actor, "origin": self.owner}))
+                    await pipe.execute()
         except Exception as exc:
+            self.settled(changes)
+            raise ClusterUnavailable(f"the cluster's Redis cannot be reached ({exc})") from exc
+
+    def settled(self, flags) -> None:
+        for flag in flags:
+            self._shared.pop(flag, None)
+
+    async def on_local_change(self, change: FeatureChange) -> None:
+        """A change made here outside `share` (none today but through the API) is shared."""
+        if change.remote or change.flag in self._shared:
+            return
+        try:
+            await self.share({change.flag: None if change.reset else change.new}, change.actor)
+            self.settled([change.flag])
+        except ClusterUnavailable as exc:
             log.warning("flag change of %s not shared with the cluster: %s", change.flag, exc)
 
     async def apply(self, flag: str, value: bool | None, actor: str) -> None:
@@ -165,13 +210,53 @@ class FlagSync:
             await self.overrides.set(flag, value, actor=actor, remote=True)
 
     async def load(self) -> None:
-        """Apply the overrides the cluster already holds (an instance joining later)."""
+        """Apply the overrides the cluster holds (an instance joining later, or one that missed
+        a message); an override here that the cluster no longer holds is dropped. Nothing is
+        done while the hash is missing (Redis lost it: the holder's `reseed` writes it back)."""
         async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
             stored = await self.redis.hgetall(self.hash)
+        flags = {}
         for flag, value in stored.items():
             flag = flag.decode() if isinstance(flag, bytes) else flag
             value = value.decode() if isinstance(value, bytes) else value
-            await self.apply(flag, value == "1", actor="cluster")
+            flags[flag] = value
+        if not flags:
+            return
+        for flag, value in flags.items():
+            if flag != _SEALED and flag not in self._shared:
+                await self.apply(flag, value == "1", actor="cluster")
+        for flag in self.overrides.overridden():
+            if flag not in flags and flag not in self._shared:
+                await self.apply(flag, None, actor="cluster")
+
+    async def reseed(self) -> bool:
+        """Write this instance's overrides back when the hash is missing (Redis restarted
+        without its data); returns whether it did. Called by the lease holder."""
+        async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
+            if await self.redis.exists(self.hash):
+                await self.redis.pexpire(self.hash, KEY_TTL_MS)  # kept while the cluster lives
+                return False
+            mapping = {flag: "1" if value else "0" for flag, value in self.overrides.overridden().items()}
+            # HSETNX on the seal: a change shared meanwhile by another instance wins.
+            if not await self.redis.hsetnx(self.hash, _SEALED, "1"):
+                return False
+            if mapping:
+                await self.redis.hset(self.hash, mapping=mapping)
+            await self.redis.pexpire(self.hash, KEY_TTL_MS)
+        log.warning("the cluster's flags were lost (Redis restarted?); written back from this "
+                    "instance: %s", mapping or "no overrides")
+        return True
+
+    async def reconcile(self, period_s: float) -> None:
+        """Every `period_s` (a lease period): converge on what the hash holds, until cancelled."""
+        while True:
+            await asyncio.sleep(period_s)
+            try:
+                await self.load()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.debug("flags not reconciled: %s", exc)
 
     async def run(self) -> None:
         """Listen for other instances' changes; re-subscribe after Redis comes back."""
@@ -202,3 +287,39 @@ class FlagSync:
                     await asyncio.shield(pubsub.aclose())
                 except Exception:
                     pass
+
+
+class SharedDocuments:
+    """A small set of JSON documents in one Redis hash, kept 7 days after the last write: the
+    lease holder's state (open debates) that the next holder resumes. Failures are logged,
+    never raised: keeping is a help for a failover, not a condition of serving."""
+
+    def __init__(self, redis: Any, key: str):
+        self.redis = redis
+        self.key = key
+
+    async def put(self, doc_id: str, doc: dict[str, Any]) -> None:
+        try:
+            async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.hset(self.key, doc_id, orjson.dumps(doc))
+                    pipe.pexpire(self.key, KEY_TTL_MS)
+                    await pipe.execute()
+        except Exception as exc:
+            log.warning("%s: %s not kept in Redis: %s", self.key, doc_id, exc)
+
+    async def delete(self, doc_id: str) -> None:
+        try:
+            async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
+                await self.redis.hdel(self.key, doc_id)
+        except Exception as exc:
+            log.warning("%s: %s not removed from Redis: %s", self.key, doc_id, exc)
+
+    async def all(self) -> list[dict[str, Any]]:
+        try:
+            async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
+                stored = await self.redis.hgetall(self.key)
+        except Exception as exc:
+            log.warning("%s not read from Redis: %s", self.key, exc)
+            return []
+        return [orjson.loads(value) for value in stored.values()]

@@ -105,6 +105,9 @@ class EmitterSet:
             self.add(emitter)
         self._running: dict[str, asyncio.Task] = {}
         self._started = False
+        # One reconcile at a time: a flag PATCH, a flag synced from the cluster and a lease
+        # change may ask at once, and two passes must not stop the same task twice.
+        self._reconciling = asyncio.Lock()
 
     def add(self, emitter: Emitter) -> None:
         self.emitters[emitter.stream] = emitter
@@ -118,6 +121,10 @@ class EmitterSet:
 
     async def reconcile(self, *_: Any) -> None:
         """Start the emitters of streams that are on and stop those of streams that are off."""
+        async with self._reconciling:
+            await self._reconcile()
+
+    async def _reconcile(self) -> None:
         if not self._started:
             return
         for name, emitter in self.emitters.items():
@@ -130,13 +137,14 @@ class EmitterSet:
             elif not on and alive:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-                del self._running[name]
+                self._running.pop(name, None)
                 log.info("stream %s stopped", name, extra={"stream": name})
 
     async def stop(self) -> None:
-        self._started = False
-        tasks = list(self._running.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._running.clear()
+        async with self._reconciling:
+            self._started = False
+            tasks = list(self._running.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._running.clear()

@@ -15,14 +15,21 @@ from typing import Any
 import aiohttp
 import orjson
 
-from ..config.schema import SecuritySettings
 from ..errors import DashboardError
 from .cluster_link import ClusterLink
 
 log = logging.getLogger(__name__)
-FORWARDED = "X-Aura-Forwarded"
+# Headers between instances, believed only with the cluster's secret in PEER_SECRET (a client
+# may send them: they then count for nothing and are never passed on).
+FORWARDED = "X-Aura-Forwarded"     # the forwarding instance (its lease owner id)
+PEER_SECRET = "X-Aura-Peer"        # the cluster's instance-to-instance secret
+ORIGINAL_CLIENT = "X-Aura-Client"  # the client's address, as the forwarding instance saw it
+ORIGINAL_ACTOR = "X-Aura-Actor"    # who the forwarding instance authenticated (key id or address)
+INTERNAL_HEADERS = (FORWARDED, PEER_SECRET, ORIGINAL_CLIENT, ORIGINAL_ACTOR)
 OWNED_BY_HOLDER = ("/api/arena/", "/api/ingest/")
-PASSED_HEADERS = ("Content-Type", "Authorization", "X-API-Key", "X-Forwarded-For")
+# Only the body's type is passed on: the client was authenticated and rate-limited where it
+# came in, and the holder believes the forwarding instance (no API key travels).
+PASSED_HEADERS = ("Content-Type",)
 FORWARD_TIMEOUT_S = 10.0
 
 
@@ -33,10 +40,10 @@ class LocalOnly:
         return False
 
     async def forward(self, method: str, path: str, body: bytes | None,
-                      headers: dict[str, str]) -> tuple[int, Any]:
+                      headers: dict[str, str], *, client: str, actor: str) -> tuple[int, Any]:
         raise DashboardError("nothing to forward to", code="unavailable", status=503)
 
-    async def forward_event(self, path: str, payload: Any) -> dict[str, Any]:
+    async def forward_event(self, path: str, payload: Any, *, client: str, actor: str) -> dict[str, Any]:
         raise DashboardError("nothing to forward to", code="unavailable", status=503)
 
 
@@ -45,45 +52,44 @@ class HolderForwarder(LocalOnly):
 
     :param cluster: the cluster link (the lease, the holder's address).
     :param session: the shared outbound HTTP session.
-    :param security: the `security` section (the key a forwarded arena event authenticates with).
     """
 
-    def __init__(self, cluster: ClusterLink, session: Callable[[], aiohttp.ClientSession],
-                 security: SecuritySettings):
+    def __init__(self, cluster: ClusterLink, session: Callable[[], aiohttp.ClientSession]):
         self.cluster = cluster
         self._session = session
-        self.security = security
 
     def must_forward(self, already_forwarded: bool = False) -> bool:
         return not self.cluster.lease.held and not already_forwarded
 
     async def forward(self, method: str, path: str, body: bytes | None,
-                      headers: dict[str, str]) -> tuple[int, Any]:
-        """Send one request to the lease holder; returns (status, JSON body)."""
+                      headers: dict[str, str], *, client: str, actor: str) -> tuple[int, Any]:
+        """Send one request to the lease holder as this instance, for `client` and `actor`;
+        returns (status, JSON body)."""
         cluster = self.cluster
         try:
             target = await cluster.holder_url()
+            secret = await cluster.peer_secret()
         except Exception as exc:
             raise DashboardError(f"the cluster cannot be reached: {exc}", code="unavailable", status=503) from None
         if not target or target == cluster.url:
             raise DashboardError("no instance holds the arena right now; try again in a moment",
                                  code="unavailable", status=503)
         try:
-            async with self._session().request(method, target + path, data=body,
-                                               headers={**headers, FORWARDED: cluster.owner},
+            sent = {k: v for k, v in headers.items() if k in PASSED_HEADERS}
+            sent.update({FORWARDED: cluster.owner, PEER_SECRET: secret,
+                         ORIGINAL_CLIENT: client[:200], ORIGINAL_ACTOR: actor[:200]})
+            async with self._session().request(method, target + path, data=body, headers=sent,
                                                timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)) as response:
                 return response.status, orjson.loads(await response.read() or b"null")
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
             raise DashboardError(f"the instance holding the arena ({target}) did not answer: {exc}",
                                  code="unavailable", status=503) from None
 
-    async def forward_event(self, path: str, payload: Any) -> dict[str, Any]:
-        """An arena event on a non-holder, as the holder's REST answer in acknowledgement shape."""
-        headers = {"Content-Type": "application/json"}
-        security = self.security
-        if security.api_key_enabled and security.api_keys():  # the browser was let in by this instance
-            headers[security.api_key_header] = security.api_keys()[0]
-        status, data = await self.forward("POST", path, orjson.dumps(payload), headers)
+    async def forward_event(self, path: str, payload: Any, *, client: str, actor: str) -> dict[str, Any]:
+        """An arena event on a non-holder, as the holder's REST answer in acknowledgement shape
+        (the browser was let in here; the holder believes this instance, whatever its keys)."""
+        status, data = await self.forward("POST", path, orjson.dumps(payload),
+                                          {"Content-Type": "application/json"}, client=client, actor=actor)
         if isinstance(data, dict) and "error" in data:
             return {"ok": False, **data}
         return data

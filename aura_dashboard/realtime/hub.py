@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -23,7 +24,8 @@ from ..contract import StreamContract
 from ..signals import Signal
 from ..stats import percentile
 from .broadcast import Broadcaster
-from .replay import Envelope, ReplayStore
+from ..errors import ClusterStoreUnavailable
+from .replay import Envelope, LocalReplay, ReplayStore
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,9 @@ class StreamHub:
         self.publish_durations: deque[float] = deque(maxlen=PUBLISH_SAMPLES)
         self.publish_count = 0          # every publish since the start, and their total duration
         self.publish_seconds = 0.0
+        # While the cluster's store is away: this instance's own streams go on to its own
+        # clients from a local replay of their own epoch (None while the store answers).
+        self.here: LocalReplay | None = None
         for contract in streams:
             self.add_stream(contract)
 
@@ -129,7 +134,19 @@ class StreamHub:
         started = time.perf_counter()
         state = self._get(stream)
         ts = self._clock() if ts is None else ts
-        envelope = await self.store.append(stream, ts, self.source, data)
+        try:
+            envelope = await self.store.append(stream, ts, self.source, data)
+        except ClusterStoreUnavailable:
+            if state.contract.shared:
+                raise  # sampled for the whole cluster: it waits for the cluster
+            return await self._publish_here(state, stream, ts, data, started)
+        epoch = self.store.take_new_epoch()
+        if self.here is not None:  # the store is back: the cluster's epoch again
+            self.here = None
+            log.info("the cluster's store answers again; streams back on the cluster")
+            epoch = epoch or await self.store.current_epoch()
+        if epoch is not None:
+            await self.announce_epoch(epoch)
         state.published += 1
         if self._pushing():
             if self.batch_interval_s:
@@ -144,6 +161,46 @@ class StreamHub:
         self.publish_count += 1
         self.publish_seconds += duration
         return envelope
+
+    async def announce_epoch(self, epoch: str, *, here_only: bool = False) -> None:
+        """Tell every stream's room that sequence numbers began again (`epoch` event, before
+        any envelope of the new epoch), so clients resubscribe with `since` and get `gap`."""
+        emit = self.broadcaster.emit_here if here_only else self.broadcaster.emit
+        for name, state in self._streams.items():
+            try:
+                await emit("epoch", {"stream": name, "epoch": epoch},
+                           room=room_of(name), namespace=state.contract.namespace)
+            except Exception as exc:
+                log.warning("epoch of %s not announced: %s", name, exc)
+
+    async def _publish_here(self, state: _Stream, stream: str, ts: float, data: Any,
+                            started: float) -> Envelope:
+        """The cluster's store is away: publish to this instance's clients, in a local epoch."""
+        if self.here is None:
+            self.here = LocalReplay(getattr(self.store, "buffer_size", 100),
+                                    epoch=f"local-{self.source}-{secrets.token_hex(4)}")
+            for name in self._streams:
+                self.here.add_stream(name)
+            log.warning("the cluster's store is away: this instance's own streams go on to its "
+                        "own clients (epoch %s)", self.here.epoch)
+            await self.announce_epoch(self.here.epoch, here_only=True)
+        envelope = await self.here.append(stream, ts, self.source, data)
+        state.published += 1
+        if self._pushing():
+            await self.broadcaster.emit_here(stream, envelope, room=room_of(stream),
+                                             namespace=state.contract.namespace)
+        await state.signal.send(envelope)
+        duration = time.perf_counter() - started
+        self.publish_durations.append(duration)
+        self.publish_count += 1
+        self.publish_seconds += duration
+        return envelope
+
+    async def epoch(self) -> str:
+        """The epoch subscribers are answered in: the local one while the store is away."""
+        if self.here is not None:
+            return self.here.epoch
+        return await self.store.current_epoch()
 
     def publish_p99_s(self) -> float | None:
         """The 99th percentile of the last publishes' duration, in seconds."""

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import socketio
+from aiohttp import WSCloseCode
+from engineio import async_socket as eio_socket
+from engineio import exceptions as eio_exceptions
+from socketio import packet as sio_packet
 
 from ..config import FeatureChange
 from ..config.schema import CorsSettings, UpdateSettings, WebSocketSettings
-from ..security import AllowedOrigins, OriginPolicy
+from ..errors import ack_error
+from ..security import AccessGuard, AllowedOrigins, OriginPolicy
+from ..security.packets import ClientMistakes, Refusal, engineio_text_ok, inspect_packet
 
 log = logging.getLogger(__name__)
 
@@ -18,13 +25,161 @@ def transports(websocket_fallback: bool) -> list[str]:
     return ["polling", "websocket"] if websocket_fallback else ["websocket"]
 
 
+class CheckedWebSocket:
+    """python-engineio's aiohttp WebSocket, refusing a text frame that is no Engine.IO packet
+    (python-engineio would raise inside its handler, and the HTTP error path would then write
+    a 500 into the upgraded stream): the connection is closed with a reason instead."""
+
+    def __init__(self, ws: Any, socket: GuardedSocket):
+        self._ws = ws
+        self._socket = socket
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ws, name)
+
+    async def wait(self) -> Any:
+        data = await self._ws.wait()
+        if isinstance(data, str) and not engineio_text_ok(data):
+            await self._socket.refuse_frame("malformed_frame", "a text frame that is no Engine.IO packet")
+            raise OSError("malformed Engine.IO packet")  # python-engineio ends the session on OSError
+        return data
+
+
+class GuardedSocket(eio_socket.AsyncSocket):
+    """An Engine.IO session whose malformed input ends it, with a reason, instead of raising
+    into the HTTP layer: a long-polling POST that does not decode is answered 400 and ends
+    the session (as an oversized one does); a bad WebSocket frame closes the connection."""
+
+    gate: GuardedServer
+
+    async def handle_post_request(self, environ: dict) -> None:
+        try:
+            await super().handle_post_request(environ)
+        except eio_exceptions.EngineIOError:
+            raise
+        except Exception as exc:
+            self.gate.mistakes.note(self.sid, "malformed_payload", str(exc)[:120] or type(exc).__name__,
+                                    self.gate.client_of(self.sid))
+            await self.close(wait=False, abort=False, reason=self.server.reason.TRANSPORT_ERROR)
+            raise eio_exceptions.EngineIOError("malformed payload") from None  # -> 400, session gone
+
+    async def _websocket_handler(self, ws: Any) -> None:
+        self._ws = ws
+        try:
+            await super()._websocket_handler(CheckedWebSocket(ws, self))
+        except Exception as exc:  # never out into aiohttp: the response is an upgraded stream
+            self.gate.mistakes.note(self.sid, "websocket_error", str(exc)[:120] or type(exc).__name__,
+                                    self.gate.client_of(self.sid))
+            await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
+            await self._close_websocket(WSCloseCode.PROTOCOL_ERROR, "malformed packet")
+
+    async def refuse_frame(self, kind: str, message: str) -> None:
+        self.gate.mistakes.note(self.sid, kind, message, self.gate.client_of(self.sid))
+        await self._close_websocket(WSCloseCode.PROTOCOL_ERROR, f"{kind}: {message}")
+
+    async def _close_websocket(self, code: int, message: str) -> None:
+        response = getattr(getattr(self, "_ws", None), "_sock", None)  # the aiohttp WebSocketResponse
+        if response is not None and not response.closed:
+            try:
+                await response.close(code=code, message=message.encode()[:120])
+            except Exception:  # the peer is gone already
+                pass
+
+
+class GuardedServer(socketio.AsyncServer):
+    """python-socketio's server with a gate before its dispatch: every incoming packet is
+    inspected (`security.packets.inspect_packet`) and a refused one gets its defined outcome;
+    the default namespace `/` is not served (every panel has its own, behind the key).
+
+    :param guard: counts refused events against the connection's event bucket.
+    :param mistakes: where malformed input is reported (once per connection, a summary a minute).
+    """
+
+    def __init__(self, *args: Any, guard: AccessGuard | None = None, mistakes: ClientMistakes | None = None,
+                 **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.guard = guard
+        self.mistakes = mistakes or ClientMistakes()
+
+    def client_of(self, eio_sid: str) -> str | None:
+        request = (self.environ.get(eio_sid) or {}).get("aiohttp.request")
+        if request is None:
+            return None
+        if self.guard is None:
+            return request.remote
+        return self.guard.client(request.remote, request.headers.get("X-Forwarded-For"))
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict) -> Any:
+        socket = self.eio.sockets.get(eio_sid)
+        if type(socket) is eio_socket.AsyncSocket:
+            socket.__class__ = GuardedSocket  # python-engineio builds its sessions itself
+            socket.gate = self
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
+        self.mistakes.forget(eio_sid)
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        try:
+            pkt = inspect_packet(self.packet_class, data)
+            if isinstance(pkt, Refusal):
+                await self._refuse(eio_sid, pkt)
+            elif pkt.packet_type == sio_packet.CONNECT:
+                namespace = pkt.namespace or "/"
+                if namespace not in self.namespace_handlers:
+                    await self._send_packet(eio_sid, self.packet_class(
+                        sio_packet.CONNECT_ERROR, namespace=namespace, data={
+                            "code": "unknown_namespace",
+                            "message": f"no namespace {namespace!r}: connect to a panel's namespace "
+                                       f"({', '.join(sorted(self.namespace_handlers))})"}))
+                else:
+                    await self._handle_connect(eio_sid, namespace, pkt.data)
+            elif pkt.packet_type == sio_packet.DISCONNECT:
+                await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+            elif not self.manager.sid_from_eio_sid(eio_sid, pkt.namespace or "/"):
+                await self._refuse(eio_sid, Refusal("not_connected", "an event on a namespace this connection "
+                                                    "has not joined", pkt.namespace or "/"))
+            else:
+                await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        except Exception:  # a failure of ours, not the client's: logged, the connection kept
+            log.exception("handling a packet from %s failed", eio_sid)
+
+    async def _refuse(self, eio_sid: str, refusal: Refusal) -> None:
+        """A `bad_request` acknowledgement where the packet can be answered (an ack id on a
+        joined namespace; `rate_limited` past the connection's event bucket), else the session
+        is closed after a connect error that says why."""
+        self.mistakes.note(eio_sid, refusal.kind, refusal.message, self.client_of(eio_sid))
+        sid = self.manager.sid_from_eio_sid(eio_sid, refusal.namespace)
+        if refusal.ack_id is not None and sid is not None:
+            wait = self.guard.take_event(sid) if self.guard is not None else 0.0
+            answer = (ack_error("rate_limited", f"too many events; retry in {wait:.1f}s") if wait > 0
+                      else ack_error(refusal.kind, refusal.message))
+            await self._send_packet(eio_sid, self.packet_class(
+                sio_packet.ACK, namespace=refusal.namespace, id=refusal.ack_id, data=[answer]))
+            return
+        await self.close_session(eio_sid, refusal)
+
+    async def close_session(self, eio_sid: str, refusal: Refusal) -> None:
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is None or socket.closed:
+            return
+        await self._send_packet(eio_sid, self.packet_class(
+            sio_packet.CONNECT_ERROR, namespace=refusal.namespace, data=refusal.data()))
+        await socket.close(wait=False, abort=False, reason=self.reason.SERVER_DISCONNECT)
+        socket.queue.put_nowait(None)  # the writer sends what is queued, then ends the connection
+
+
 def build_socketio(ws: WebSocketSettings, cors: CorsSettings, updates: UpdateSettings, *,
                    origins: AllowedOrigins, websocket_fallback: bool,
-                   client_manager: socketio.AsyncManager | None = None) -> socketio.AsyncServer:
+                   client_manager: socketio.AsyncManager | None = None,
+                   guard: AccessGuard | None = None, mistakes: ClientMistakes | None = None) -> GuardedServer:
     """The server: Engine.IO's ping, payload limit and transports from `websocket`, the allowed
     `origins` (credentials per `security.cors`), long-polling compression from `updates`;
-    `client_manager` is the message queue's manager in a cluster (None: this process alone)."""
-    return socketio.AsyncServer(
+    `client_manager` is the message queue's manager in a cluster (None: this process alone);
+    `guard` and `mistakes` as in `GuardedServer`."""
+    return GuardedServer(
+        guard=guard, mistakes=mistakes,
         async_mode="aiohttp",
         client_manager=client_manager,
         ping_interval=ws.ping_interval_ms / 1000,

@@ -5,9 +5,9 @@ origins and payload validation. The HTTP and Socket.IO adapters (`web/security.p
 from .addresses import ClientAddress
 from .buckets import BucketTable, TokenBucket, retry_after
 from .events import SecurityEvents
-from .guard import AccessGuard, Unauthorized
+from .guard import AccessGuard, TooManyFailures, Unauthorized
 from .keys import KeyRing, bearer, key_id
 from .origins import AllowedOrigins, OriginPolicy
 
 __all__ = ["AccessGuard", "AllowedOrigins", "BucketTable", "ClientAddress", "KeyRing", "OriginPolicy", "SecurityEvents",
-           "TokenBucket", "Unauthorized", "bearer", "key_id", "retry_after"]
+           "TokenBucket", "TooManyFailures", "Unauthorized", "bearer", "key_id", "retry_after"]

@@ -13,13 +13,23 @@ from typing import Any
 from ..config.schema import SecuritySettings
 from ..errors import DashboardError
 from .addresses import ClientAddress
-from .buckets import BucketTable
+from .buckets import BucketTable, FailureDelay
 from .events import SecurityEvents
 from .keys import KeyRing, bearer
 
 
 class Unauthorized(DashboardError):
     status, code = 401, "unauthorized"
+
+
+class TooManyFailures(DashboardError):
+    """An address that failed to authenticate too often is refused before its key is looked at."""
+
+    status, code = 429, "rate_limited"
+
+    def __init__(self, wait_s: float):
+        super().__init__(f"too many failed authentications; retry in {wait_s:.1f}s")
+        self.wait_s = wait_s
 
 
 class AccessGuard:
@@ -40,6 +50,8 @@ class AccessGuard:
                          if limits.enabled else None)
         self.socket_events = (BucketTable(limits.socket_events_per_minute, limits.socket_burst_size,
                                           limits.max_tracked_clients) if limits.enabled else None)
+        # Failed authentications of an address, on every path (REST, handshake, namespace connect).
+        self.failures = FailureDelay(max_keys=limits.max_tracked_clients)
 
     @property
     def key_required(self) -> bool:
@@ -58,15 +70,23 @@ class AccessGuard:
         """The key id `candidate` authenticates as (None when keys are off).
 
         Raises `Unauthorized` (saying nothing about the key) and reports the failure otherwise;
-        `hint` says where a key is expected.
+        `hint` says where a key is expected. Each failure takes a token from the address's
+        request bucket, and repeated failures lock the address out for a growing time; while
+        locked out (or out of tokens) it gets `TooManyFailures` without its key being compared.
         """
         if self.keys is None:
             return None
+        wait = self.failures.wait(client)
+        if wait > 0:
+            raise TooManyFailures(wait)
         kid = self.keys.match(candidate)
         if kid is None:
+            bucket_wait = self.requests.take(client) if self.requests is not None else 0.0
+            self.failures.failed(client, at_least=bucket_wait)
             reason = "missing API key" if not candidate else "wrong API key"
             await self.events.emit("auth_failed", client, target, {"reason": reason, **detail})
             raise Unauthorized(f"a valid API key is required ({hint})")
+        self.failures.succeeded(client)
         return kid
 
     def take_request(self, client: str) -> float:

@@ -3,7 +3,7 @@
 The page's own origins come from where it is published (`dashboard.public_urls`, by default
 `http://localhost:{dashboard.port}`); a localhost, 127.0.0.1 or [::1] address stands for all
 three, since a browser on the machine may use any of them. `security.cors.allowed_origins`
-adds other sites (with CORS enabled). An Origin equal to the request's Host is *not* enough:
+and `dashboard.cors_origins` add other sites (with CORS enabled; `"*"` in either: any). An Origin equal to the request's Host is *not* enough:
 that is the shape of a DNS-rebinding request (a hostile page whose name now points here).
 """
 
@@ -77,15 +77,15 @@ class AllowedOrigins:
     `for_cors()` for the REST routes' CORS.
 
     :param dashboard: `dashboard` settings (`public_urls`, else `host` and `port`).
-    :param cors: `security.cors`; with it enabled its `allowed_origins` are added, and `"*"`
-        among them allows any origin.
+    :param cors: `security.cors`; with it enabled its `allowed_origins` and the dashboard's
+        `cors_origins` are added, and `"*"` among them allows any origin.
     """
 
     def __init__(self, dashboard: DashboardSettings, cors: CorsSettings):
         self.public = public_origins(dashboard)
-        extra = [o for o in cors.allowed_origins if o != "*"] if cors.enabled else []
-        self.extra = frozenset(o for o in map(origin_of, extra) if o is not None)
-        self.allow_any = cors.enabled and "*" in cors.allowed_origins
+        listed = [*cors.allowed_origins, *dashboard.cors_origins] if cors.enabled else []
+        self.extra = frozenset(o for o in map(origin_of, listed) if o != "*" and o is not None)
+        self.allow_any = "*" in listed
         self.origins = self.public | self.extra
         self._refused_logged: set[str] = set()
 

@@ -10,11 +10,14 @@ import orjson
 from aiohttp import web
 
 from ..config import redacted
-from ..errors import BadRequest, DashboardError
+from ..config.reference import variables_by_key
+from ..contract import describe_features
+from ..errors import BadRequest, DashboardError, SwitchedOff
 from ..history import HistoryUnavailable
 from ..namespaces import PANELS
+from ..realtime.cluster import ClusterUnavailable
 from ..realtime.hub import UnknownStream
-from .keys import ALERTS, HISTORY, HUB, OVERRIDES, READ_CACHE, SETTINGS
+from .keys import ALERTS, CLUSTER, HISTORY, HUB, OVERRIDES, READ_CACHE, SETTINGS
 from .security import ACTOR, client_of
 
 
@@ -148,9 +151,14 @@ async def alerts(request: web.Request) -> web.Response:
 
 
 def _features_body(app: web.Application) -> dict:
-    overrides = app[OVERRIDES]
-    return {"effective": overrides.effective(), "configured": overrides.configured(),
-            "overrides": overrides.overridden()}
+    return describe_features(app[OVERRIDES], app[SETTINGS], app[HUB].contracts(), list(PANELS))
+
+
+def _switched_off(flag: str, switches: list[str]) -> str:
+    names = variables_by_key()
+    shown = ", ".join(f"{key} ({', '.join(names[key])})" if key in names else key for key in switches)
+    return (f"features.{flag}: cannot be switched on while the configuration switches it off: {shown} "
+            "is off; turn it on in the configuration and restart")
 
 
 async def get_features(request: web.Request) -> web.Response:
@@ -169,13 +177,31 @@ async def patch_features(request: web.Request) -> web.Response:
                  and value is not None and not isinstance(value, bool)]
     if problems:
         raise BadRequest("; ".join(problems))
+    blocked = _features_body(request.app)["blocked"]
+    refused = [_switched_off(flag, blocked[flag]) for flag, value in body.items()
+               if value is True and flag in blocked]
+    if refused:
+        raise SwitchedOff("; ".join(refused))
     actor = request.get(ACTOR) or f"api:{client_of(request)}"
+    cluster = request.app.get(CLUSTER)
+    if cluster is not None:
+        # Told to the cluster first: a change the other instances cannot hear is not made.
+        try:
+            await cluster.flags.share(dict(body), actor)
+        except ClusterUnavailable as exc:
+            raise DashboardError(f"feature flags cannot be changed while the cluster's message queue "
+                                 f"is unreachable; nothing was changed: {exc}",
+                                 code="cluster_unavailable", status=503) from None
     changed = []
-    for flag, value in body.items():
-        change = (await overrides.reset(flag, actor=actor) if value is None
-                  else await overrides.set(flag, value, actor=actor))
-        if change is not None:
-            changed.append({"flag": change.flag, "old": change.old, "new": change.new})
+    try:
+        for flag, value in body.items():
+            change = (await overrides.reset(flag, actor=actor) if value is None
+                      else await overrides.set(flag, value, actor=actor))
+            if change is not None:
+                changed.append({"flag": change.flag, "old": change.old, "new": change.new})
+    finally:
+        if cluster is not None:
+            cluster.flags.settled(body)
     return json_response({**_features_body(request.app), "changed": changed})
 
 

@@ -35,5 +35,8 @@ async def audit_log(request: web.Request) -> web.Response:
         raise BadRequest(f"limit: {raw!r} is not an integer") from None
     if limit < 1:
         raise BadRequest("limit: must be at least 1")
-    entries = await request.app[AUDIT].recent(min(limit, cap))
-    return json_response({"entries": entries, "limit": min(limit, cap)})
+    try:
+        page = await request.app[AUDIT].page(min(limit, cap), request.query.get("before"))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return json_response(page)

@@ -1,21 +1,41 @@
 """The HTTP adapter of `realtime/forwarding.py`: requests for the lease holder's state that
-reach another instance are answered by the holder."""
+reach another instance are answered by the holder.
+
+`peer_middleware` (first, before rate limit and API key) believes the internal headers only
+with the cluster's secret: such a request is marked `PEER` (its original client and actor);
+from a client the same headers count for nothing and are never passed on.
+"""
 
 from __future__ import annotations
 
 import orjson
 from aiohttp import web
 
-from ..realtime.forwarding import FORWARDED, OWNED_BY_HOLDER, PASSED_HEADERS
-from .keys import FORWARDER
+from ..realtime.forwarding import (FORWARDED, ORIGINAL_ACTOR, ORIGINAL_CLIENT, OWNED_BY_HOLDER,
+                                   PASSED_HEADERS, PEER_SECRET)
+from .keys import CLUSTER, FORWARDER
+from .security import ACTOR, PEER, Peer, client_of
+
+
+@web.middleware
+async def peer_middleware(request: web.Request, handler):
+    cluster = request.app.get(CLUSTER)
+    presented = request.headers.get(PEER_SECRET)
+    if cluster is not None and presented is not None and await cluster.is_peer(presented):
+        request[PEER] = Peer(instance=request.headers.get(FORWARDED, "?")[:200],
+                             client=request.headers.get(ORIGINAL_CLIENT, "-")[:200],
+                             actor=request.headers.get(ORIGINAL_ACTOR, "-")[:200])
+    return await handler(request)
 
 
 @web.middleware
 async def forwarding_middleware(request: web.Request, handler):
     forwarder = request.app[FORWARDER]
-    if request.path.startswith(OWNED_BY_HOLDER) and forwarder.must_forward(FORWARDED in request.headers):
-        body = await request.read() if request.can_read_body else None
+    if request.path.startswith(OWNED_BY_HOLDER) and forwarder.must_forward(PEER in request):
+        body = await request.read() if request.body_exists else None  # read() keeps what was read before
         headers = {k: v for k, v in request.headers.items() if k in PASSED_HEADERS}
-        status, data = await forwarder.forward(request.method, request.path_qs, body, headers)
+        client = client_of(request)
+        status, data = await forwarder.forward(request.method, request.path_qs, body, headers,
+                                               client=client, actor=request.get(ACTOR) or f"api:{client}")
         return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
     return await handler(request)

@@ -9,6 +9,8 @@ from aiohttp import web
 from ..errors import DashboardError, error_body
 
 log = logging.getLogger(__name__)
+# The WebSocket a request was upgraded to: past that point no HTTP response may be written.
+UPGRADED = web.RequestKey("upgraded", web.WebSocketResponse)
 
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -21,6 +23,19 @@ _HTTP_CODES = {
 async def error_middleware(request: web.Request, handler):
     try:
         return await handler(request)
+    except Exception:
+        upgraded = request.get(UPGRADED)
+        if upgraded is None:
+            return _as_error_response(request)
+        # The connection speaks WebSocket now: an HTTP answer would be garbage inside it.
+        log.exception("WebSocket handler of %s failed; closing the connection", request.path)
+        return upgraded  # aiohttp finishes it by closing the WebSocket
+
+
+def _as_error_response(request: web.Request) -> web.StreamResponse:
+    """The failure being handled, rendered (call only inside an `except`)."""
+    try:
+        raise
     except DashboardError as exc:
         return web.json_response(exc.body(), status=exc.status)
     except web.HTTPException as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..errors import PanelDisabled
+from ..errors import BadRequest, PanelDisabled
 from ..panels.arena import CloseBody, TurnBody
 from ..panels.inference import parse_results
 from ..security.validation import parse
@@ -31,7 +31,21 @@ async def list_debates(request: web.Request) -> web.Response:
 
 async def get_debate(request: web.Request) -> web.Response:
     _need(request, "debates", "intelligence_arena")
-    return json_response(request.app[ARENA].get(request.match_info["id"]).state())
+    arena = request.app[ARENA]
+    return json_response(arena.get(request.match_info["id"]).state(arena.turns_in_envelope))
+
+
+async def debate_turns(request: web.Request) -> web.Response:
+    """Every turn of a debate, paged: `?offset=0&limit=50` (limit at most 200)."""
+    _need(request, "debates", "intelligence_arena")
+    try:
+        offset = int(request.query.get("offset", "0"))
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        raise BadRequest("offset and limit must be integers") from None
+    if offset < 0 or not 1 <= limit <= 200:
+        raise BadRequest("offset must be at least 0 and limit between 1 and 200")
+    return json_response(request.app[ARENA].get(request.match_info["id"]).turns_page(offset, limit))
 
 
 async def create_debate(request: web.Request) -> web.Response:

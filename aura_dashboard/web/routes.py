@@ -30,6 +30,7 @@ def setup_routes(app: web.Application) -> None:
     r.add_get("/api/arena/debates", producers.list_debates)
     r.add_post("/api/arena/debates", producers.create_debate)
     r.add_get("/api/arena/debates/{id}", producers.get_debate)
+    r.add_get("/api/arena/debates/{id}/turns", producers.debate_turns)
     r.add_post("/api/arena/debates/{id}/turns", producers.add_turn)
     r.add_post("/api/arena/debates/{id}/close", producers.close_debate)
     r.add_get("/metrics", metrics)

@@ -8,13 +8,14 @@ session (a handshake) takes a token from its address's bucket like any REST requ
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 import aiohttp_cors
 from aiohttp import hdrs, web
 
 from ..config.schema import SecuritySettings, WebSocketSettings
 from ..errors import error_body
-from ..security import AccessGuard, AllowedOrigins, Unauthorized, retry_after
+from ..security import AccessGuard, AllowedOrigins, TooManyFailures, Unauthorized, retry_after
 from .keys import GUARD
 
 # Open without a key: liveness for load balancers, and the page itself (it asks for the key).
@@ -23,12 +24,29 @@ PUBLIC_PREFIXES = ("/static/",)
 UNLIMITED_PATHS = frozenset({"/healthz", "/health"})
 # Who made an authenticated request (a key id, never the key), for the audit log.
 ACTOR = web.RequestKey("actor", str)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A request forwarded by another instance of the cluster (proven by the cluster's secret):
+    the client and actor it was made for, as that instance authenticated them."""
+
+    instance: str
+    client: str
+    actor: str
+
+
+PEER = web.RequestKey("peer", Peer)
 POLLING_POST_TIMEOUT_S = 5.0
 
 
 def client_of(request: web.BaseRequest) -> str:
     """The client behind `request` (believing X-Forwarded-For only from a trusted proxy); the
-    peer when the request never reached the app (a malformed request line)."""
+    peer when the request never reached the app (a malformed request line). A request an
+    instance of the cluster forwarded is its original client's."""
+    peer = request.get(PEER) if isinstance(request, web.Request) else None
+    if peer is not None:
+        return peer.client
     try:
         guard = request.app[GUARD]  # type: ignore[attr-defined]
     except (AttributeError, KeyError):
@@ -45,9 +63,11 @@ def rate_limit_middleware(guard: AccessGuard, socketio_path: str):
 
     @web.middleware
     async def rate_limit(request: web.Request, handler):
-        if request.path in UNLIMITED_PATHS or (
+        if request.path in UNLIMITED_PATHS or PEER in request or (
                 _is_socketio(request, socketio_path) and "sid" in request.query):
-            return await handler(request)  # an open session's traffic has its own limits
+            # An open session's traffic has its own limits; a forwarded request was limited
+            # where its client came in.
+            return await handler(request)
         wait = guard.take_request(client_of(request))
         if wait > 0:
             return web.json_response(
@@ -67,12 +87,19 @@ def api_key_middleware(guard: AccessGuard, socketio_path: str):
         if (request.method == hdrs.METH_OPTIONS or path in PUBLIC_PATHS
                 or path.startswith(PUBLIC_PREFIXES) or _is_socketio(request, socketio_path)):
             return await handler(request)
+        peer = request.get(PEER)
+        if peer is not None:  # authenticated by the instance that forwarded it
+            request[ACTOR] = peer.actor
+            return await handler(request)
         try:
             kid = await guard.authenticate(guard.candidate(request.headers), client=client_of(request),
                                            target=path, detail={"method": request.method},
                                            hint=f"header {guard.header}")
         except Unauthorized as exc:
             return web.json_response(exc.body(), status=exc.status)
+        except TooManyFailures as exc:
+            return web.json_response(exc.body(), status=exc.status,
+                                     headers={hdrs.RETRY_AFTER: str(retry_after(exc.wait_s))})
         request[ACTOR] = kid
         return await handler(request)
 
@@ -101,14 +128,42 @@ def polling_post_timeout(socketio_path: str):
     return bounded_post
 
 
-def security_middlewares(guard: AccessGuard, ws: WebSocketSettings) -> list:
+def body_timeout(socketio_path: str, timeout_s: float):
+    """A request body (REST) must arrive within `dashboard.body_timeout_s`: it is read here,
+    before any handler, and a sender that stalls is answered 408 and its connection closed.
+    (The Socket.IO path has its own bound, `polling_post_timeout`.)"""
+
+    @web.middleware
+    async def bounded_body(request: web.Request, handler):
+        if request.body_exists and not _is_socketio(request, socketio_path):
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await request.read()  # kept by aiohttp for the handler's json()/post()
+            except TimeoutError:
+                response = web.json_response(
+                    error_body("request_timeout", f"the request body did not arrive within {timeout_s:g}s "
+                                                  "(dashboard.body_timeout_s)"), status=408)
+                response.force_close()
+                await response.prepare(request)
+                await response.write_eof()
+                if request.transport is not None:  # aiohttp would linger reading the rest of the body
+                    request.transport.close()
+                return response
+        return await handler(request)
+
+    return bounded_body
+
+
+def security_middlewares(guard: AccessGuard, ws: WebSocketSettings, body_timeout_s: float = 30.0) -> list:
     """The middlewares to put after the error middleware: rate limit first, so guessing keys
-    is throttled too, then the API key."""
+    is throttled too, then the API key, then the body read with its timeout (an upload only
+    starts once its sender is known)."""
     out = [polling_post_timeout(ws.path)]
     if guard.requests is not None:
         out.append(rate_limit_middleware(guard, ws.path))
     if guard.key_required:
         out.append(api_key_middleware(guard, ws.path))
+    out.append(body_timeout(ws.path, body_timeout_s))
     return out
 
 

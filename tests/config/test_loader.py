@@ -41,9 +41,6 @@ TABLE = [
      "http://dashboard-1:8080", "dashboard-1:8080"),
     ("DASHBOARD_PUBLIC_URLS", "dashboard.public_urls", [], "http://localhost:9000, https://ops.example.com/",
      ["http://localhost:9000", "https://ops.example.com"], "ops.example.com"),
-    ("WEBSOCKET_PROTOCOL", "websocket.protocol", "ws", "wss", "wss", "http"),
-    ("WEBSOCKET_HOST", "websocket.host", "localhost", "dash.example", "dash.example", None),
-    ("WEBSOCKET_PORT", "websocket.port", 8000, "443", 443, "eighty"),
     ("MESSAGE_QUEUE_URL", "websocket.message_queue", "", "redis://127.0.0.1:6379/0",
      "redis://127.0.0.1:6379/0", "ftp://x"),
     ("DASHBOARD_CLUSTER", "websocket.cluster_name", "aura", "prod-eu", "prod-eu", "no spaces"),
@@ -51,14 +48,10 @@ TABLE = [
     ("ENABLE_TEMPERATURE_MONITORING", "monitoring.temperature.enabled", False, "1", True, "2"),
     ("MCP_BACKEND_URL", "backends.mcp.url", "http://localhost:8000", "http://mcp:8000",
      "http://mcp:8000", "mcp:8000"),
-    ("MCP_WEBSOCKET_URL", "backends.mcp.websocket_url", "ws://localhost:8000", "wss://mcp:8000",
-     "wss://mcp:8000", "http://mcp"),
     ("ML_BACKEND_URL", "backends.ml.url", "http://localhost:8001", "https://ml:8001",
      "https://ml:8001", "not a url"),
     ("GOVERNANCE_URL", "backends.governance.url", "http://localhost:9206", "http://gov:9206",
      "http://gov:9206", "gov"),
-    ("GOVERNANCE_WEBSOCKET_URL", "backends.governance.websocket_url", "ws://localhost:9206",
-     "ws://gov:9206", "ws://gov:9206", "gov"),
     ("DATABASE_HOST", "backends.database.host", "localhost", "db", "db", None),
     ("DATABASE_PORT", "backends.database.port", 5432, "6543", 6543, "pg"),
     ("DATABASE_NAME", "backends.database.database", "aura_ia", "metrics", "metrics", None),
@@ -291,3 +284,80 @@ def test_history_settings_that_do_not_fit_together_are_refused(env, extra, messa
     with pytest.raises(ConfigError) as caught:
         load(env=env, extra=extra)
     assert any(problem.startswith(message) for problem in caught.value.problems), caught.value.problems
+
+
+def literal_yaml_for(key: str, raw: str) -> dict:
+    """A user YAML that sets `key` to the literal `raw` (lists as given)."""
+    parts = key.split(".")
+    node: dict = {}
+    top = node
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = raw
+    return top
+
+
+# A literal of the right type for each key, different from the variable's value.
+LITERALS = {"DASHBOARD_PUBLIC_URLS": "http://yaml.example", "TRUSTED_PROXIES": "192.168.9.9",
+            "SECURITY_API_KEY_ENABLED": False}
+
+
+@pytest.mark.parametrize("var,key,default,good,typed,bad",
+                         [row for row in TABLE if row[0] != "NAS_IP"],
+                         ids=[row[0] for row in TABLE if row[0] != "NAS_IP"])
+def test_variable_beats_a_literal_in_the_user_yaml(tmp_path, var, key, default, good, typed, bad):
+    """README: shipped < your YAML < .env < environment, for every key that has a variable."""
+    literal = LITERALS.get(var, default)
+    config = tmp_path / "user.yaml"
+    config.write_text(yaml.safe_dump(literal_yaml_for(key, literal)))
+    env = {var: good}
+    if var == "SECURITY_API_KEY_ENABLED":
+        env.update({var: "true", "DASHBOARD_API_KEY": "k"})
+        typed = True
+    loaded = load(env, config=config)
+    assert get(loaded.settings, key) == typed
+    assert any(key in w and var in w for w in loaded.warnings), loaded.warnings
+    # From the .env file too.
+    env_file = tmp_path / ".env"
+    env_file.write_text("".join(f"{name}={value}\n" for name, value in env.items()))
+    assert get(load(env_file=env_file, config=config).settings, key) == typed
+    # Unset: the literal holds.
+    if var != "SECURITY_API_KEY_ENABLED":
+        assert get(load(config=config).settings, key) != typed
+
+
+def test_nas_ip_only_composes_the_shipped_origin_list(tmp_path):
+    """NAS_IP is part of one shipped origin, not a key: a user's own list wins, and says so."""
+    config = tmp_path / "user.yaml"
+    config.write_text("security:\n  cors:\n    allowed_origins: ['http://a.example']\n")
+    loaded = load({"NAS_IP": "10.0.0.5"}, config=config)
+    assert loaded.settings.security.cors.allowed_origins == ["http://a.example"]
+    assert any("NAS_IP" in w and "security.cors.allowed_origins" in w for w in loaded.warnings)
+
+
+def test_the_port_case_of_the_issue(tmp_path):
+    config = tmp_path / "user.yaml"
+    config.write_text("dashboard: {port: 18090}\n")
+    assert load({"DASHBOARD_PORT": "18080"}, config=config).settings.dashboard.port == 18080
+    assert load(config=config).settings.dashboard.port == 18090
+
+
+def test_keys_nothing_reads_are_gone_and_said_to_be_unsupported(tmp_path):
+    from aura_dashboard.config.loader import UNSUPPORTED
+    shipped = yaml.safe_load(SHIPPED_CONFIG.read_text())
+    user: dict = {}
+    for dotted in UNSUPPORTED:
+        parts = dotted.split(".")
+        node = shipped
+        for part in parts[:-1]:
+            node = node.get(part, {})
+        assert parts[-1] not in node, f"{dotted} is still in the shipped file"
+        target = user
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = True
+    config = tmp_path / "seed.yaml"
+    config.write_text(yaml.safe_dump(user))
+    warnings = load(config=config).warnings
+    for dotted in UNSUPPORTED:
+        assert any(w.startswith(f"{dotted}: not supported, ignored (") for w in warnings), (dotted, warnings)

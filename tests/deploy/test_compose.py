@@ -64,18 +64,35 @@ async def health_of(stack: ComposeStack, container: str) -> dict:
     return json.loads(await stack.exec_python(container, HEALTHZ_INSIDE))
 
 
-async def probes_by_instance(stack: ComposeStack, want: set[str], per_instance: int = 1) -> dict[str, list[Probe]]:
+async def probes_by_instance(stack: ComposeStack, want: set[str], per_instance: int = 1,
+                             settle_s: float = 30.0) -> dict[str, list[Probe]]:
     """Probes (clients at distinct addresses) until each wanted replica serves `per_instance`
-    of them; nginx's hash decides which address lands where."""
-    found: dict[str, list[Probe]] = {}
+    of them; nginx's hash decides which address lands where. A replica that nginx found not
+    yet listening (its address is in Docker's DNS before its server is up) is skipped for
+    `fail_timeout` (10 s), so the probes are asked again for up to `settle_s`."""
+    def tally(answers: list[tuple[str, Probe]]) -> dict[str, list[Probe]]:
+        found: dict[str, list[Probe]] = {}
+        for name, probe in answers:
+            found.setdefault(name, []).append(probe)
+        return found
+
+    def missing_in(found: dict[str, list[Probe]]) -> list[str]:
+        return [name for name in want if len(found.get(name, [])) < per_instance]
+
+    answers: list[tuple[str, Probe]] = []
     for index in range(MAX_PROBES):
-        if all(len(found.get(name, [])) >= per_instance for name in want):
+        if not missing_in(tally(answers)):
             break
         probe = await stack.probe(index)
-        found.setdefault(await probe.instance(), []).append(probe)
-    missing = [name for name in want if len(found.get(name, [])) < per_instance]
+        answers.append((await probe.instance(), probe))
+    deadline = asyncio.get_running_loop().time() + settle_s
+    while missing_in(tally(answers)) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(2)
+        answers = [(await probe.instance(), probe) for _, probe in answers]
+    found = tally(answers)
+    missing = missing_in(found)
     spread = {name: [p.address for p in probes] for name, probes in found.items()}
-    assert not missing, f"no client address of {MAX_PROBES} landed on {missing}: {spread}"
+    assert not missing, f"no client address of {len(answers)} landed on {missing}: {spread}"
     return found
 
 

@@ -131,3 +131,93 @@ async def test_failed_authentication_is_audited():
                 await asyncio.sleep(0.1)
         (entry,) = await asyncio.wait_for(audited(), 10)
         assert "/api/config" in entry["target"] and "k-bad" not in repr(entry)
+
+
+# -- GET /api/audit?limit=N&before=<cursor>: paging, PostgreSQL first ------------------------
+from tests.collectors.test_database import machine_db  # noqa: E402,F401 (fixture)
+
+
+def ticking(start: float = 1000.0):
+    now = [start]
+
+    def clock() -> float:
+        now[0] += 1.0
+        return now[0]
+    return clock
+
+
+async def read_all_pages(store, limit):
+    pages, before = [], None
+    while True:
+        page = await store.page(limit, before)
+        pages.append(page)
+        if not page["more"]:
+            return pages
+        assert page["next_before"]
+        before = page["next_before"]
+
+
+async def test_local_pages_walk_every_entry_newest_first_once(tmp_path):
+    store = AuditStore(str(tmp_path / "a.db"), clock=ticking())
+    for i in range(7):
+        await store.record("test", "system", f"t{i}")
+    pages = await read_all_pages(store, 3)
+    assert [len(p["entries"]) for p in pages] == [3, 3, 1]
+    assert all(p["source"] == "local" and p["limit"] == 3 for p in pages)
+    assert pages[-1]["next_before"] is None
+    targets = [e["target"] for p in pages for e in p["entries"]]
+    assert targets == [f"t{i}" for i in reversed(range(7))]
+    with pytest.raises(ValueError):
+        await store.page(3, "not-a-cursor")
+    await store.close()
+
+
+async def test_postgres_pages_hold_every_instances_entries_and_fall_back_to_local(tmp_path, machine_db):  # noqa: F811
+    env = {"DATABASE_HOST": pg.MACHINE_PG["host"], "DATABASE_PORT": str(pg.MACHINE_PG["port"]),
+           "DATABASE_NAME": machine_db, "DATABASE_USER": "postgres"}
+    dsn = dsn_of(db_settings(env), 3)
+    a = AuditStore(str(tmp_path / "a.db"), postgres_dsn=dsn, clock=ticking(1000))
+    b = AuditStore(str(tmp_path / "b.db"), postgres_dsn=dsn, clock=ticking(1000.5))
+    for i in range(3):
+        await a.record("test", "a", f"a{i}")
+        await b.record("test", "b", f"b{i}")
+    await a.sync_once()
+    await b.sync_once()
+    await a.record("test", "a", "a-pending")  # not yet copied: still read, from the local file
+    pages = await read_all_pages(a, 4)
+    assert {p["source"] for p in pages} == {"postgres"}
+    targets = [e["target"] for p in pages for e in p["entries"]]
+    assert targets == ["a-pending", "b2", "a2", "b1", "a1", "b0", "a0"]
+    # PostgreSQL unreachable: the local file, saying so.
+    dead = AuditStore(str(tmp_path / "a.db"), postgres_dsn=dsn.replace(str(pg.MACHINE_PG["port"]), "1"))
+    page = await dead.page(10, None)
+    assert page["source"] == "local"
+    assert [e["target"] for e in page["entries"]] == ["a-pending", "a2", "a1", "a0"]
+    for store in (a, b, dead):
+        await store.close()
+
+
+async def test_api_audit_pages_over_http():
+    async with running_server(make_settings()) as srv, aiohttp.ClientSession() as http:
+        for value in (True, False, True):
+            async with http.patch(srv.url + "/api/features", json={"debug_mode": value}) as response:
+                assert response.status == 200
+
+        async def page(query):
+            async with http.get(srv.url + "/api/audit" + query) as response:
+                return response.status, await response.json()
+
+        async def three():
+            while len((await page("?limit=50"))[1]["entries"]) < 3:
+                await asyncio.sleep(0.1)
+        await asyncio.wait_for(three(), 20)
+        status, first = await page("?limit=2")
+        assert status == 200
+        assert set(first) == {"entries", "limit", "more", "next_before", "source"}
+        assert first["limit"] == 2 and first["more"] is True and first["source"] == "local"
+        status, second = await page(f"?limit=2&before={first['next_before']}")
+        assert status == 200 and second["entries"]
+        assert not {e["id"] for e in first["entries"]} & {e["id"] for e in second["entries"]}
+        assert second["entries"][0]["ts"] <= first["entries"][-1]["ts"]
+        status, bad = await page("?before=nonsense")
+        assert status == 400 and "before" in bad["error"]["message"]

@@ -161,7 +161,7 @@ async def test_broadcast_reaches_every_instance_with_cluster_wide_seq(cluster):
 async def test_client_moving_to_another_instance_gets_exactly_what_it_missed(cluster):
     async with cluster(2) as (instances, http):
         first = Listener()
-        await first.join(instances[0].url)
+        joined = await first.join(instances[0].url)
         await first.until(lambda: len(first.envelopes) >= 3)
         await first.sio.disconnect()
         last = max(e["seq"] for e in first.envelopes)
@@ -171,6 +171,7 @@ async def test_client_moving_to_another_instance_gets_exactly_what_it_missed(clu
             ack = await second.join(instances[1].url, since=last)
             missed = ack["history"]["system"]
             assert ack["gap"] == {"system": False}
+            assert ack["epoch"] == joined["epoch"], "one cluster, one sequence: the same epoch on every instance"
             seqs = [e["seq"] for e in missed]
             assert seqs == list(range(last + 1, last + 1 + len(seqs))) and len(seqs) >= 3
             assert {e["source"] for e in missed} == {"node-a", "node-b"}
@@ -308,3 +309,27 @@ async def test_an_instance_without_the_lease_answers_from_the_shared_buffer(clus
             assert (await other.health(http))["dependencies"]["database"]["status"] == "up"
     finally:
         pg.drop_machine_database(database)
+
+
+async def test_the_new_holder_starts_the_shared_collectors(cluster):
+    """The lease change reaches the emitters: after a takeover the survivor samples the shared
+    streams (`models` here) itself, its name in each envelope's `source`."""
+    async with cluster(2) as (instances, http):
+        async def holder():
+            while True:
+                for inst in instances:
+                    if (await inst.health(http))["dependencies"]["message_queue"]["shared_collectors_here"]:
+                        return inst
+                await asyncio.sleep(0.1)
+        first = await asyncio.wait_for(holder(), 10)
+        survivor = next(inst for inst in instances if inst is not first)
+        first.stop(signal.SIGKILL)
+
+        async def sampled_by_survivor():
+            while True:
+                async with http.get(survivor.url + "/api/history/models?points=20") as response:
+                    envelopes = (await response.json())["envelopes"]
+                if any(e["source"] == survivor.name for e in envelopes):
+                    return
+                await asyncio.sleep(0.2)
+        await asyncio.wait_for(sampled_by_survivor(), 20)

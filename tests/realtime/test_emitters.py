@@ -81,3 +81,25 @@ async def test_emitter_set_follows_the_stream_switch():
     assert await hub.last_seq("s") == stopped_at
     await emitters.stop()
     await tasks.close()
+
+
+async def test_reconcile_run_concurrently_is_serialised():
+    """A feature PATCH, a flag sync and a lease change may reconcile at once: no KeyError, and
+    the emitter ends up as the switch says."""
+    switch = {"on": True}
+    hub = make_hub(switch)
+    tasks = TaskSet()
+
+    async def sample():
+        return 1
+
+    emitters = EmitterSet(hub, tasks)
+    emitters.add(Emitter("s", sample, 0.01, hub))
+    await emitters.start()
+    for _ in range(20):
+        switch["on"] = not switch["on"]
+        results = await asyncio.gather(*(emitters.reconcile() for _ in range(4)), return_exceptions=True)
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        assert emitters.running() == (["s"] if switch["on"] else [])
+    await emitters.stop()
+    await tasks.close()

@@ -63,17 +63,6 @@ async def test_unreachable_redis_gives_up_the_lease_without_raising():
     await client.aclose()
 
 
-async def test_lease_loop_stops_on_cancel(redis_client):
-    client, prefix = redis_client
-    lease = Lease(client, f"{prefix}:lease", "a", ttl_ms=1000)
-    task = asyncio.create_task(lease.run())
-    while not lease.held:
-        await asyncio.sleep(0.01)
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    assert task.cancelled()
-
-
 async def test_flag_sync_between_two_instances(redis_client):
     client, prefix = redis_client
     features = make_settings().features
@@ -109,3 +98,94 @@ async def test_flag_sync_between_two_instances(redis_client):
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
+
+
+def link_for(prefix: str, on_lease_change=None, ttl_ms: int = 1000):
+    from aura_dashboard.realtime.cluster_link import ClusterLink
+    ws = make_settings({"MESSAGE_QUEUE_URL": REDIS_URL, "DASHBOARD_CLUSTER": prefix.split(":")[-1]},
+                       {"websocket": {"lease_ttl_ms": ttl_ms}}).websocket
+    features = make_settings().features
+    return ClusterLink.create(ws, "http://127.0.0.1:1", "t", RuntimeOverrides(features),
+                              on_lease_change=on_lease_change)
+
+
+async def test_the_lease_change_hook_is_given_to_the_constructor(redis_client):
+    _, prefix = redis_client
+    changes = []
+
+    async def note(held):
+        changes.append(held)
+
+    link = link_for(prefix, note)
+    assert await link.lease_round() is True
+    await link.close()
+    assert changes == [True, False]
+
+
+async def test_the_lease_loop_survives_a_failing_hook_and_stops_on_cancel(redis_client):
+    """A hook that raises must not stop renewal while `held` stays true (two instances would
+    then run the shared collectors)."""
+    client, _ = redis_client
+    prefix = f"aura:test-{uuid.uuid4().hex[:8]}"
+    calls = []
+
+    async def broken(held):
+        calls.append(held)
+        raise RuntimeError("reconcile failed")
+
+    link = link_for(prefix, broken, ttl_ms=1000)
+    task = asyncio.create_task(link.run_lease())
+    try:
+        while not link.lease.held:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(2.5)  # over two TTLs: only renewals keep it
+        assert not task.done(), "the lease loop died"
+        assert link.lease.held
+        assert await client.get(link.lease.key) == link.owner.encode()
+        assert calls == [True]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert task.cancelled()
+        await link.close()
+        await client.delete(link.lease.key, link.holder_key)
+
+
+def test_lease_has_no_loop_of_its_own():
+    assert not hasattr(Lease, "run"), "ClusterLink.run_lease is the one lease loop"
+
+
+async def test_takeover_within_the_ttl_plus_one_renewal_period(redis_client):
+    """The holder dies without releasing: the lease expires a TTL after its last renewal and
+    the other instance's next round (every third of the TTL) takes it. Measured; the bound
+    adds a second for a loaded machine."""
+    import time
+    client, _ = redis_client
+    prefix = f"aura:test-{uuid.uuid4().hex[:8]}"
+    ttl_ms = 1500
+    a, b = link_for(prefix, ttl_ms=ttl_ms), link_for(prefix, ttl_ms=ttl_ms)
+    loop_a = asyncio.create_task(a.run_lease())
+    try:
+        while not a.lease.held:
+            await asyncio.sleep(0.01)
+        loop_b = asyncio.create_task(b.run_lease())
+        await asyncio.sleep(0.6)
+        assert not b.lease.held
+        loop_a.cancel()  # dies: no release, no more renewals
+        await asyncio.gather(loop_a, return_exceptions=True)
+        died = time.monotonic()
+        while not b.lease.held:
+            await asyncio.sleep(0.01)
+        took = time.monotonic() - died
+        print(f"takeover after {took:.2f} s (TTL {ttl_ms / 1000} s, renewal every {ttl_ms / 3000:.2f} s)")
+        assert took <= ttl_ms / 1000 + ttl_ms / 3000 + 1.0
+        loop_b.cancel()
+        await asyncio.gather(loop_b, return_exceptions=True)
+    finally:
+        loop_a.cancel()
+        for link in (a, b):
+            link.lease.held = False
+            await link.close()
+        keys = [key async for key in client.scan_iter(f"{prefix}:*")]
+        if keys:
+            await client.delete(*keys)

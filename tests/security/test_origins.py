@@ -105,3 +105,41 @@ def test_wildcard_listen_address_means_localhost_a_named_one_itself():
     settings = make_settings({"DASHBOARD_HOST": "10.1.2.3", "DASHBOARD_PORT": "8181"})
     origins = AllowedOrigins(settings.dashboard, settings.security.cors)
     assert "http://10.1.2.3:8181" in origins.public and "http://localhost:8181" not in origins.public
+
+
+async def test_another_allowed_origin_may_flip_a_flag_by_patch():
+    """The default `security.cors.allowed_methods` lets a browser's PATCH /api/features pass."""
+    async with serve() as srv:
+        headers = {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "PATCH",
+                   "Access-Control-Request-Headers": "Content-Type"}
+        async with aiohttp.ClientSession() as http:
+            async with http.options(f"{srv.url}/api/features", headers=headers) as resp:
+                assert resp.status == 200, await resp.text()
+                assert "PATCH" in resp.headers.get("Access-Control-Allow-Methods", "")
+
+
+async def test_dashboard_cors_origins_are_merged_into_the_allowed_origins():
+    extra = {"dashboard": {"cors_origins": ["https://ops.example.com:8443"]}}
+    async with serve(extra=extra) as srv:
+        origin = "https://ops.example.com:8443"
+        assert await handshake(srv, origin) == (200, origin)
+        assert await rest(srv, origin) == origin
+        assert (await handshake(srv, "https://evil.example"))[0] == 400
+
+
+async def test_the_shipped_dashboard_cors_origins_open_no_origin():
+    async with serve() as srv:
+        assert srv.settings.dashboard.cors_origins == []
+        assert (await handshake(srv, "https://evil.example"))[0] == 400
+        assert await rest(srv, "https://evil.example") is None
+
+
+def test_star_in_dashboard_cors_origins_is_treated_as_in_security_cors():
+    settings = make_settings(extra={"dashboard": {"cors_origins": ["*"]}})
+    assert AllowedOrigins(settings.dashboard, settings.security.cors).allows("https://any.example")
+    off = make_settings(extra={"dashboard": {"cors_origins": ["*"]}, "security": {"cors": {"enabled": False}}})
+    assert not AllowedOrigins(off.dashboard, off.security.cors).allows("https://any.example")
+    from aura_dashboard.config import ConfigError
+    with pytest.raises(ConfigError) as caught:
+        make_settings({"DASHBOARD_ENV": "production"}, {"dashboard": {"cors_origins": ["*"]}})
+    assert any(p.startswith("dashboard.cors_origins:") for p in caught.value.problems)

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from aura_dashboard.web.keys import HUB, READ_CACHE
+from aura_dashboard.web.keys import EMITTERS, HUB, READ_CACHE
 from tests.conftest import make_settings, running_server
 
 FAST = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False}}
@@ -110,3 +110,43 @@ async def test_metrics_parse_with_prometheus_parser():
         assert published["system"] >= 1
         namespaces = {s.labels["namespace"] for s in families["aura_clients_connected"].samples}
         assert namespaces == {"/omni_monitor", "/governance", "/ai_system", "/arena", "/chat"}
+
+
+async def test_a_flag_whose_configuration_switch_is_off_is_refused_409_naming_it():
+    """PATCH gpu_monitoring/temperature_monitoring on while ENABLE_* is off: the stream cannot
+    run, so the answer is 409 naming the switch and `effective` stays false."""
+    async with running_server(make_settings({}, FAST)) as srv, aiohttp.ClientSession() as http:
+        for flag, switch, variable in (("gpu_monitoring", "monitoring.gpu.enabled", "ENABLE_GPU_MONITORING"),
+                                       ("temperature_monitoring", "monitoring.temperature.enabled",
+                                        "ENABLE_TEMPERATURE_MONITORING")):
+            async with http.patch(srv.url + "/api/features", json={flag: True}) as response:
+                body = await response.json()
+                assert response.status == 409, body
+                assert body["error"]["code"] == "switched_off_in_configuration"
+                assert switch in body["error"]["message"] and variable in body["error"]["message"]
+            features = await get_json(http, srv.url + "/api/features")
+            assert features["effective"][flag] is False and flag not in features["overrides"]
+        # Off is always accepted; a flag without a blocking switch still flips.
+        async with http.patch(srv.url + "/api/features", json={"gpu_monitoring": False}) as response:
+            assert response.status == 200
+
+
+async def test_effective_never_claims_a_stream_that_cannot_run():
+    # The flag is on, but the switch is off (and DATABASE_HOST is empty): effective says false.
+    settings = make_settings({"FEATURE_GPU_MONITORING": "true"}, FAST)
+    async with running_server(settings) as srv, aiohttp.ClientSession() as http:
+        features = await get_json(http, srv.url + "/api/features")
+        assert features["configured"]["gpu_monitoring"] is True
+        assert features["effective"]["gpu_monitoring"] is False
+        assert features["effective"]["database_monitoring"] is False
+        assert features["blocked"]["gpu_monitoring"] == ["monitoring.gpu.enabled"]
+        assert features["effective"]["system_monitoring"] is True
+
+
+async def test_with_the_switch_on_the_flag_starts_the_stream():
+    settings = make_settings({"ENABLE_TEMPERATURE_MONITORING": "true"}, FAST)
+    async with running_server(settings) as srv, aiohttp.ClientSession() as http:
+        async with http.patch(srv.url + "/api/features", json={"temperature_monitoring": True}) as response:
+            body = await response.json()
+            assert response.status == 200 and body["effective"]["temperature_monitoring"] is True
+        assert "temperature" in srv.app[EMITTERS].running()

@@ -1,13 +1,11 @@
 // One Socket.IO manager (one transport) for every panel namespace, reconnecting on its own
-// schedule from `websocket.reconnect`, and one Channel per namespace that (re)subscribes to
-// its streams with `since`, so a short outage leaves no hole and no duplicate.
+// schedule from `websocket.reconnect` (reconnect.js: for ever, capped), and one Channel per
+// namespace that (re)subscribes to its streams with `since`, so a short outage leaves no hole
+// and no duplicate.
 import { Manager } from "/static/vendor/socket.io.esm.min.js";
+import { ReconnectSchedule, backoffDelay } from "./reconnect.js";
 
-/** Delay before reconnection attempt `attempt` (0-based): initial × multiplier^attempt, capped. */
-export function backoffDelay(reconnect, attempt) {
-  const delay = reconnect.initial_delay_ms * Math.pow(reconnect.backoff_multiplier, attempt);
-  return Math.min(delay, reconnect.max_delay_ms);
-}
+export { backoffDelay };
 
 export class Connection {
   /**
@@ -21,25 +19,26 @@ export class Connection {
     this.options = options;
     this.channels = [];
     this.listeners = new Set();
-    this.attempt = 0;          // failed attempts since the last successful open
-    this.retryAt = null;       // when the next attempt is due (ms since epoch)
-    this.gaveUp = false;
+    this.schedule = new ReconnectSchedule(options.reconnect);
     this.reconnects = 0;       // successful re-opens after a loss (for people and tests)
+    this.attempts = 0;         // every attempt started, scheduled or asked for (for tests)
     this.everOpened = false;
     this.manager = new Manager(window.location.origin, {
       path: options.path,
       autoConnect: false,
-      reconnection: false,     // our own schedule below follows websocket.reconnect exactly
+      reconnection: false,     // our own schedule (reconnect.js) follows websocket.reconnect
       transports: options.fallback ? ["websocket", "polling"] : ["websocket"],
       tryAllTransports: !!options.fallback,
       timeout: options.timeoutMs || 20000,
     });
     this.isOpen = false;  // the manager's own ready state is private (and mangled in the build)
+    this.inFlight = false;
     this.manager.on("close", (reason) => { this.isOpen = false; this.lost(reason); });
     // A failed open (also one started by a namespace's own connect()) reports "error".
     this.manager.on("error", (err) => this.lost((err && err.message) || "connect failed"));
     this.manager.on("open", () => {
       this.isOpen = true;
+      this.inFlight = false;
       const engine = this.manager.engine;
       engine.on("upgrade", () => this.changed());
       this.changed();
@@ -50,12 +49,20 @@ export class Connection {
     return this.isOpen && this.manager.engine ? this.manager.engine.transport.name : null;
   }
 
+  /** connected, connecting (an attempt is under way), reconnecting (one is scheduled) or
+   * disconnected (reconnecting is switched off: only "retry now"). */
   get state() {
     if (this.isOpen) return "connected";
-    if (this.gaveUp) return "gave up";
-    if (this.retryAt) return "reconnecting";
-    return "connecting";
+    if (this.schedule.scheduled) return "reconnecting";
+    if (this.inFlight || !this.everOpened) return "connecting";
+    return "disconnected";
   }
+
+  /** The loss has lasted past `max_attempts` attempts. */
+  get escalated() { return !this.isOpen && this.schedule.escalated; }
+
+  get attempt() { return this.schedule.attempt; }
+  get retryAt() { return this.schedule.retryAt; }
 
   onChange(listener) { this.listeners.add(listener); }
   changed() { for (const listener of this.listeners) listener(this); }
@@ -68,14 +75,16 @@ export class Connection {
 
   open() {
     clearTimeout(this.timer);
-    this.retryAt = null;
-    this.gaveUp = false;
+    this.schedule.starting();
+    this.inFlight = true;
+    this.attempts += 1;
     this.changed();
     this.manager.open((err) => {
       if (err) return;  // the "error" listener schedules the next attempt
+      this.inFlight = false;
       if (this.everOpened) this.reconnects += 1;
       this.everOpened = true;
-      this.attempt = 0;
+      this.schedule.opened();
       this.changed();
     });
     for (const channel of this.channels) channel.start();
@@ -83,22 +92,18 @@ export class Connection {
 
   lost(reason) {
     this.lastReason = String(reason || "");
-    const reconnect = this.options.reconnect;
-    if (this.retryAt || this.isOpen) return;  // scheduled, or not lost
-    if (!reconnect.enabled || this.attempt >= reconnect.max_attempts) {
-      this.gaveUp = true;
-      this.changed();
-      return;
-    }
-    const delay = backoffDelay(reconnect, this.attempt);
-    this.attempt += 1;
-    this.retryAt = Date.now() + delay;
+    if (this.schedule.scheduled || this.isOpen) return;  // scheduled, or not lost
+    this.inFlight = false;
+    const delay = this.schedule.failed();
     this.changed();
-    this.timer = setTimeout(() => this.open(), delay);
+    if (delay !== null) this.timer = setTimeout(() => this.open(), delay);
   }
 
-  /** Start over after giving up (the "retry" button). */
-  retry() { this.attempt = 0; this.open(); }
+  /** The "retry now" button: an attempt at once, the schedule going on from there. */
+  retryNow() {
+    if (this.isOpen) return;
+    this.open();
+  }
 }
 
 /** One namespace: its socket, its streams' subscriptions and the last `seq` seen of each. */
@@ -109,7 +114,7 @@ export class Channel {
     this.handlers = handlers;
     this.refused = null;   // {code, message} once the server refused this namespace
     this.streams = Object.fromEntries(streams.map((name) => [name, {
-      name, lastSeq: null, epoch: 0, seen: new Set(), subscribed: false, pending: [], error: null,
+      name, lastSeq: null, epoch: 0, serverEpoch: null, seen: new Set(), subscribed: false, pending: [], error: null,
     }]));
     this.socket = connection.manager.socket(namespace, { auth: (cb) => cb(this.auth()) });
     this.socket.on("connect", () => { this.refused = null; this.subscribeAll(); this.changed(); });
@@ -129,7 +134,14 @@ export class Channel {
       }
     });
     this.socket.on("batch", (list) => { for (const envelope of list || []) this.route(envelope); });
+    this.socket.on("features", (body) => { if (handlers.features) handlers.features(body, this); });
     for (const name of streams) this.socket.on(name, (envelope) => this.route(envelope));
+    // The cluster's sequence numbers began again (its Redis lost its data): resubscribe with
+    // `since`, which the server answers with `gap` and the new epoch's envelopes.
+    this.socket.on("epoch", (notice) => {
+      const state = notice && this.streams[notice.stream];
+      if (state && state.subscribed) this.subscribe(state);
+    });
   }
 
   auth() {
@@ -137,12 +149,20 @@ export class Channel {
     return key ? { api_key: key } : {};
   }
 
-  start() { if (!this.refused && !this.socket.connected) this.socket.connect(); }
+  /** Connect unless connected, refused, or already on its way (a second connect() while one is
+   * under way sends the namespace's CONNECT twice, and a subscribe can be lost between them). */
+  start() { if (!this.refused && !this.socket.connected && !this.socket.active) this.socket.connect(); }
 
   /** Try again after a refusal (a new API key was given). */
   restart() { this.refused = null; this.socket.connect(); }
 
   changed() { if (this.handlers.status) this.handlers.status(this); }
+
+  /** Subscribe again to the streams refused as switched off (a flag came back on). */
+  retryRefusedStreams() {
+    if (!this.socket.connected) return;
+    for (const state of Object.values(this.streams)) if (state.error && !state.subscribed) this.subscribe(state);
+  }
 
   subscribeAll() {
     for (const state of Object.values(this.streams)) this.subscribe(state);
@@ -151,7 +171,11 @@ export class Channel {
   subscribe(state) {
     // One request per stream: a stream that is off must not take the others down with it.
     const payload = { streams: [state.name] };
-    if (state.lastSeq !== null) payload.since = { [state.name]: state.lastSeq };
+    if (state.lastSeq !== null) {
+      payload.since = { [state.name]: state.lastSeq };
+      // The epoch our numbers belong to: from another one the server answers `gap`.
+      if (state.serverEpoch) payload.epoch = state.serverEpoch;
+    }
     state.pending = [];
     this.socket.timeout(15000).emit("subscribe", payload, (err, ack) => {
       if (err) { if (this.socket.connected) this.subscribe(state); return; }
@@ -163,6 +187,7 @@ export class Channel {
         return;
       }
       state.error = null;
+      state.serverEpoch = ack.epoch || null;
       const history = (ack.history && ack.history[state.name]) || [];
       const gap = !!(ack.gap && ack.gap[state.name]);
       const resumed = state.lastSeq !== null;
@@ -174,6 +199,7 @@ export class Channel {
         state.lastSeq = null;
       }
       state.subscribed = true;
+      if (this.handlers.subscribed) this.handlers.subscribed(state.name, history.length);
       this.deliver(state, history, { history: true, gap, resumed });
       const pending = state.pending;
       state.pending = [];

@@ -26,6 +26,30 @@ export function formatValue(value, unit) {
   }
 }
 
+/** An axis tick: like `formatValue`, without the decimals a round tick does not need
+ * ("512 KiB/s", "1 MiB/s", "50 %"). */
+export function axisValue(value, unit) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return "";
+  if (unit === "bytes" || unit === "bytes/s") {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let v = value, i = 0;
+    while (Math.abs(v) >= 1024 && i < units.length - 1) { v /= 1024; i += 1; }
+    return `${+v.toFixed(2)} ${units[i]}${unit === "bytes/s" ? "/s" : ""}`;
+  }
+  if (unit === "percent") return `${+value.toFixed(1)} %`;
+  if (unit === "ratio") return `${+(value * 100).toFixed(1)} %`;
+  if (unit === "ms") return value >= 1000 ? `${+(value / 1000).toFixed(2)} s` : `${+value.toFixed(1)} ms`;
+  return formatValue(value, unit);
+}
+
+/** Tick steps for an axis in `unit`: powers of 1024 for bytes (so ticks land on 256 KiB, 1 MiB). */
+export function axisSteps(unit) {
+  if (unit !== "bytes" && unit !== "bytes/s") return undefined;
+  const steps = [];
+  for (let k = 0; k <= 4; k += 1) for (const m of [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]) steps.push(m * 1024 ** k);
+  return steps;
+}
+
 export function bytes(value, perSecond = false) {
   if (typeof value !== "number" || !Number.isFinite(value)) return "–";
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -36,6 +60,11 @@ export function bytes(value, perSecond = false) {
 
 export class Contract {
   constructor(described) {
+    this.update(described);
+  }
+
+  /** A newer description (a flag changed): which panels and streams are on now. */
+  update(described) {
     this.panels = described.panels;
     this.streams = new Map(described.streams.map((s) => [s.name, s]));
     this.fields = new Map();
@@ -43,6 +72,9 @@ export class Contract {
       for (const field of stream.fields) this.fields.set(`${stream.name} ${field.path}`, field);
     }
   }
+
+  /** Whether `stream` runs now (its switches and its feature flag). */
+  isOn(stream) { const s = this.streams.get(stream); return !s || s.on !== false; }
 
   field(stream, path) { return this.fields.get(`${stream} ${path}`); }
 

@@ -1,18 +1,24 @@
 // The omni_monitor panel: per-host system charts and figures, GPUs, temperatures, database,
 // backends and alerts.
-import uPlot from "/static/vendor/uPlot.esm.js";
-import { formatValue } from "./contract.js";
+import uPlot from "/static/vendor/uPlot.esm.min.js";
+import { axisSteps, axisValue, formatValue } from "./contract.js";
 import { HostRange, exportButtons, rangeOptions } from "./range.js";
 import { Series } from "./series.js";
-import { badge, el, fieldGrid, muted, replace, table, time } from "./util.js";
+import { Cards } from "./cards.js";
+import { palette } from "./theme.js";
+import { announce, badge, el, fieldGrid, muted, replace, stamp, stateNote, table, time } from "./util.js";
 
+const BASE_TITLE = document.title;
+// "backend_down:ml" → "ml": alerts from servers before `target` was sent.
+const targetOf = (id) => (String(id).includes(":") ? String(id).split(":").slice(1).join(":") : "");
 const COLORS = ["#5aa9ff", "#3ecf8e", "#f5b942", "#ff7ab6"];
 const sum = (obj, field) => Object.values(obj || {}).reduce((t, v) => t + (v && typeof v[field] === "number" ? v[field] : 0), 0);
 
 // Each chart names the contract fields it draws (`path`: the series its history reads; a
 // wildcard path is summed); the axis and legend format by their unit.
 const CHARTS = [
-  { id: "cpu-mem", title: "CPU and memory (%)", range: [0, 100], unit: "cpu.percent", fields: [
+  { id: "cpu-mem", title: "CPU and memory (%)", range: [0, 100], unit: "cpu.percent",
+    thresholds: [{ key: "cpu_percent", label: "CPU limit" }, { key: "memory_percent", label: "memory limit" }], fields: [
     { name: "CPU %", path: "cpu.percent", value: (d) => d.cpu.percent },
     { name: "memory %", path: "memory.percent", value: (d) => d.memory.percent },
   ] },
@@ -27,8 +33,9 @@ const CHARTS = [
 ];
 
 class Host {
-  constructor(contract, source, capacity, container, range) {
+  constructor(contract, source, capacity, container, range, limits, moments) {
     this.contract = contract;
+    this.limits = limits || {};
     this.source = source;
     this.series = CHARTS.map((c) => new Series(capacity, c.fields));
     this.range = new HostRange(range, source, CHARTS);
@@ -39,6 +46,7 @@ class Host {
     };
     this.updated = el("span", { class: "muted" });
     this.gapNote = el("span", { class: "gapnote" });
+    this.cores = el("div", { class: "cores", "aria-label": "CPU per core" });
     this.disks = el("div");
     this.extra = el("div", { class: "muted" });
     this.chartBoxes = CHARTS.map((c, i) => el("div", { class: "chart", "data-chart": c.id }, el("div", { class: "title", text: c.title },
@@ -47,10 +55,12 @@ class Host {
       el("div", { class: "host-head" }, el("h3", { text: source }), this.updated, this.gapNote),
       el("div", { class: "figures" }, figure("cpu-percent", "CPU"), figure("memory-percent", "memory"),
         figure("load", "load (1/5/15 min)"), figure("net", "network in / out")),
-      el("div", { class: "charts" }, this.chartBoxes), el("h3", { text: "Disk usage" }), this.disks, this.extra);
+      this.cores, el("div", { class: "charts" }, this.chartBoxes), el("h3", { text: "Disk usage" }), this.disks, this.extra);
     container.append(this.node);
-    this.plots = CHARTS.map((c, i) => new uPlot(rangeOptions(range, c, plotOptions(c, contract.unit("system", c.unit), this.chartBoxes[i])),
+    this.plots = CHARTS.map((c, i) => new uPlot(rangeOptions(range, c, plotOptions(c, contract.unit("system", c.unit), this.chartBoxes[i], limits, moments)),
       this.range.columns(i, this.series[i].columns()), this.chartBoxes[i]));
+    // A chart is a picture to a screen reader: its name and the values it ends on.
+    this.plots.forEach((p) => p.root.querySelector("canvas").setAttribute("role", "img"));
     range.onChange(() => this.range.load(() => this.render()));
     this.range.load(() => this.render());
     new ResizeObserver(() => this.plots.forEach((p, i) => p.setSize({ width: width(this.chartBoxes[i]), height: 150 })))
@@ -68,6 +78,13 @@ class Host {
     const epochs = this.series[0].epochs();
     this.gapNote.textContent = epochs > 1 ? `data lost across ${epochs - 1} break(s) (shown as gaps)` : "";
     if (!last) return;
+    stamp(this.node, "system", this.lastTs);
+    this.plots.forEach((plot, i) => {
+      const now = this.series[i].latest();
+      const unit = this.contract.unit("system", CHARTS[i].unit);
+      plot.root.querySelector("canvas").setAttribute("aria-label", `${CHARTS[i].title} chart of ${this.source}; now ${
+        CHARTS[i].fields.map((f, j) => `${f.name} ${formatValue(now ? now.values[j] : null, unit)}`).join(", ")}`);
+    });
     const d = this.lastData || {};
     const f = (path, value) => this.contract.format("system", path, value);
     this.figures["cpu-percent"].textContent = f("cpu.percent", d.cpu && d.cpu.percent);
@@ -76,6 +93,11 @@ class Host {
     this.figures.load.textContent = Array.isArray(load) ? load.map((v) => v.toFixed(2)).join(" ") : "–";
     this.figures.net.textContent = `${f("network.*.bytes_recv_per_s", sum(d.network, "bytes_recv_per_s"))} / ${f("network.*.bytes_sent_per_s", sum(d.network, "bytes_sent_per_s"))}`;
     this.updated.textContent = `updated ${time(this.lastTs)} · ${d.cpu ? d.cpu.count : "?"} CPUs · ${f("memory.total", d.memory && d.memory.total)} RAM`;
+    // Per core, when monitoring.system.cpu.include_per_cpu sends them.
+    const cores = d.cpu && Array.isArray(d.cpu.per_cpu) ? d.cpu.per_cpu : [];
+    replace(this.cores, cores.map((v, i) => el("div", { class: "core", title: `CPU ${i}: ${f("cpu.per_cpu[]", v)}` },
+      el("div", { class: `bar ${v >= (this.limits.cpu_percent ?? 101) ? "bad" : ""}` }, el("span", { style: `width:${Math.min(100, v)}%` })),
+      el("span", { class: "muted", text: `${i} · ${f("cpu.per_cpu[]", v)}` }))));
     const disks = Object.entries(d.disk || {}).map(([path, u]) => el("div", { class: "disk" },
       el("span", { text: path }),
       el("div", { class: `bar ${u.percent >= 90 ? "bad" : u.percent >= 75 ? "warn" : ""}` }, el("span", { style: `width:${Math.min(100, u.percent)}%` })),
@@ -89,21 +111,68 @@ class Host {
 
 function width(box) { return Math.max(200, box.clientWidth || 300); }
 
-function plotOptions(chart, unit, box) {
-  const axis = { stroke: "#8a94a3", grid: { stroke: "#2a303b", width: 1 }, ticks: { stroke: "#2a303b" } };
+const clock = (ts) => new Date(ts * 1000).toLocaleTimeString([], { hour12: false });
+
+function plotOptions(chart, unit, box, limits, moments = () => []) {
+  const axis = { stroke: () => palette().muted, grid: { stroke: () => palette().line, width: 1 }, ticks: { stroke: () => palette().line } };
+  const lines = (chart.thresholds || []).map((t) => ({ ...t, value: limits[t.key] })).filter((t) => typeof t.value === "number");
   return {
     width: width(box), height: 150,
-    series: [{}, ...chart.fields.map((f, i) => ({ label: f.name, stroke: COLORS[i], width: 1.5, spanGaps: false,
+    series: [{ value: (u, v) => (v == null ? "–" : clock(v)) }, ...chart.fields.map((f, i) => ({ label: f.name, stroke: COLORS[i], width: 1.5, spanGaps: false,
       fill: i === 0 ? "rgba(90,169,255,0.08)" : undefined, value: (u, v) => formatValue(v, unit) }))],
     scales: { y: chart.range ? { range: chart.range } : { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-    axes: [axis, { ...axis, size: 84, values: (u, splits) => splits.map((v) => formatValue(v, unit)) }],
-    cursor: { drag: { x: false, y: false } },
+    axes: [{ ...axis, space: 70, values: (u, splits) => splits.map(clock) },
+      { ...axis, size: 76, incrs: axisSteps(unit), values: (u, splits) => splits.map((v) => axisValue(v, unit)) }],
+    // One cursor across every chart: the same moment everywhere.
+    cursor: { drag: { x: false, y: false }, sync: { key: "aura-charts" } },
+    hooks: {
+      // The configured thresholds (monitoring.thresholds) as dashed lines.
+      draw: [(u) => {
+        const ctx = u.ctx;
+        // The moments alerts of this host fired: a thin mark, red for critical.
+        const [xmin, xmax] = [u.scales.x.min, u.scales.x.max];
+        for (const m of moments()) {
+          if (!(m.ts >= xmin && m.ts <= xmax)) continue;
+          const x = Math.round(u.valToPos(m.ts, "x", true));
+          ctx.save();
+          ctx.strokeStyle = m.severity === "critical" ? palette().bad : palette().warn;
+          ctx.globalAlpha = 0.7;
+          ctx.lineWidth = Math.max(1, devicePixelRatio);
+          ctx.beginPath();
+          ctx.moveTo(x, u.bbox.top);
+          ctx.lineTo(x, u.bbox.top + u.bbox.height);
+          ctx.stroke();
+          ctx.restore();
+        }
+        lines.forEach((line, i) => {
+          const y = Math.round(u.valToPos(line.value, "y", true));
+          ctx.save();
+          ctx.strokeStyle = palette().bad;
+          ctx.lineWidth = Math.max(1, devicePixelRatio);
+          ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+          ctx.beginPath();
+          ctx.moveTo(u.bbox.left, y);
+          ctx.lineTo(u.bbox.left + u.bbox.width, y);
+          ctx.stroke();
+          ctx.fillStyle = palette().bad;
+          ctx.font = `${11 * devicePixelRatio}px sans-serif`;
+          // Labels alternate left and right, so two limits close together stay readable.
+          ctx.textAlign = i % 2 ? "right" : "left";
+          const x = i % 2 ? u.bbox.left + u.bbox.width - 4 * devicePixelRatio : u.bbox.left + 4 * devicePixelRatio;
+          ctx.fillText(`${line.label} ${line.value} %`, x, y - 3 * devicePixelRatio);
+          ctx.restore();
+        });
+      }],
+    },
   };
 }
 
-export class OmniPanel {
-  constructor(contract, capacity, range) {
-    this.contract = contract;
+export class OmniPanel extends Cards {
+  /** @param limits  monitoring.thresholds (the charts draw them) */
+  constructor(contract, capacity, range, limits = {}) {
+    super(contract, { system: "hosts" }, { alerts: "no alerts firing" });
+    this.limits = limits;
+    this.charted = new Set(["system"]);
     this.capacity = capacity;
     this.range = range;
     this.hosts = new Map();
@@ -119,9 +188,11 @@ export class OmniPanel {
         let host = this.hosts.get(source);
         if (!host) {
           const container = document.getElementById("hosts");
-          if (!this.hosts.size) container.replaceChildren();
-          host = new Host(this.contract, source, this.capacity, container, this.range);
+          if (!this.hosts.size) { container.replaceChildren(); container.dataset.state = "ready"; }
+          host = new Host(this.contract, source, this.capacity, container, this.range, this.limits,
+            () => this.alertMoments(source));
           this.hosts.set(source, host);
+          this.offerHosts();
         }
         host.add(envelope);
         if (!host.lastTs || envelope.ts >= host.lastTs) { host.lastTs = envelope.ts; host.lastData = envelope.data || {}; }
@@ -130,10 +201,16 @@ export class OmniPanel {
     } else if (stream === "alerts") {
       for (const envelope of list) {
         const alert = envelope.data || {};
+        const key = `${envelope.source}|${alert.id}`;
+        const before = this.alerts.get(key);
+        if (!info.history && alert.state === "firing" && (!before || before.state !== "firing")) {
+          announce(`Alert: ${alert.message}`);
+        }
         this.alerts.set(`${envelope.source}|${alert.id}`, { ...alert, source: envelope.source, ts: envelope.ts });
       }
       this.dirty.add("alerts");
     } else {
+      if (stream === "backends" && list.length && this.onBackends) this.onBackends(list[list.length - 1].data);
       for (const envelope of list) (this.latest[stream] ||= {})[envelope.source || "unknown"] = envelope;
       this.dirty.add(stream);
     }
@@ -141,11 +218,22 @@ export class OmniPanel {
   }
 
   unavailable(stream, error) {
-    const text = `not available: ${error.code}${error.message ? ` (${error.message})` : ""}`;
-    const target = stream === "system" ? "hosts" : stream;
-    replace(target, muted(text));
-    const node = document.getElementById(target);
-    if (node) node.dataset.unavailable = error.code;
+    if (stream === "system" && this.hosts.size) {
+      // Keep the hosts (their charts and last figures, marked stale) and say why they stopped.
+      const note = document.getElementById("hosts-note");
+      note.hidden = false;
+      note.dataset.state = error.code === "stream_disabled" ? "disabled" : "error";
+      note.textContent = error.code === "stream_disabled"
+        ? "System monitoring is switched off: the figures below are the last ones sampled."
+        : `System figures not available: ${error.message || error.code}`;
+      return;
+    }
+    super.unavailable(stream, error);
+  }
+
+  /** Data flows again: the note about a stream switched off goes. */
+  available(stream) {
+    if (stream === "system") document.getElementById("hosts-note").hidden = true;
   }
 
   schedule() {
@@ -171,22 +259,76 @@ export class OmniPanel {
     if (stream === "backends") replace("backends", bySource.map(([s, e]) => block(s, backends(c, e.data))));
     if (stream === "dashboard") replace("dashboard", bySource.map(([s, e]) => block(s, itself(c, e.data))));
     if (stream === "alerts") this.renderAlerts();
+    else if (bySource.length) stamp(stream, stream, Math.min(...bySource.map(([, e]) => e.ts)));
   }
 
   renderAlerts() {
-    const all = [...this.alerts.values()].sort((a, b) =>
-      (a.state === "firing" ? 0 : 1) - (b.state === "firing" ? 0 : 1) || b.ts - a.ts);
-    if (!all.length) { replace("alerts", muted("no alerts")); return; }
-    replace("alerts", table([
-      { label: "state", value: (a) => badge(a.state, a.state === "firing" ? "bad" : "ok") },
-      { label: "severity", value: (a) => badge(a.severity || "–", a.severity === "critical" ? "bad" : "warn") },
-      { label: "alert", value: (a) => a.message || a.id },
-      { label: "value", num: true, value: (a) => this.contract.format("alerts", "value", a.value) },
-      { label: "threshold", num: true, value: (a) => this.contract.format("alerts", "threshold", a.threshold) },
-      { label: "host", value: (a) => a.source },
-      { label: "since", value: (a) => time(a.ts) },
-    ], all.slice(0, 50)));
+    const all = [...this.alerts.values()];
+    const firing = all.filter((a) => a.state === "firing")
+      .sort((a, b) => (b.severity === "critical") - (a.severity === "critical") || b.since - a.since);
+    const resolved = all.filter((a) => a.state !== "firing").sort((a, b) => b.ts - a.ts).slice(0, 50);
+    const count = document.getElementById("alert-count");
+    count.hidden = !firing.length;
+    count.textContent = `${firing.length} alert${firing.length === 1 ? "" : "s"} firing`;
+    count.className = `badge ${firing.some((a) => a.severity === "critical") ? "bad" : "warn"}`;
+    document.title = firing.length ? `(${firing.length}) ${BASE_TITLE}` : BASE_TITLE;
+    this.redraw();  // the charts' alert marks
+    if (!all.length) { stateNote("alerts", "empty", "no alerts firing"); return; }
+    const row = (a) => el("div", { class: `alert ${a.state} sev-${a.severity}`, "data-alert": a.id },
+      el("div", { class: "alert-head" },
+        badge(a.severity, a.state !== "firing" ? "neutral" : a.severity === "critical" ? "bad" : "warn"),
+        el("strong", { class: "alert-target", text: a.target || targetOf(a.id) || a.source || "" }),
+        el("span", { class: "alert-message", text: a.message }),
+        a.state === "firing"
+          ? el("span", { class: "muted" }, "firing for ", el("span", { "data-since": a.since, text: "…" }))
+          : el("span", { class: "muted", text: `resolved ${time(a.ts)}` }),
+        this.multiHost() ? el("span", { class: "muted", text: `on ${a.source}` }) : null),
+      a.detail ? this.toggle(`detail|${a.source}|${a.id}`, el("details", { class: "alert-detail" },
+        el("summary", { text: "details" }), el("code", { text: a.detail }))) : null);
+    replace("alerts",
+      firing.length ? firing.map(row) : el("p", { class: "state empty", text: "no alerts firing" }),
+      resolved.length ? this.toggle("resolved", el("details", { class: "resolved-list" },
+        el("summary", { text: `${resolved.length} resolved` }), resolved.map(row))) : null);
   }
+
+  /** A <details> that stays open (or closed) across renders. */
+  toggle(key, details) {
+    this.open ||= new Set();
+    details.open = this.open.has(key);
+    details.addEventListener("toggle", () => (details.open ? this.open.add(key) : this.open.delete(key)));
+    return details;
+  }
+
+  multiHost() { return this.hosts.size > 1; }
+
+  /** In a cluster, a picker: every host, or one. */
+  offerHosts() {
+    const picker = document.getElementById("host-picker");
+    if (!picker.dataset.wired) {
+      picker.dataset.wired = "true";
+      picker.addEventListener("change", () => this.showHosts());
+    }
+    const picked = picker.value || "";
+    picker.replaceChildren(el("option", { value: "", text: `all ${this.hosts.size} hosts` }),
+      ...[...this.hosts.keys()].sort().map((source) => el("option", { value: source, text: source })));
+    picker.value = this.hosts.has(picked) ? picked : "";
+    picker.parentElement.hidden = this.hosts.size < 2;
+    this.showHosts();
+  }
+
+  showHosts() {
+    const picked = document.getElementById("host-picker").value;
+    for (const [source, host] of this.hosts) host.node.hidden = !!picked && source !== picked;
+  }
+
+  /** When this host's alerts fired (the charts mark them). */
+  alertMoments(source) {
+    return [...this.alerts.values()].filter((a) => a.source === source && typeof a.since === "number")
+      .map((a) => ({ ts: a.since, severity: a.severity }));
+  }
+
+  /** The theme changed: charts draw again in its colours. */
+  redraw() { for (const host of this.hosts.values()) host.plots.forEach((p) => p.redraw()); }
 
   debug() {
     const hosts = {};

@@ -111,6 +111,7 @@ export function rangeOptions(range, chart, options) {
     scales: { ...options.scales, x: { time: true, range: fixed } },
     cursor: { ...(options.cursor || {}), drag: { x: true, y: false, setScale: false } },
     hooks: {
+      ...(options.hooks || {}),
       setSelect: [(u) => {
         if (u.select.width < 4) return;
         const from = u.posToVal(u.select.left, "x"), to = u.posToVal(u.select.left + u.select.width, "x");
