@@ -149,6 +149,10 @@ class FastBroadcaster(StockBroadcaster):
         await self._deliver([eio_sid for _sid, eio_sid in self.sio.manager.get_participants(namespace, room)],
                             *encoded)
 
+    async def emit_here(self, event: str, data: Any, *, room: str, namespace: str) -> None:
+        # One process: this instance's clients are all of them.
+        await self.emit(event, data, room=room, namespace=namespace)
+
     async def emit_batches(self, pending: list[tuple[str, str, Any]], *,
                            room_of: Callable[[str], str]) -> None:
         """Send `(stream, namespace, envelope)`s, in publish order, as `batch` events.
@@ -255,6 +259,13 @@ class QueueFastBroadcaster(FastBroadcaster):
     async def emit(self, event: str, data: Any, *, room: str, namespace: str) -> None:
         # The manager's emit: this instance's recipients through `_handle_emit`, then the queue.
         await self.sio.emit(event, data, room=room, namespace=namespace)
+
+    async def emit_here(self, event: str, data: Any, *, room: str, namespace: str) -> None:
+        """To this instance's clients only (the message queue is away): the local part of an
+        emit, by the same path (so per-socket order holds across the two)."""
+        await self._handle_emit({"method": "emit", "event": event, "data": [data], "binary": False,
+                                 "namespace": namespace, "room": room, "skip_sid": None, "callback": None,
+                                 "host_id": self.manager.host_id})
 
     async def emit_batches(self, pending: list[tuple[str, str, Any]], *,
                            room_of: Callable[[str], str]) -> None:

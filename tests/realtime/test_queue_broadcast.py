@@ -16,6 +16,7 @@ import socketio
 
 from aura_dashboard.realtime.broadcast import QueueFastBroadcaster
 from aura_dashboard.realtime.cluster import channel_name
+from aura_dashboard.realtime.hub import room_of
 from aura_dashboard.web.keys import HUB, SIO
 from tests.conftest import make_settings, need_service, running_server
 from tests.realtime.test_broadcast import NS, QUIET, payload, wait_members
@@ -128,28 +129,32 @@ async def test_two_instances_on_redis_deliver_every_envelope_once_in_order_by_th
         await _cleanup(queue_cluster)
 
 
-async def test_queue_fast_path_sends_the_stock_bytes_and_leaves_acks_to_the_manager(queue_cluster):
-    """Per-client emits with an acknowledgement callback go through the manager's own handling."""
+async def test_queue_fast_path_leaves_skip_sid_to_the_manager(queue_cluster):
+    """An emit the fast path does not take (here `skip_sid`) goes through the manager's own handling."""
     settings = make_settings({"MESSAGE_QUEUE_URL": REDIS_URL, "DASHBOARD_CLUSTER": queue_cluster}, QUIET)
     try:
-        async with running_server(settings) as srv:
-            got: list = []
-            client = await _client(srv, "websocket", got)
-            acked = asyncio.get_running_loop().create_future()
-            client.on("ping_me", lambda n: n + 1, namespace=NS)
+        async with running_server(settings) as srv, AsyncExitStack() as stack:
+            received: list[list] = []
+            for _ in range(2):
+                got: list = []
+                client = await _client(srv, "websocket", got)
+                stack.push_async_callback(client.disconnect)
+                received.append(got)
+            await wait_members(srv, 2)
             sio, broadcaster = srv.app[SIO], srv.app[HUB].broadcaster
-            sid = next(sid for sid, _ in sio.manager.get_participants(NS, None))
-            await sio.emit("ping_me", 41, to=sid, namespace=NS, callback=lambda n: acked.set_result(n))
-            assert await asyncio.wait_for(acked, 10) == 42
-            assert broadcaster.fast_deliveries == 0
-            await srv.app[HUB].publish("alerts", payload(1))
+            first = next(sid for sid, _ in sio.manager.get_participants(NS, None))
+            envelope = {"stream": "alerts", "seq": 1, "ts": 1.0, "source": "x", "data": payload(1)}
+            await sio.emit("alerts", envelope, room=room_of("alerts"), namespace=NS, skip_sid=first)
 
-            async def one():
-                while not got:
+            async def until(count: int):
+                while sum(map(len, received)) < count:
                     await asyncio.sleep(0.02)
-            await asyncio.wait_for(one(), 10)
-            assert broadcaster.fast_deliveries == 1 and broadcaster.from_queue == 0
-            await client.disconnect()
+            await asyncio.wait_for(until(1), 10)
+            assert sorted(map(len, received)) == [0, 1]
+            assert broadcaster.fast_deliveries == 0 and broadcaster.stock_deliveries == 0
+            await srv.app[HUB].publish("alerts", payload(2))
+            await asyncio.wait_for(until(3), 10)
+            assert broadcaster.fast_deliveries == 2
     finally:
         await _cleanup(queue_cluster)
 
@@ -193,3 +198,32 @@ async def test_batched_default_path_behind_redis_reaches_both_instances_by_the_f
     finally:
         await _cleanup(queue_cluster)
 
+
+
+async def test_emit_here_reaches_this_instances_clients_only_by_the_fast_path(queue_cluster):
+    """While the cluster's store is away the hub emits to this instance's clients only."""
+    settings = [make_settings({"MESSAGE_QUEUE_URL": REDIS_URL, "DASHBOARD_CLUSTER": queue_cluster,
+                               "DASHBOARD_INSTANCE": name}, QUIET) for name in ("node-a", "node-b")]
+    try:
+        async with AsyncExitStack() as stack:
+            a, b = [await stack.enter_async_context(running_server(s)) for s in settings]
+            got_a: list = []
+            got_b: list = []
+            for srv, got in ((a, got_a), (b, got_b)):
+                sio = await _client(srv, "websocket", got)
+                stack.push_async_callback(sio.disconnect)
+                await wait_members(srv, 1)
+            await _both_listening(channel_name(settings[0].websocket), 2)
+            broadcaster = a.app[HUB].broadcaster
+            envelope = {"stream": "alerts", "seq": 1, "ts": 1.0, "source": "node-a", "data": payload(7)}
+            await broadcaster.emit_here("alerts", envelope, room=room_of("alerts"), namespace=NS)
+
+            async def one():
+                while not got_a:
+                    await asyncio.sleep(0.02)
+            await asyncio.wait_for(one(), 10)
+            await asyncio.sleep(0.5)
+            assert got_a == [("node-a", payload(7)["value"])] and got_b == []
+            assert broadcaster.fast_deliveries == 1 and b.app[HUB].broadcaster.from_queue == 0
+    finally:
+        await _cleanup(queue_cluster)
