@@ -247,6 +247,7 @@ async function start() {
     connection, channels, views, contract, followFlags,
     theme: (choice) => theme.set(choice),
     hosts: () => views.omni_monitor.debug(),
+    charts: () => views.omni_monitor.charts(),
     range: () => range.debug(),
     reconnects: () => connection.reconnects,
     // Each stream: subscribed or why not, and the state its card shows.

@@ -111,6 +111,10 @@ class Host {
 
 function width(box) { return Math.max(200, box.clientWidth || 300); }
 
+// A line of odd width drawn on a whole pixel coordinate straddles two pixels, each half as
+// strong (a faint blur); half a pixel over, it fills the pixel `v` exactly.
+const crisp = (v, lineWidth) => (lineWidth % 2 ? v + 0.5 : v);
+
 const clock = (ts) => new Date(ts * 1000).toLocaleTimeString([], { hour12: false });
 
 function plotOptions(chart, unit, box, limits, moments = () => []) {
@@ -129,30 +133,36 @@ function plotOptions(chart, unit, box, limits, moments = () => []) {
       // The configured thresholds (monitoring.thresholds) as dashed lines.
       draw: [(u) => {
         const ctx = u.ctx;
+        // What this draw put on the canvas, in canvas pixels (window.aura.charts() shows it;
+        // the browser tests read the canvas there).
+        const drawn = { thresholds: [], marks: [] };
+        u.drawn = drawn;
         // The moments alerts of this host fired: a thin mark, red for critical.
         const [xmin, xmax] = [u.scales.x.min, u.scales.x.max];
         for (const m of moments()) {
           if (!(m.ts >= xmin && m.ts <= xmax)) continue;
           const x = Math.round(u.valToPos(m.ts, "x", true));
+          drawn.marks.push({ ts: m.ts, severity: m.severity, x, top: u.bbox.top, height: u.bbox.height });
           ctx.save();
           ctx.strokeStyle = m.severity === "critical" ? palette().bad : palette().warn;
           ctx.globalAlpha = 0.7;
-          ctx.lineWidth = Math.max(1, devicePixelRatio);
+          ctx.lineWidth = Math.max(1, Math.round(devicePixelRatio));
           ctx.beginPath();
-          ctx.moveTo(x, u.bbox.top);
-          ctx.lineTo(x, u.bbox.top + u.bbox.height);
+          ctx.moveTo(crisp(x, ctx.lineWidth), u.bbox.top);
+          ctx.lineTo(crisp(x, ctx.lineWidth), u.bbox.top + u.bbox.height);
           ctx.stroke();
           ctx.restore();
         }
         lines.forEach((line, i) => {
           const y = Math.round(u.valToPos(line.value, "y", true));
+          drawn.thresholds.push({ key: line.key, value: line.value, y, left: u.bbox.left, width: u.bbox.width });
           ctx.save();
           ctx.strokeStyle = palette().bad;
-          ctx.lineWidth = Math.max(1, devicePixelRatio);
+          ctx.lineWidth = Math.max(1, Math.round(devicePixelRatio));
           ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
           ctx.beginPath();
-          ctx.moveTo(u.bbox.left, y);
-          ctx.lineTo(u.bbox.left + u.bbox.width, y);
+          ctx.moveTo(u.bbox.left, crisp(y, ctx.lineWidth));
+          ctx.lineTo(u.bbox.left + u.bbox.width, crisp(y, ctx.lineWidth));
           ctx.stroke();
           ctx.fillStyle = palette().bad;
           ctx.font = `${11 * devicePixelRatio}px sans-serif`;
@@ -329,6 +339,16 @@ export class OmniPanel extends Cards {
 
   /** The theme changed: charts draw again in its colours. */
   redraw() { for (const host of this.hosts.values()) host.plots.forEach((p) => p.redraw()); }
+
+  /** Each host's charts: the cursor-sync key, and what the last draw put on the canvas. */
+  charts() {
+    const hosts = {};
+    for (const [source, host] of this.hosts) {
+      hosts[source] = host.plots.map((p, i) => ({ id: CHARTS[i].id, sync: p.cursor.sync && p.cursor.sync.key,
+        cursor: p.cursor.left, ...(p.drawn || { thresholds: [], marks: [] }) }));
+    }
+    return hosts;
+  }
 
   debug() {
     const hosts = {};

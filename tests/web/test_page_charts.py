@@ -1,0 +1,89 @@
+"""The charts, in Chromium: what is drawn on their canvas is read back from the canvas.
+
+The page records where each draw put a threshold line or an alert mark (window.aura.charts());
+the tests read the canvas's pixels there, so a line that is not drawn fails them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from aura_dashboard.web.keys import ALERTS
+from tests.conftest import make_settings, running_server
+from tests.web.test_page import FAST, HAS_POINTS, open_page, browser  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.timeout(240)
+
+CPU_LIMIT, MEMORY_LIMIT = 50, 90
+LIMITS = {**FAST, "monitoring": {"thresholds": {"cpu_percent": CPU_LIMIT, "memory_percent": MEMORY_LIMIT}}}
+
+# The share of positions along a line (a row band or a column band of 3 canvas pixels) where
+# the canvas holds the theme colour `name` (CSS variable --name), drawn at least half opaque.
+# Lines drawn with alpha on a transparent canvas keep their colour (getImageData is not
+# premultiplied); anti-aliasing spreads them over two pixels, hence the band.
+COVERED = """([source, index, name, line]) => {
+  const canvas = document.querySelectorAll(`.host[data-source="${source}"] .chart canvas`)[index];
+  const probe = document.createElement('canvas').getContext('2d', {willReadFrequently: true});
+  probe.fillStyle = getComputedStyle(document.documentElement).getPropertyValue(`--${name}`).trim();
+  probe.fillRect(0, 0, 1, 1);
+  const want = probe.getImageData(0, 0, 1, 1).data;
+  const ctx = canvas.getContext('2d');
+  const horizontal = line.y !== undefined;
+  const [x, y, w, h] = horizontal ? [line.left, line.y - 1, line.width, 3] : [line.x - 1, line.top, 3, line.height];
+  const px = ctx.getImageData(Math.round(x), Math.round(y), Math.round(w), Math.round(h)).data;
+  const at = (cx, cy) => (cy * Math.round(w) + cx) * 4;
+  const hit = (i) => px[i + 3] >= 100 && [0, 1, 2].every((c) => Math.abs(px[i + c] - want[c]) <= 40);
+  const along = horizontal ? Math.round(w) : Math.round(h), across = 3;
+  let covered = 0;
+  for (let a = 0; a < along; a++) {
+    for (let b = 0; b < across; b++) {
+      if (hit(horizontal ? at(a, b) : at(b, a))) { covered++; break; }
+    }
+  }
+  return covered / along;
+}"""
+
+
+async def test_charts_draw_thresholds_and_alert_moments_and_share_one_cursor(browser):  # noqa: F811
+    async with running_server(make_settings(extra=LIMITS)) as server:
+        page = await open_page(browser, server)
+        await page.wait(HAS_POINTS, 3)
+        source = next(iter(await page.hosts()))
+        await page.wait("(s) => window.aura.charts()[s][0].thresholds.length === 2", source)
+        charts = (await page.page.evaluate("window.aura.charts()"))[source]
+        # monitoring.thresholds as dashed lines on the CPU and memory chart, in the "bad" colour.
+        lines = {t["key"]: t for t in charts[0]["thresholds"]}
+        assert {k: t["value"] for k, t in lines.items()} == {"cpu_percent": CPU_LIMIT, "memory_percent": MEMORY_LIMIT}
+        assert lines["cpu_percent"]["y"] > lines["memory_percent"]["y"]  # 50 % lies below 90 %
+        for line in lines.values():
+            covered = await page.page.evaluate(COVERED, [source, 0, "bad", line])
+            assert covered > 0.4, (line, covered)  # dashes: 6 on, 4 off
+        # Control: half-way between the two lines nothing is drawn in that colour.
+        between = {**lines["cpu_percent"], "y": (lines["cpu_percent"]["y"] + lines["memory_percent"]["y"]) // 2}
+        assert await page.page.evaluate(COVERED, [source, 0, "bad", between]) < 0.1
+        # The charts without a limit draw none.
+        assert all(c["thresholds"] == [] for c in charts[1:])
+
+        # An alert of this host fires: each of its charts marks the moment (red: critical).
+        engine = server.app[ALERTS]
+        for _ in range(engine.consecutive):
+            await engine.condition("cpu_high:test", "cpu_high", True, target=source,
+                                   message=f"CPU on {source} is over its limit")
+        # (This machine's own alerts may fire too, at a CPU limit of 50 %: warnings, drawn amber.)
+        await page.wait("(s) => window.aura.charts()[s].every((c) => c.marks.some((m) => m.severity === 'critical'))",
+                        source)
+        charts = (await page.page.evaluate("window.aura.charts()"))[source]
+        for index, chart in enumerate(charts):
+            mark = next(m for m in chart["marks"] if m["severity"] == "critical")
+            covered = await page.page.evaluate(COVERED, [source, index, "bad", mark])
+            assert covered > 0.8, (chart["id"], mark, covered)
+
+        # One cursor across the charts: hovering one moves the others' to the same moment.
+        assert {c["sync"] for c in charts} == {"aura-charts"}
+        box = await page.page.locator(f'.host[data-source="{source}"] .chart .u-over').first.bounding_box()
+        await page.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        await page.wait("(s) => window.aura.charts()[s].every((c) => c.cursor > 0)", source)
+        cursors = [c["cursor"] for c in (await page.page.evaluate("window.aura.charts()"))[source]]
+        assert max(cursors) - min(cursors) <= 2, cursors  # same widths: the same place
+        await page.screenshot("charts_thresholds_marks_cursor")
+        assert page.errors == []
