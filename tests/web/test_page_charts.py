@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from aura_dashboard.web.keys import ALERTS
-from tests.conftest import make_settings, running_server
+from tests.conftest import free_port, make_settings, running_server
 from tests.web.test_page import FAST, HAS_POINTS, open_page, browser  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.timeout(240)
@@ -86,4 +86,33 @@ async def test_charts_draw_thresholds_and_alert_moments_and_share_one_cursor(bro
         cursors = [c["cursor"] for c in (await page.page.evaluate("window.aura.charts()"))[source]]
         assert max(cursors) - min(cursors) <= 2, cursors  # same widths: the same place
         await page.screenshot("charts_thresholds_marks_cursor")
+        assert page.errors == []
+
+
+NOTE = "(panel) => document.querySelector(`#panel-${panel} .notes`).textContent"
+
+
+async def test_the_break_note_is_said_where_a_chart_shows_it_and_fades(browser):  # noqa: F811
+    """A restart loses data: the charted panel says so once, the others say nothing, and the note
+    goes by itself (bounded wait; how soon is not asserted)."""
+    port = free_port()
+    settings = make_settings(extra=FAST)
+    async with running_server(settings, port) as first:
+        page = await open_page(browser, first)
+        await page.wait(HAS_POINTS, 3)
+        await page.page.evaluate("window.sameDocument = true")
+    await page.wait("() => document.getElementById('panel-omni_monitor').dataset.connected === 'false'")
+    async with running_server(settings, port):
+        await page.wait("() => Object.values(window.aura.hosts()).some((h) => h.epochs >= 2)")
+        await page.wait(f"() => ({NOTE})('omni_monitor').includes('data was lost')")
+        note = await page.page.evaluate(f"({NOTE})('omni_monitor')")
+        assert note.count("lost") == 1 and "charts show the break" in note, note
+        await page.screenshot("break_note")
+        for panel in ("governance", "ai_system", "arena", "chat"):
+            assert await page.page.evaluate(NOTE, panel) == "", panel
+        # It fades, then goes; nothing else says it again while the page stays connected.
+        await page.wait("() => document.querySelector('#panel-omni_monitor .notes').classList.contains('fade')")
+        await page.wait(f"() => ({NOTE})('omni_monitor') === ''")
+        assert await page.page.locator("#panel-omni_monitor .notes").is_hidden()
+        assert await page.page.evaluate("window.sameDocument") is True
         assert page.errors == []
