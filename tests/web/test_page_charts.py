@@ -7,6 +7,7 @@ the tests read the canvas's pixels there, so a line that is not drawn fails them
 from __future__ import annotations
 
 import pytest
+from aiohttp import web
 
 from aura_dashboard.web.keys import ALERTS
 from tests.conftest import free_port, make_settings, running_server
@@ -116,3 +117,95 @@ async def test_the_break_note_is_said_where_a_chart_shows_it_and_fades(browser):
         assert await page.page.locator("#panel-omni_monitor .notes").is_hidden()
         assert await page.page.evaluate("window.sameDocument") is True
         assert page.errors == []
+
+
+class FakeMl:
+    """A small ML backend: /health and /models answer while `up`; stopped, nothing listens."""
+
+    MODELS = [{"id": "llama-3-8b", "status": "loaded", "max_tokens": 8192}, "tiny-bert"]
+
+    def __init__(self):
+        self.port = free_port()
+        self.runner = None
+
+    async def health(self, request):
+        return web.json_response({"ok": True})
+
+    async def models(self, request):
+        return web.json_response({"models": self.MODELS})
+
+    async def start(self):
+        app = web.Application()
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/models", self.models)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def stop(self):
+        await self.runner.cleanup()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+
+BADGE = "() => { const b = document.querySelector('#models .badge'); return b && b.textContent; }"
+
+
+async def test_models_card_renders_what_the_models_stream_sends(browser):  # noqa: F811
+    """The ML backend up: its badge says so and each model is a row (name, status, details);
+    down: the badge says down and the card says why no models are listed."""
+    ml = FakeMl()
+    await ml.start()
+    extra = {**FAST, "updates": {**FAST["updates"], "intervals": {**FAST["updates"]["intervals"], "model_status": 300}},
+             "backends": {"ml": {"health_check_interval_ms": 200}},
+             "health_checks": {"timeout_ms": 300, "retries": 0}}
+    try:
+        async with running_server(make_settings(env={"ML_BACKEND_URL": ml.url}, extra=extra)) as server:
+            page = await open_page(browser, server)
+            try:
+                await page.wait(f"() => ({BADGE})() === 'up'")
+                await page.wait("() => document.querySelectorAll('#models tbody tr').length === 2")
+            except Exception as exc:
+                raise AssertionError(await page.page.locator("#models").inner_text()) from exc
+            rows = await page.page.eval_on_selector_all(
+                "#models tbody tr", "(rs) => rs.map((r) => [...r.cells].map((c) => c.textContent))")
+            assert rows == [["llama-3-8b", "loaded", "max_tokens: 8192"], ["tiny-bert", "–", ""]], rows
+            await page.screenshot("models_backend_up")
+            await ml.stop()
+            try:
+                await page.wait(f"() => ({BADGE})() === 'down'")
+                await page.wait("() => document.querySelectorAll('#models tbody tr').length === 0 && "
+                                "document.getElementById('models').textContent.includes('/models')")
+            except Exception as exc:
+                raise AssertionError(await page.page.locator("#models").inner_text()) from exc
+            await page.screenshot("models_backend_down")
+            assert page.errors == []
+    finally:
+        await ml.stop()  # again: cleaning up twice is harmless
+
+
+async def test_models_card_without_health_checks_says_the_backend_is_not_checked(browser):  # noqa: F811
+    """health_checks.enabled off: nothing checks the ML backend's health, so its state stays
+    "unknown" with 0 checks; the card says "not checked" (neutral, with why), not a red
+    "unknown", and still lists the models the backend answered with."""
+    ml = FakeMl()
+    await ml.start()
+    extra = {**FAST, "updates": {**FAST["updates"], "intervals": {**FAST["updates"]["intervals"], "model_status": 300}},
+             "health_checks": {"enabled": False}}
+    try:
+        async with running_server(make_settings(env={"ML_BACKEND_URL": ml.url}, extra=extra)) as server:
+            page = await open_page(browser, server)
+            try:
+                await page.wait("() => document.querySelectorAll('#models tbody tr').length === 2")
+                await page.wait(f"() => ({BADGE})() === 'not checked'")
+            except Exception as exc:
+                raise AssertionError(await page.page.locator("#models").inner_text()) from exc
+            badge = page.page.locator("#models .badge").first
+            assert "neutral" in await badge.get_attribute("class")
+            assert "health checks are off" in await page.page.locator("#models").inner_text()
+            await page.screenshot("models_not_checked")
+            assert page.errors == []
+    finally:
+        await ml.stop()

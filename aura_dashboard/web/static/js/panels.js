@@ -90,8 +90,14 @@ export class AiPanel extends Cards {
     const ts = list[list.length - 1].ts;
     if (stream === "models") {
       const entries = d.entries || [];
-      replace("models", el("div", {}, el("span", { class: "muted", text: "ML backend " }), badge(d.backend.status), " ",
-        el("span", { class: "muted", text: c.format("models", "backend.latency_ms", d.backend.latency_ms) })),
+      // Never checked (0 checks: health checks off, or the first not done yet) is not a red
+      // "unknown": it says so, and why.
+      const unchecked = d.backend.status === "unknown" && !d.backend.checks;
+      replace("models", el("div", {}, el("span", { class: "muted", text: "ML backend " }),
+        unchecked ? badge("not checked", "neutral") : badge(d.backend.status), " ",
+        el("span", { class: "muted", text: unchecked
+          ? (c.isOn("backends") ? "its first health check is still to come" : "health checks are off (health_checks.enabled)")
+          : c.format("models", "backend.latency_ms", d.backend.latency_ms) })),
         entries.length ? table([{ label: "model", value: (m) => m.name },
           { label: "status", value: (m) => (m.status ? badge(m.status) : "–") },
           { label: "details", value: (m) => Object.entries(m.details).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ") }],
