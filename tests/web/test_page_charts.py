@@ -11,7 +11,7 @@ from aiohttp import web
 
 from aura_dashboard.web.keys import ALERTS
 from tests.conftest import free_port, make_settings, running_server
-from tests.web.test_page import FAST, HAS_POINTS, open_page, browser  # noqa: F401 (fixture)
+from tests.web.test_page import FAST, HAS_POINTS, Page, browser, open_page  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -209,3 +209,46 @@ async def test_models_card_without_health_checks_says_the_backend_is_not_checked
             assert page.errors == []
     finally:
         await ml.stop()
+
+
+# Table cells whose text runs over more than one line (a Range's client rects, one per line).
+WRAPPED = """() => [...document.querySelectorAll('.table-scroll td.num, .table-scroll th')].filter((cell) => {
+  const range = document.createRange();
+  range.selectNodeContents(cell);
+  const tops = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+  return tops.size > 1;
+}).map((cell) => cell.textContent)"""
+
+
+async def test_on_a_phone_limits_and_figures_stay_readable(browser):  # noqa: F811
+    """At 390 px, two limits close together (80 % and 85 %, the shipped ones) keep their labels
+    clear of each other's lines, and figures with units ("100.0 %") or column names do not
+    break over two lines."""
+    close = {**FAST, "monitoring": {"thresholds": {"cpu_percent": 80, "memory_percent": 85}},
+             "backends": {name: {"health_check_interval_ms": 200} for name in ("mcp", "ml", "governance")},
+             "health_checks": {"timeout_ms": 300, "retries": 0}}
+    dead = f"http://127.0.0.1:{free_port()}"
+    env = {"MCP_BACKEND_URL": dead, "ML_BACKEND_URL": dead, "GOVERNANCE_URL": dead}
+    async with running_server(make_settings(env=env, extra=close)) as server:
+        tab = await browser.new_page(viewport={"width": 390, "height": 844})
+        page = Page(tab, server)
+        await tab.goto(server.url + "/")
+        await page.wait("document.body.dataset.ready === 'true'")
+        await page.wait(HAS_POINTS, 3)
+        source = next(iter(await page.hosts()))
+        await page.wait("(s) => window.aura.charts()[s][0].thresholds.length === 2", source)
+        lines = (await page.page.evaluate("window.aura.charts()"))[source][0]["thresholds"]
+        for line in lines:
+            label = line["label"]
+            for other in lines:
+                if other is not line:
+                    assert not label["top"] - 1 < other["y"] < label["bottom"] + 1, ("crossed", line, other)
+                    o = other["label"]
+                    overlap = (label["left"] < o["right"] and o["left"] < label["right"]
+                               and label["top"] < o["bottom"] and o["top"] < label["bottom"])
+                    assert not overlap, ("labels overlap", line, other)
+        # The backends table: every backend down, its error rate "100.0 %" on one line.
+        await page.wait("() => [...document.querySelectorAll('#backends td.num')].some((c) => c.textContent.includes('100.0'))")
+        assert await tab.evaluate(WRAPPED) == []
+        await page.screenshot("charts_phone_limits")
+        assert page.errors == []

@@ -153,9 +153,15 @@ function plotOptions(chart, unit, box, limits, moments = () => []) {
           ctx.stroke();
           ctx.restore();
         }
+        const ys = lines.map((line) => Math.round(u.valToPos(line.value, "y", true)));
+        const textHeight = 11 * devicePixelRatio, gap = 3 * devicePixelRatio;
         lines.forEach((line, i) => {
-          const y = Math.round(u.valToPos(line.value, "y", true));
-          drawn.thresholds.push({ key: line.key, value: line.value, y, left: u.bbox.left, width: u.bbox.width });
+          const y = ys[i];
+          // The label sits above its line, unless another line would cross it there (two
+          // limits close together, 80 % and 85 %): then below.
+          const crossed = ys.some((other, j) => j !== i && other < y && other >= y - gap - textHeight - 1);
+          const baseline = crossed ? y + gap + textHeight : y - gap;
+          const text = `${line.label} ${line.value} %`;
           ctx.save();
           ctx.strokeStyle = palette().bad;
           ctx.lineWidth = Math.max(1, Math.round(devicePixelRatio));
@@ -165,11 +171,14 @@ function plotOptions(chart, unit, box, limits, moments = () => []) {
           ctx.lineTo(u.bbox.left + u.bbox.width, crisp(y, ctx.lineWidth));
           ctx.stroke();
           ctx.fillStyle = palette().bad;
-          ctx.font = `${11 * devicePixelRatio}px sans-serif`;
+          ctx.font = `${textHeight}px sans-serif`;
           // Labels alternate left and right, so two limits close together stay readable.
           ctx.textAlign = i % 2 ? "right" : "left";
           const x = i % 2 ? u.bbox.left + u.bbox.width - 4 * devicePixelRatio : u.bbox.left + 4 * devicePixelRatio;
-          ctx.fillText(`${line.label} ${line.value} %`, x, y - 3 * devicePixelRatio);
+          ctx.fillText(text, x, baseline);
+          const w = ctx.measureText(text).width;
+          drawn.thresholds.push({ key: line.key, value: line.value, y, left: u.bbox.left, width: u.bbox.width,
+            label: { left: i % 2 ? x - w : x, right: i % 2 ? x : x + w, top: baseline - textHeight, bottom: baseline } });
           ctx.restore();
         });
       }],
