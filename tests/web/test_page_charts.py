@@ -247,6 +247,11 @@ async def test_on_a_phone_limits_and_figures_stay_readable(browser):  # noqa: F8
                     overlap = (label["left"] < o["right"] and o["left"] < label["right"]
                                and label["top"] < o["bottom"] and o["top"] < label["bottom"])
                     assert not overlap, ("labels overlap", line, other)
+        # Time ticks on whole seconds: no label twice (the first seconds of data had 22:43:16 twice).
+        await page.wait(HAS_POINTS, 8)
+        for chart in (await page.page.evaluate("window.aura.charts()"))[source]:
+            ticks = chart["timeTicks"]
+            assert ticks and len(set(ticks)) == len(ticks), (chart["id"], ticks)
         # The backends table: every backend down, its error rate "100.0 %" on one line.
         await page.wait("() => [...document.querySelectorAll('#backends td.num')].some((c) => c.textContent.includes('100.0'))")
         assert await tab.evaluate(WRAPPED) == []

@@ -115,6 +115,9 @@ function width(box) { return Math.max(200, box.clientWidth || 300); }
 // strong (a faint blur); half a pixel over, it fills the pixel `v` exactly.
 const crisp = (v, lineWidth) => (lineWidth % 2 ? v + 0.5 : v);
 
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
+  86400, 172800, 604800, 2592000];
+
 const clock = (ts) => new Date(ts * 1000).toLocaleTimeString([], { hour12: false });
 
 function plotOptions(chart, unit, box, limits, moments = () => []) {
@@ -125,7 +128,8 @@ function plotOptions(chart, unit, box, limits, moments = () => []) {
     series: [{ value: (u, v) => (v == null ? "–" : clock(v)) }, ...chart.fields.map((f, i) => ({ label: f.name, stroke: COLORS[i], width: 1.5, spanGaps: false,
       fill: i === 0 ? "rgba(90,169,255,0.08)" : undefined, value: (u, v) => formatValue(v, unit) }))],
     scales: { y: chart.range ? { range: chart.range } : { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-    axes: [{ ...axis, space: 70, values: (u, splits) => splits.map(clock) },
+    // Ticks on whole seconds at least: the labels have seconds, so finer ones repeated a label.
+    axes: [{ ...axis, space: 70, incrs: TIME_STEPS, values: (u, splits) => (u.timeTicks = splits.map(clock)) },
       { ...axis, size: 76, incrs: axisSteps(unit), values: (u, splits) => splits.map((v) => axisValue(v, unit)) }],
     // One cursor across every chart: the same moment everywhere.
     cursor: { drag: { x: false, y: false }, sync: { key: "aura-charts" } },
@@ -354,7 +358,7 @@ export class OmniPanel extends Cards {
     const hosts = {};
     for (const [source, host] of this.hosts) {
       hosts[source] = host.plots.map((p, i) => ({ id: CHARTS[i].id, sync: p.cursor.sync && p.cursor.sync.key,
-        cursor: p.cursor.left, ...(p.drawn || { thresholds: [], marks: [] }) }));
+        cursor: p.cursor.left, timeTicks: p.timeTicks || [], ...(p.drawn || { thresholds: [], marks: [] }) }));
     }
     return hosts;
   }
