@@ -186,10 +186,10 @@ async def test_models_card_renders_what_the_models_stream_sends(browser):  # noq
         await ml.stop()  # again: cleaning up twice is harmless
 
 
-async def test_models_card_without_health_checks_says_the_backend_is_not_checked(browser):  # noqa: F811
-    """health_checks.enabled off: nothing checks the ML backend's health, so its state stays
-    "unknown" with 0 checks; the card says "not checked" (neutral, with why), not a red
-    "unknown", and still lists the models the backend answered with."""
+async def test_without_health_checks_the_backends_say_not_checked(browser):  # noqa: F811
+    """health_checks.enabled off: nothing checks the ML backend's (or governance's) health, so
+    its state stays "unknown" with 0 checks; the cards say "not checked" (neutral, with why), not
+    a red "unknown", and the models card still lists the models the backend answered with."""
     ml = FakeMl()
     await ml.start()
     extra = {**FAST, "updates": {**FAST["updates"], "intervals": {**FAST["updates"]["intervals"], "model_status": 300}},
@@ -205,6 +205,10 @@ async def test_models_card_without_health_checks_says_the_backend_is_not_checked
             badge = page.page.locator("#models .badge").first
             assert "neutral" in await badge.get_attribute("class")
             assert "health checks are off" in await page.page.locator("#models").inner_text()
+            # The governance service's badge, from the same health checks, says the same.
+            await page.wait("() => { const b = document.querySelector('#governance .badge'); "
+                            "return b && b.textContent === 'not checked'; }")
+            assert "health checks are off" in await page.page.locator("#governance").inner_text()
             await page.screenshot("models_not_checked")
             assert page.errors == []
     finally:

@@ -5,6 +5,17 @@ import { badge, el, fieldGrid, muted, replace, stamp, stateNote, table, time } f
 
 const AUDIT_PAGE = 50;
 
+/** A backend's health (as the backends stream has it) as a badge and its latency. Never
+ * checked (0 checks: health checks off, or the first still to come) is no "unknown" alarm:
+ * it says so, and why. */
+function health(c, stream, prefix, state) {
+  if (state.status === "unknown" && !state.checks) {
+    return [badge("not checked", "neutral"), " ", el("span", { class: "muted", text: c.isOn("backends")
+      ? "its first health check is still to come" : "health checks are off (health_checks.enabled)" })];
+  }
+  return [badge(state.status), " ", el("span", { class: "muted", text: c.format(stream, `${prefix}.latency_ms`, state.latency_ms) })];
+}
+
 export class GovernancePanel extends Cards {
   /** @param getJson  (path) => the JSON of a REST read (with the API key) */
   constructor(contract, getJson) {
@@ -66,8 +77,7 @@ export class GovernancePanel extends Cards {
       const d = list[list.length - 1].data;
       const last = d.audit.last;
       replace("governance",
-        el("div", {}, el("span", { class: "muted", text: "service " }), badge(d.service.status), " ",
-          el("span", { class: "muted", text: c.format("governance", "service.latency_ms", d.service.latency_ms) })),
+        el("div", {}, el("span", { class: "muted", text: "service " }), ...health(c, "governance", "service", d.service)),
         fieldGrid(c, "governance", d.service, "service."),
         fieldGrid(c, "governance", d.audit, "audit."),
         el("div", { class: "muted", text: `last hour: ${Object.entries(d.audit.last_hour).map(([a, n]) => `${a} ${n}`).join(", ") || "nothing audited"}` }),
@@ -90,14 +100,7 @@ export class AiPanel extends Cards {
     const ts = list[list.length - 1].ts;
     if (stream === "models") {
       const entries = d.entries || [];
-      // Never checked (0 checks: health checks off, or the first not done yet) is not a red
-      // "unknown": it says so, and why.
-      const unchecked = d.backend.status === "unknown" && !d.backend.checks;
-      replace("models", el("div", {}, el("span", { class: "muted", text: "ML backend " }),
-        unchecked ? badge("not checked", "neutral") : badge(d.backend.status), " ",
-        el("span", { class: "muted", text: unchecked
-          ? (c.isOn("backends") ? "its first health check is still to come" : "health checks are off (health_checks.enabled)")
-          : c.format("models", "backend.latency_ms", d.backend.latency_ms) })),
+      replace("models", el("div", {}, el("span", { class: "muted", text: "ML backend " }), ...health(c, "models", "backend", d.backend)),
         entries.length ? table([{ label: "model", value: (m) => m.name },
           { label: "status", value: (m) => (m.status ? badge(m.status) : "–") },
           { label: "details", value: (m) => Object.entries(m.details).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ") }],
