@@ -6,6 +6,8 @@ the tests read the canvas's pixels there, so a line that is not drawn fails them
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiohttp import web
 
@@ -45,6 +47,15 @@ COVERED = """([source, index, name, line]) => {
 }"""
 
 
+# [the chart box's width, its canvas's width] of each chart of host `s`, in CSS pixels.
+FILLS = """(s) => [...document.querySelectorAll(`.host[data-source="${s}"] .chart`)].map((box) =>
+  [box.clientWidth, box.querySelector('canvas').getBoundingClientRect().width])"""
+# Each legend's size, and the host's card height.
+LEGENDS = """(s) => { const host = document.querySelector(`.host[data-source="${s}"]`);
+  return [...host.querySelectorAll('.u-legend')].map((l) => { const r = l.getBoundingClientRect();
+    return [Math.round(r.width), Math.round(r.height)]; }).concat([[0, Math.round(host.getBoundingClientRect().height)]]); }"""
+
+
 async def test_charts_draw_thresholds_and_alert_moments_and_share_one_cursor(browser):  # noqa: F811
     async with running_server(make_settings(extra=LIMITS)) as server:
         page = await open_page(browser, server)
@@ -79,13 +90,40 @@ async def test_charts_draw_thresholds_and_alert_moments_and_share_one_cursor(bro
             covered = await page.page.evaluate(COVERED, [source, index, "bad", mark])
             assert covered > 0.8, (chart["id"], mark, covered)
 
+        # Firing alerts: critical ones first, the newest first, then the warnings.
+        await asyncio.sleep(0.05)
+        for _ in range(engine.consecutive):
+            await engine.condition("cpu_high:newer", "cpu_high", True, target=source, message="a newer one")
+            await engine.condition("disk_slow:test", "disk_slow", True, severity="warning", target=source,
+                                   message="a warning, newest of all")
+        await page.wait("() => document.querySelectorAll('#alerts .alert.firing[data-alert=\"disk_slow:test\"]').length")
+        order = await page.page.eval_on_selector_all(
+            "#alerts .alert.firing", "(rows) => rows.map((r) => [r.dataset.alert, r.className])")
+        ids = [i for i, _ in order]
+        assert ids.index("cpu_high:newer") < ids.index("cpu_high:test") < ids.index("disk_slow:test"), order
+        classes = dict(order)  # (this machine's own alerts may be among them: only ours are compared)
+        assert "sev-critical" in classes["cpu_high:newer"] and "sev-warning" in classes["disk_slow:test"]
+
+        # Each chart fills its card, and is a picture with a name and the values it ends on.
+        fit = await page.page.evaluate(FILLS, source)
+        assert all(box - 2 <= canvas <= box for box, canvas in fit), fit
+        label = await page.page.get_attribute(f'.host[data-source="{source}"] .chart canvas[role="img"]', "aria-label")
+        assert label.startswith(f"CPU and memory (%) chart of {source}; now CPU % ") and " %" in label, label
+
         # One cursor across the charts: hovering one moves the others' to the same moment.
         assert {c["sync"] for c in charts} == {"aura-charts"}
+        legends = await page.page.evaluate(LEGENDS, source)
         box = await page.page.locator(f'.host[data-source="{source}"] .chart .u-over').first.bounding_box()
         await page.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         await page.wait("(s) => window.aura.charts()[s].every((c) => c.cursor > 0)", source)
         cursors = [c["cursor"] for c in (await page.page.evaluate("window.aura.charts()"))[source]]
         assert max(cursors) - min(cursors) <= 2, cursors  # same widths: the same place
+        # The legends show the values there, and keep their size (the card does not jump).
+        for x in (0.1, 0.5, 0.95):
+            await page.page.mouse.move(box["x"] + box["width"] * x, box["y"] + box["height"] / 2)
+            await page.wait("(s) => [...document.querySelectorAll(`.host[data-source=\"${s}\"] .u-legend .u-value`)]"
+                            ".some((v) => /\\d/.test(v.textContent))", source)
+            assert await page.page.evaluate(LEGENDS, source) == legends, x
         await page.screenshot("charts_thresholds_marks_cursor")
         assert page.errors == []
 
