@@ -299,3 +299,46 @@ async def test_on_a_phone_limits_and_figures_stay_readable(browser):  # noqa: F8
         assert await tab.evaluate(WRAPPED) == []
         await page.screenshot("charts_phone_limits")
         assert page.errors == []
+
+
+BAD = "() => getComputedStyle(document.documentElement).getPropertyValue('--bad').trim()"
+
+
+async def test_theme_follows_the_system_and_the_toggle_and_the_charts_follow(browser):  # noqa: F811
+    """`prefers-color-scheme` picks the theme while the toggle says auto; the toggle's choice
+    wins and is kept across a reload; the charts' limit lines are drawn in the theme's colour."""
+    async with running_server(make_settings(extra=LIMITS)) as server:
+        context = await browser.new_context(color_scheme="light", viewport={"width": 1400, "height": 1000})
+        try:
+            tab = await context.new_page()
+            page = Page(tab, server)
+            await tab.goto(server.url + "/")
+            await page.wait("document.body.dataset.ready === 'true'")
+            await page.wait(HAS_POINTS, 3)
+            source = next(iter(await page.hosts()))
+            await page.wait("(s) => window.aura.charts()[s][0].thresholds.length === 2", source)
+
+            async def drawn_in_bad() -> float:
+                line = (await tab.evaluate("window.aura.charts()"))[source][0]["thresholds"][0]
+                return await tab.evaluate(COVERED, [source, 0, "bad", line])
+
+            assert await tab.evaluate(BAD) == "#c0262d"  # the light theme's
+            assert await drawn_in_bad() > 0.4
+            await tab.emulate_media(color_scheme="dark")
+            await page.wait("() => getComputedStyle(document.documentElement).getPropertyValue('--bad').trim() === '#ff6b6b'")
+            await page.wait(f"async () => ({COVERED})([{source!r}, 0, 'bad', "
+                            f"window.aura.charts()[{source!r}][0].thresholds[0]]) > 0.4")
+            # The toggle: auto → light, whatever the system says; kept across a reload.
+            assert await tab.locator("#theme-toggle").text_content() == "theme: auto"
+            await tab.click("#theme-toggle")
+            assert await tab.locator("#theme-toggle").text_content() == "theme: light"
+            assert await tab.evaluate(BAD) == "#c0262d"
+            assert await drawn_in_bad() > 0.4
+            await page.screenshot("theme_light_chosen_on_a_dark_system")
+            await tab.reload()
+            await page.wait("document.body.dataset.ready === 'true'")
+            assert await tab.locator("#theme-toggle").text_content() == "theme: light"
+            assert await tab.evaluate(BAD) == "#c0262d"
+            assert page.errors == []
+        finally:
+            await context.close()
