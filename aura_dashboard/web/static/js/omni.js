@@ -350,8 +350,10 @@ export class OmniPanel extends Cards {
       .map((a) => ({ ts: a.since, severity: a.severity }));
   }
 
-  /** The theme changed: charts draw again in its colours. */
-  redraw() { for (const host of this.hosts.values()) host.plots.forEach((p) => p.redraw()); }
+  /** The theme changed, or the alert marks: charts draw again, as they are. (uPlot's redraw()
+   * with its default sets the x range again to the one it had, undoing a setData of the same
+   * frame; redraw(false) only paints.) */
+  redraw() { for (const host of this.hosts.values()) host.plots.forEach((p) => p.redraw(false)); }
 
   /** Each host's charts: the cursor-sync key, and what the last draw put on the canvas. */
   charts() {
