@@ -56,6 +56,10 @@ LEGENDS = """(s) => { const host = document.querySelector(`.host[data-source="${
     return [Math.round(r.width), Math.round(r.height)]; }).concat([[0, Math.round(host.getBoundingClientRect().height)]]); }"""
 
 
+# The audit table's width against its scroll box's, and its detail cells' text.
+AUDIT_FITS = """() => { const box = document.querySelector('#audit .table-scroll');
+  return {fits: box.scrollWidth <= box.clientWidth + 1, width: [box.scrollWidth, box.clientWidth],
+    details: [...box.querySelectorAll('tbody tr td:last-child')].map((td) => td.textContent)}; }"""
 # One more point of host `s` and the alerts list rendered in the same animation frame; then
 # the chart's x range and its last point.
 SAME_FRAME = """async (s) => {
@@ -117,6 +121,12 @@ async def test_charts_draw_thresholds_and_alert_moments_and_share_one_cursor(bro
         assert ids.index("cpu_high:newer") < ids.index("cpu_high:test") < ids.index("disk_slow:test"), order
         classes = dict(order)  # (this machine's own alerts may be among them: only ours are compared)
         assert "sev-critical" in classes["cpu_high:newer"] and "sev-warning" in classes["disk_slow:test"]
+
+        # The audit log says what the alert was in words, and fits its card at this width.
+        await page.wait("() => [...document.querySelectorAll('#audit tbody tr')].some((r) => r.textContent.includes('cpu_high:newer'))")
+        audit = await page.page.evaluate(AUDIT_FITS)
+        assert audit["fits"], audit
+        assert all(not d.startswith("{") and ": " in d for d in audit["details"]), audit
 
         # Each chart fills its card, and is a picture with a name and the values it ends on.
         fit = await page.page.evaluate(FILLS, source)

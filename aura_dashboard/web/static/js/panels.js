@@ -5,6 +5,19 @@ import { badge, el, fieldGrid, muted, replace, stamp, stateNote, table, time } f
 
 const AUDIT_PAGE = 50;
 
+/** "high_error_rate:governance" that may break after "_" and ":" (and nowhere else). */
+function breakable(text) {
+  return el("span", {}, String(text).split(/(?<=[_:])/).flatMap((part, i) => (i ? [el("wbr"), part] : [part])));
+}
+
+/** An audit entry's particulars in words: "kind: cpu_percent · message: CPU at 96.4 %", not a
+ * line of JSON cut off at the card's edge. */
+function particulars(c, detail) {
+  if (!detail || typeof detail !== "object" || Array.isArray(detail)) return c.format("audit", "detail", detail);
+  return Object.entries(detail).filter(([, v]) => v !== null && v !== undefined && v !== "")
+    .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ") || "–";
+}
+
 /** A backend's health (as the backends stream has it) as a badge and its latency. Never
  * checked (0 checks: health checks off, or the first still to come) is no "unknown" alarm:
  * it says so, and why. */
@@ -61,8 +74,8 @@ export class GovernancePanel extends Cards {
     if (older) older.addEventListener("click", () => { older.disabled = true; this.loadAudit(this.older); });
     replace("audit", table([
       { label: "time", value: (r) => c.format("audit", "ts", r.ts) }, { label: "actor", value: (r) => r.actor },
-      { label: "action", value: (r) => r.action }, { label: "target", value: (r) => r.target },
-      { label: "detail", value: (r) => c.format("audit", "detail", r.detail) },
+      { label: "action", value: (r) => r.action }, { label: "target", value: (r) => breakable(r.target ?? "–") },
+      { label: "detail", value: (r) => el("span", { class: "audit-detail", text: particulars(c, r.detail) }) },
     ], rows), older);
   }
 
