@@ -105,6 +105,10 @@ class DashboardSettings(Section):
     body_timeout_s: Annotated[float, Field(gt=0)]
     # A request head (and an idle keep-alive connection) is given this long.
     header_timeout_s: Annotated[float, Field(gt=0)]
+    # Open connections at most (lowered to fit the process's descriptor limit), and per client
+    # address (a trusted proxy is held by the total only); see `security/connections.py`.
+    max_connections: PositiveInt
+    max_connections_per_address: PositiveInt
 
 
 # 2. websocket ------------------------------------------------------------------------------
