@@ -599,6 +599,76 @@ async def test_huge_backend_replies_are_refused_not_held():
             assert rss() - before < 60 * 2 ** 20
 
 
+def huge_reply_backend(size: int):
+    """A real HTTP backend whose every answer is `size` bytes of JSON: declared (Content-Length)
+    on GET, streamed without a length (chunked) on POST."""
+    from aiohttp import web
+
+    async def declared(request: web.Request) -> web.Response:
+        return web.Response(body=b'"' + b"h" * (size - 2) + b'"', content_type="application/json")
+
+    async def streamed(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(b'{"data": "')
+        for _ in range(size // 65_536):
+            await response.write(b"s" * 65_536)
+        await response.write(b'"}')
+        await response.write_eof()
+        return response
+
+    backend = web.Application()
+    backend.router.add_get("/{tail:.*}", declared)
+    backend.router.add_post("/{tail:.*}", streamed)
+    return backend
+
+
+async def test_the_models_probe_refuses_a_reply_over_the_limit():
+    from aura_dashboard.collectors.models import ModelsProbe
+    from aura_dashboard.config.schema import MlBackendSettings
+    from tests.conftest import serve_app
+    async with serve_app(huge_reply_backend(3 * 2 ** 20), shutdown_timeout=0.5) as port:
+        ml = MlBackendSettings(url=f"http://127.0.0.1:{port}", health_check_interval_ms=1000, models_path="/models")
+        async with aiohttp.ClientSession() as http:
+            probe = ModelsProbe(ml, 10.0, lambda: http, lambda: {"status": "up"}, max_reply_bytes=2 ** 20)
+            data = await probe.sample()
+            assert data["models"] is None and data["models_note"] == "/models: ReplyTooLarge", data
+            probe.max_reply_bytes = 4 * 2 ** 20  # under the limit the same reply is read (not a list)
+            assert (await probe.sample())["models_note"] == "/models answered JSON without a list of models"
+
+
+class _HolderElsewhere:
+    """The cluster link as a non-holder sees it: the lease is another instance's, at `url`."""
+
+    def __init__(self, url: str):
+        self.lease = type("Lease", (), {"held": False})()
+        self.url, self.owner, self._holder = "http://127.0.0.1:1", "me", url
+
+    async def holder_url(self) -> str:
+        return self._holder
+
+    async def peer_secret(self) -> str:
+        return "secret"
+
+
+async def test_an_answer_forwarded_from_the_lease_holder_is_held_to_the_reply_limit():
+    from aura_dashboard.errors import DashboardError
+    from aura_dashboard.realtime.forwarding import HolderForwarder
+    from tests.conftest import serve_app
+    async with serve_app(huge_reply_backend(3 * 2 ** 20), shutdown_timeout=0.5) as port:
+        async with aiohttp.ClientSession() as http:
+            forwarder = HolderForwarder(_HolderElsewhere(f"http://127.0.0.1:{port}"), lambda: http,
+                                        max_reply_bytes=2 ** 20)
+            for method in ("GET", "POST"):  # declared, then streamed without a length
+                with pytest.raises(DashboardError) as refused:
+                    await forwarder.forward(method, "/api/arena/debates", None, {}, client="c", actor="a")
+                assert refused.value.code == "reply_too_large" and refused.value.status == 502
+                assert "backends.max_reply_bytes" in str(refused.value)
+            forwarder.max_reply_bytes = 4 * 2 ** 20
+            status, body = await forwarder.forward("POST", "/api/arena/x", b"{}", {}, client="c", actor="a")
+            assert status == 200 and len(body["data"]) == 3 * 2 ** 20
+
+
 # -- public health (item 12): brief without the key, details with it -----------------------------------
 
 async def test_public_health_is_brief_and_the_key_shows_details():
