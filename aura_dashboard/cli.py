@@ -13,6 +13,7 @@ from aiohttp import web
 
 from . import __version__
 from .config import ConfigError, LoadedConfig, load_config, redacted
+from .security.connections import ACCEPT_BATCH
 
 EXIT_CONFIG = 2
 SHUTDOWN_TIMEOUT_S = 3.0
@@ -146,8 +147,12 @@ class CappedSockSite(web.SockSite):
         await web.BaseSite.start(self)  # registers the site with its runner
         server = self._runner.server
         assert server is not None
+        # asyncio accepts up to `backlog` connections in one go before any of them reaches its
+        # protocol (and the caps): a small batch keeps a burst of connections from taking every
+        # descriptor before the excess ones are refused; the kernel's queue stays LISTEN_BACKLOG.
         self._server = await asyncio.get_running_loop().create_server(
-            self._caps.factory(server), sock=self._sock, ssl=self._ssl_context, backlog=self._backlog)
+            self._caps.factory(server), sock=self._sock, ssl=self._ssl_context, backlog=ACCEPT_BATCH)
+        self._sock.listen(self._backlog)
 
 
 async def _serve(runner: web.AppRunner, sockets, caps, serving) -> None:

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 # event loop) when the total cap is derived from its descriptor limit.
 FD_MARGIN = 64
 RESERVE = 32
+# Connections accepted in one go before the caps see them (the accept loop's batch); three
+# batches may be in flight at once, so as many descriptors are kept for them.
+ACCEPT_BATCH = 16
 MIN_TOTAL = 16
 SUMMARY_INTERVAL_S = 60.0
 
@@ -48,7 +51,7 @@ def effective_total(configured: int, fd_limit: int | None, reserve: int = RESERV
     under the descriptor limit (a server out of descriptors answers nobody, /healthz included)."""
     if fd_limit is None:
         return configured
-    return max(MIN_TOTAL, min(configured, fd_limit - FD_MARGIN - reserve))
+    return max(MIN_TOTAL, min(configured, fd_limit - FD_MARGIN - 3 * ACCEPT_BATCH - reserve))
 
 
 class ConnectionCaps:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
 import shutil
 import socket
 
@@ -16,7 +17,7 @@ from aura_dashboard.security.connections import RESERVE, ConnectionCaps, effecti
 from tests.conftest import free_port
 from tests.test_cli import cli_env, command, until_healthy
 
-NOFILE = 256
+NOFILE = 384  # the total cap is then 240, over the per-address 128
 HALF_HEAD = b"GET /api/config HTTP/1.1\r\nHost: x\r\nX-Slow: "
 
 
@@ -35,19 +36,27 @@ def half_open(address: str, port: int, count: int) -> tuple[list[socket.socket],
             sock.close()
             continue
         held.append(sock)
-    still = []
+    # The server works through its listen queue: collect answers until none came for 2 s.
+    still = set(held)
+    by_fd = {sock.fileno(): sock for sock in held}
+    poller = select.poll()
     for sock in held:
-        sock.settimeout(0.05)
-        try:
-            data = sock.recv(4096)
-        except TimeoutError:
-            still.append(sock)
-            continue
-        except OSError:
-            data = b""
-        answers.append(data)
-        sock.close()
-    return still, answers
+        poller.register(sock, select.POLLIN)
+    while still:
+        ready = poller.poll(2000)
+        if not ready:
+            break
+        for fd, _ in ready:
+            sock = by_fd.pop(fd)
+            poller.unregister(fd)
+            try:
+                data = sock.recv(4096)
+            except OSError:
+                data = b""
+            answers.append(data)
+            still.discard(sock)
+            sock.close()
+    return list(still), answers
 
 
 async def healthz_within(url: str, seconds: float) -> int:
@@ -81,24 +90,32 @@ async def test_slowloris_under_a_low_descriptor_limit_keeps_healthz_and_refuses_
         body = json.loads(answers[0].split(b"\r\n\r\n", 1)[1])
         assert body["error"]["code"] == "too_many_connections"
         assert "dashboard.max_connections_per_address" in body["error"]["message"]
-        assert await healthz_within(url, 1.0) == 200
+        assert await healthz_within(url, 5.0) == 200  # (the 1 s; a hang is what is asserted)
         # More addresses together past the total cap: still refused at once, /healthz answers.
-        for n in (3, 4, 5):
+        for n in (3, 4, 5, 6):
             still, more = await loop.run_in_executor(None, half_open, f"127.0.0.{n}", port, 100)
             held += still
             answers += more
         # (an address holding none yet may take one of the reserve: the probe's way in)
         assert len(held) <= effective_total(10_000, NOFILE) + RESERVE, len(held)
         assert any(b"dashboard.max_connections)" in a for a in answers)
-        assert await healthz_within(url, 1.0) == 200
+        assert await healthz_within(url, 5.0) == 200
         # Once they go, the caps are free again.
         for sock in held:
             sock.close()
         held = []
-        still, answers = await loop.run_in_executor(None, half_open, "127.0.0.2", port, 10)
-        held += still
+        for _ in range(40):  # (the server sees the closes a moment later)
+            await asyncio.sleep(0.25)
+            still, answers = await loop.run_in_executor(None, half_open, "127.0.0.2", port, 10)
+            held += still
+            if len(still) == 10 and not answers:
+                break
         assert len(still) == 10 and not answers
         assert proc.returncode is None
+        # Quiet logs: the refusals are counted in a line, not logged one by one.
+        said = (tmp_path / "stderr.log").read_text()
+        assert 1 <= said.count("connections refused") <= 3, said[-2000:]
+        assert "Traceback" not in said, said[-2000:]
     finally:
         for sock in held:
             sock.close()
@@ -129,6 +146,6 @@ def test_a_trusted_proxy_is_held_by_the_total_cap_only():
 
 def test_the_total_cap_fits_under_the_descriptor_limit():
     assert effective_total(10_000, None) == 10_000
-    assert effective_total(10_000, 1024) == 1024 - 64 - 32
+    assert effective_total(10_000, 1024) == 1024 - 64 - 48 - 32
     assert effective_total(100, 1024) == 100
     assert effective_total(10_000, 50) == 16
