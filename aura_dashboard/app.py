@@ -185,11 +185,12 @@ def create_app(settings: Settings) -> web.Application:
         for name, sample in samplers.items()])
 
     # -- the namespaces ---------------------------------------------------------------------
-    forwarder = HolderForwarder(cluster, http) if cluster else LocalOnly()
+    forwarder = (HolderForwarder(cluster, http, settings.backends.max_reply_bytes) if cluster
+                 else LocalOnly())
     own = {ArenaNamespace: {"arena": arena, "forwarder": forwarder}, ChatNamespace: {"queue": chat}}
     namespaces = register_namespaces(sio, [
         cls(hub=hub, guard=guard, history_points=panels.omni_monitor.graph_history_points,
-            max_ack_bytes=ws.max_ack_bytes,
+            max_ack_bytes=ws.max_ack_bytes, max_ack_multiple=ws.max_ack_multiple,
             enabled=(lambda panel=cls.panel: panel.is_on(settings, overrides)), **own.get(cls, {}))
         for cls in NAMESPACE_CLASSES])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from . import __version__
 from .config import ConfigError, LoadedConfig, load_config, redacted
+from .security.connections import ACCEPT_BATCH
 
 EXIT_CONFIG = 2
 SHUTDOWN_TIMEOUT_S = 3.0
@@ -99,20 +101,98 @@ def serve(args: argparse.Namespace) -> int:
     banner = f"Aura dashboard {__version__} serving on http://{shown}:{port}/ (config: {loaded.config_path})"
 
     def serving(_aiohttp_says: str) -> None:
-        # aiohttp calls this once its sites are started on the bound sockets.
+        # Called once the sites are started on the bound sockets.
         if settings.logging.console == "stdout":
             log.info(banner)  # stdout carries log records only (one JSON line each)
         else:
             print(banner, flush=True)
 
+    caps = connection_caps(settings)
+    runner = web.AppRunner(app, handle_signals=True, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+                           access_log=logging.getLogger("aiohttp.access"), access_log_class=ClientAccessLogger)
     try:
-        web.run_app(app, sock=sockets, print=serving, loop=_event_loop(), backlog=LISTEN_BACKLOG,
-                    shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=logging.getLogger("aiohttp.access"),
-                    access_log_class=ClientAccessLogger)
+        _run(_serve(runner, sockets, caps, serving), _event_loop() or asyncio.new_event_loop())
     finally:
         for sock in sockets:
             sock.close()
     return 0
+
+
+def connection_caps(settings):
+    """The caps on open connections (`dashboard.max_connections`, lowered to fit the descriptor
+    limit, and `max_connections_per_address`; a trusted proxy is held by the total only)."""
+    from .security import ClientAddress, ConnectionCaps
+    from .security.connections import descriptor_limit, effective_total
+
+    dashboard = settings.dashboard
+    limit = descriptor_limit()
+    total = effective_total(dashboard.max_connections, limit)
+    if total < dashboard.max_connections:
+        log.warning("dashboard.max_connections: %d lowered to %d to fit the open-file limit (%d)",
+                    dashboard.max_connections, total, limit)
+    return ConnectionCaps(dashboard.max_connections_per_address, total,
+                          exempt=ClientAddress(settings.security.trusted_proxies).is_trusted)
+
+
+class CappedSockSite(web.SockSite):
+    """aiohttp's site on a bound socket, with `ConnectionCaps` in front of its protocol."""
+
+    __slots__ = ("_caps",)
+
+    def __init__(self, runner: web.BaseRunner, sock, caps, **kwargs):
+        super().__init__(runner, sock, **kwargs)
+        self._caps = caps
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site with its runner
+        server = self._runner.server
+        assert server is not None
+        # asyncio accepts up to `backlog` connections in one go before any of them reaches its
+        # protocol (and the caps): a small batch keeps a burst of connections from taking every
+        # descriptor before the excess ones are refused; the kernel's queue stays LISTEN_BACKLOG.
+        self._server = await asyncio.get_running_loop().create_server(
+            self._caps.factory(server), sock=self._sock, ssl=self._ssl_context, backlog=ACCEPT_BATCH)
+        self._sock.listen(self._backlog)
+
+
+async def _serve(runner: web.AppRunner, sockets, caps, serving) -> None:
+    """What `web.run_app` does on bound sockets, with the connection caps in front."""
+    await runner.setup()
+    try:
+        for sock in sockets:
+            await CappedSockSite(runner, sock, caps, backlog=LISTEN_BACKLOG).start()
+        serving("")
+        while True:
+            await asyncio.sleep(3600)
+    finally:
+        await runner.cleanup()
+
+
+def _run(main, loop: asyncio.AbstractEventLoop) -> None:
+    """Runs `main` until a signal (SIGINT, SIGTERM: aiohttp's GracefulExit) or its end, then
+    cancels what is left, as `web.run_app` does."""
+    task = loop.create_task(main)
+    try:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(task)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        try:
+            if not task.done():
+                task.cancel()
+                try:
+                    loop.run_until_complete(task)
+                except asyncio.CancelledError:
+                    pass
+        finally:
+            left = asyncio.all_tasks(loop)
+            for pending in left:
+                pending.cancel()
+            if left:
+                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
 
 def _event_loop():

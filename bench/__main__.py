@@ -9,6 +9,9 @@
 5. memory per client: RSS growth per 1,000 idle connected clients, WebSocket and polling.
 6. the default (batched) path: `batch_updates` on, envelopes round-robin on 3 streams, clients
    split across 3 subscription sets; against Node sending each envelope as its own event.
+7. a cluster: two dashboard instances on one Redis (`--redis`), clients split between them, the
+   publisher on the first; CPU per delivery per instance against one fast dashboard process
+   with every client, and against two Node socket.io instances joined by `@socket.io/redis-adapter`.
 Ratios are against the baseline measured in the same run. Results also go to bench/results/.
 
 The benchmark refuses to report on a failed setup: every client must connect (and subscribe,
@@ -55,7 +58,14 @@ def sizes(text: str) -> list[int]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    p.add_argument("--scenarios", default="1,2,3,4,5,6", help="which scenarios to run (default: all)")
+    p.add_argument("--scenarios", default="1,2,3,4,5,6,7", help="which scenarios to run (default: all)")
+    p.add_argument("--cluster-clients", type=sizes, default=[1000],
+                   help="scenario 7 sizes (split between the two instances)")
+    p.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                   help="scenario 7's Redis (the instances' message queue)")
+    p.add_argument("--cluster-variants", default="fast",
+                   help="scenario 7's dashboard variants (nodeflate: python-socketio's own pub/sub delivery, "
+                        "the code before the fast path behind a queue)")
     p.add_argument("--clients", type=sizes, default=[100, 1000], help="WebSocket fan-out sizes")
     p.add_argument("--polling-clients", type=sizes, default=[100], help="long-polling fan-out sizes")
     p.add_argument("--batched-clients", type=sizes, default=[1000],
@@ -138,15 +148,18 @@ class Server:
 
 @asynccontextmanager
 async def server(kind: str, variant: str = "fast", profile: str = "fanout", uvloop: bool = False,
-                 shipped_security: bool = False):
+                 shipped_security: bool = False, cluster: tuple[str, str, str] | None = None):
+    """`cluster`: (Redis URL, cluster name, instance name), one instance of a cluster."""
     port = free_port()
     if kind == "node":
-        argv = ["node", str(NODE_DIR / "server.mjs"), str(port)]
+        argv = ["node", str(NODE_DIR / "server.mjs"), str(port)] + (list(cluster[:2]) if cluster else [])
     else:
         argv = [sys.executable, "-m", "bench.dashboard_server", str(port), "--variant", variant,
                 "--profile", profile] + (["--uvloop"] if uvloop and variant != "stock" else []) \
-            + (["--shipped-security"] if shipped_security else [])
-    srv = Server(kind if kind == "node" else f"dashboard[{variant}]", argv, port)
+            + (["--shipped-security"] if shipped_security else []) \
+            + (["--queue", cluster[0], "--cluster", cluster[1], "--instance", cluster[2]] if cluster else [])
+    name = kind if kind == "node" else f"dashboard[{variant}]"
+    srv = Server(f"{name}@{cluster[2]}" if cluster else name, argv, port)
     # The server's log goes to a file: a pipe nobody reads fills at 64 KiB and then blocks the
     # server on its next log line (a stall the bench then reported as lost deliveries).
     log_file = tempfile.TemporaryFile()
@@ -221,7 +234,7 @@ def percentile(hist: dict[int, int], p: float, bucket_ms: float) -> float | None
 
 @asynccontextmanager
 async def clients(srv: Server, n: int, transports: list[str], procs: int, subscribe=("alerts",)):
-    namespace = "" if srv.name == "node" else OMNI
+    namespace = "" if srv.name.startswith("node") else OMNI
     per = [n // procs + (1 if i < n % procs else 0) for i in range(procs)]
     started = []
     try:
@@ -319,7 +332,7 @@ async def measure_fanout(srv: Server, cl, rate: float, seconds: float, nbytes: i
     d = rep["deliveries"]
     if d != expected or rep["connected"] != count:
         state = ""
-        if srv.name != "node":
+        if not srv.name.startswith("node"):
             async with aiohttp.ClientSession() as http, http.get(srv.url + "/bench/state") as r:
                 state = f"; the server's view: {await r.text()}"
         raise SetupFailed(f"{srv.name}: {d} deliveries after draining, expected {expected} "
@@ -389,6 +402,155 @@ async def batched(args) -> list[dict]:
                 rows.append(row)
                 print_row(row)
     return rows
+
+
+# -- scenario 7: two instances on one Redis ------------------------------------------------------
+async def server_state(srv: Server) -> dict:
+    async with aiohttp.ClientSession() as http, http.get(srv.url + "/bench/state") as r:
+        return await r.json()
+
+
+async def measure_cluster(instances: list[tuple[Server, Clients]], rate: float, seconds: float,
+                          nbytes: int) -> dict:
+    """One publishing run on the first instance; every instance's clients subscribed to `alerts`.
+    CPU per delivery per instance: its CPU over the deliveries to its own clients."""
+    for _, cl in instances:
+        await cl.command("reset")
+    await asyncio.sleep(0.3)
+    cpu0 = [srv.cpu() for srv, _ in instances]
+    t0 = time.monotonic()
+    publisher = instances[0][0]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds + 120)) as http:
+        async with http.post(publisher.url + "/bench/publish",
+                             json={"rate": rate, "seconds": seconds, "bytes": nbytes, "streams": ["alerts"]}) as r:
+            answer = await r.json()
+    published = answer["published"]
+    last, last_change = -1, time.monotonic()
+    while True:
+        reps = [await cl.report() for _, cl in instances]
+        total = sum(rep["deliveries"] for rep in reps)
+        if total != last:
+            last, last_change = total, time.monotonic()
+        if (total >= published * sum(cl.count for _, cl in instances)
+                or time.monotonic() - last_change > DRAIN_QUIET_S or time.monotonic() - t0 > seconds + 120):
+            break
+        await asyncio.sleep(0.1)
+    elapsed = last_change - t0
+    per_instance = []
+    for (srv, cl), rep, c0 in zip(instances, reps, cpu0):
+        cpu = srv.cpu() - c0
+        expected = published * cl.count
+        if rep["deliveries"] != expected or rep["connected"] != cl.count:
+            state = "" if srv.name.startswith("node") else f"; the server's view: {await server_state(srv)}"
+            raise SetupFailed(f"{srv.name}: {rep['deliveries']} deliveries after draining, expected {expected} "
+                              f"({published} published to its {cl.count} clients); {rep['connected']} "
+                              f"clients still connected{state}")
+        row = {"server": srv.name, "clients": cl.count, "deliveries": rep["deliveries"],
+               "cpu_s_per_10k": round(cpu / rep["deliveries"] * 10000, 3) if rep["deliveries"] else None,
+               "p50_ms": rep["p50_ms"], "p99_ms": rep["p99_ms"]}
+        if not srv.name.startswith("node"):
+            row["state"] = {k: v for k, v in (await server_state(srv)).items()
+                            if k in ("broadcaster", "fast_deliveries", "stock_deliveries", "from_queue")}
+        per_instance.append(row)
+    hist: dict[int, int] = {}
+    for rep in reps:
+        for k, v in rep["hist"].items():
+            hist[k] = hist.get(k, 0) + v
+    d = sum(rep["deliveries"] for rep in reps)
+    return {"published": published, "deliveries": d,
+            "publish_ms_p50": answer.get("publish_ms_p50"), "publish_ms_p99": answer.get("publish_ms_p99"),
+            "deliveries_per_s": round(d / elapsed) if elapsed > 0 else None,
+            # the worst instance's CPU per delivery (the target is per instance)
+            "cpu_s_per_10k": max(i["cpu_s_per_10k"] or 0 for i in per_instance),
+            "p50_ms": percentile(hist, 0.5, reps[0]["bucket_ms"]), "p99_ms": percentile(hist, 0.99, reps[0]["bucket_ms"]),
+            "instances": per_instance}
+
+
+def redis_reachable(url: str) -> bool:
+    import socket
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+async def cluster(args) -> list[dict]:
+    """One fast dashboard with every client (the single-process fast path), then two dashboard
+    instances on one Redis and two Node instances with `@socket.io/redis-adapter`, clients split
+    between the two, the publisher on the first. A cluster row's cpu_s_per_10k is its worst
+    instance's."""
+    if not redis_reachable(args.redis):
+        raise SetupFailed(f"scenario 7 needs Redis at {args.redis} (--redis or BENCH_REDIS_URL)")
+    rows = []
+    for n in args.cluster_clients:
+        async with server("dashboard", "fast", uvloop=args.uvloop, shipped_security=args.shipped_security) as srv:
+            async with clients(srv, n, ["websocket"], args.client_procs) as (cl, connected, _):
+                row = {"scenario": "cluster", "server": "dashboard[fast] x1", "clients": n, "connected": connected,
+                       "subscribed": n}
+                for mode, rate in (("rate", args.rate), ("max", 0.0)):
+                    row[mode] = await measure_fanout(srv, cl, rate, args.seconds, args.bytes)
+                rows.append(row)
+                print_row(row)
+        for kind, variant in [("node", "fast")] + [("dashboard", v) for v in args.cluster_variants.split(",") if v]:
+            name = f"bench-{os.getpid()}-{time.monotonic_ns()}"
+            async with AsyncExitStack() as stack:
+                instances = []
+                for i in range(2):
+                    srv = await stack.enter_async_context(server(
+                        kind, variant, uvloop=args.uvloop, shipped_security=args.shipped_security,
+                        cluster=(args.redis, name, f"i{i}")))
+                    count = n // 2 + (1 if i < n % 2 else 0)
+                    cl, _, _ = await stack.enter_async_context(
+                        clients(srv, count, ["websocket"], max(1, args.client_procs // 2)))
+                    instances.append((srv, cl))
+                await asyncio.sleep(1)  # every instance listening on the queue
+                label = "node+redis-adapter x2" if kind == "node" else f"dashboard[{variant}]+redis x2"
+                row = {"scenario": "cluster", "server": label, "clients": n, "connected": n, "subscribed": n}
+                for mode, rate in (("rate", args.rate), ("max", 0.0)):
+                    row[mode] = await measure_cluster(instances, rate, args.seconds, args.bytes)
+                rows.append(row)
+                print_row(row)
+                for mode in ("rate", "max"):
+                    for inst in row[mode]["instances"]:
+                        print(f"    {mode:<4} {inst['server']:<24} clients={inst['clients']} "
+                              f"cpu-s/10k={inst['cpu_s_per_10k']} p99={inst['p99_ms']}ms"
+                              + (f" since start: {json.dumps(inst['state'])}" if "state" in inst else ""), flush=True)
+            if kind == "dashboard":
+                await clear_redis(args.redis, name)
+    return rows
+
+
+async def clear_redis(url: str, cluster_name: str) -> None:
+    """The dashboard cluster's keys (`aura:NAME:*`), so the bench leaves Redis as it was."""
+    import redis.asyncio as aioredis
+    client = aioredis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(f"aura:{cluster_name}:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+def cluster_ratios(rows: list[dict]) -> list[str]:
+    out = []
+    for n in sorted({r["clients"] for r in rows}):
+        by = {r["server"]: r for r in rows if r["clients"] == n}
+        single, node = by.get("dashboard[fast] x1"), by.get("node+redis-adapter x2")
+        for label, ours in by.items():
+            if not (single and node) or not label.endswith("+redis x2"):
+                continue
+            for mode in ("rate", "max"):
+                ratio = lambda a, c: round(a / c, 2) if a and c else None  # noqa: E731
+                worst = ours[mode]["cpu_s_per_10k"]
+                out.append(f"  {label:<26} clients={n:<6} {mode:<4} cpu/10k per instance (worst) "
+                           f"x{ratio(worst, single[mode]['cpu_s_per_10k'])} of the single process (target <= 1.3), "
+                           f"x{ratio(worst, node[mode]['cpu_s_per_10k'])} of node+redis-adapter (target <= 1); "
+                           f"p99 x{ratio(ours[mode]['p99_ms'], node[mode]['p99_ms'])} of node's")
+    return out
 
 
 def start_profile(srv: Server, seconds: float):
@@ -611,6 +773,11 @@ async def run(args) -> dict:
     if rows:
         print("fan-out ratios against Node socket.io (same run, same clients):")
         print("\n".join(fanout_ratios(rows)), flush=True)
+    if 7 in args.scenarios:
+        print(f"7. two instances on one Redis ({args.redis}), clients split between them", flush=True)
+        results["cluster"] = await cluster(args)
+        print("cluster ratios (same run, same clients):")
+        print("\n".join(cluster_ratios(results["cluster"])), flush=True)
     if 3 in args.scenarios:
         print("3. idle cost", flush=True)
         results["idle"] = i = await idle(args)
@@ -633,7 +800,7 @@ async def run(args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     raise_fd_limit()
-    if not args.no_npm and args.scenarios & {1, 2, 3, 5, 6}:
+    if not args.no_npm and args.scenarios & {1, 2, 3, 5, 6, 7}:
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True)
     try:
         asyncio.run(run(args))

@@ -1,6 +1,7 @@
 """The dashboard as the benchmark runs it: the real app, plus POST /bench/publish to drive it.
 
-`python -m bench.dashboard_server PORT --variant fast|nodeflate|stock --profile fanout|idle`
+`python -m bench.dashboard_server PORT --variant fast|nodeflate|stock --profile fanout|idle
+[--queue redis://... --cluster NAME --instance NAME]` (with --queue: one instance of a cluster)
 - `fanout`: only the benchmark's publisher pushes (on the `alerts` stream, batching off), so
   a delivery is one envelope; `batched`: the default batched path (`batch_updates` on), the
   publisher round-robin on the streams it is given (`system`, `backends`, `alerts`), whose own
@@ -45,7 +46,8 @@ IDLE_ENV = {"ENABLE_GPU_MONITORING": "true", "ENABLE_TEMPERATURE_MONITORING": "t
             "FEATURE_GPU_MONITORING": "true", "FEATURE_TEMPERATURE_MONITORING": "true"}
 
 
-def settings_for(variant: str, profile: str, *, shipped_security: bool = False):
+def settings_for(variant: str, profile: str, *, shipped_security: bool = False, queue: str = "",
+                 cluster: str = "aura", instance: str = ""):
     extra: dict = {"logging": {"file": {"enabled": False}}, "dashboard": {"debug": False}}
     if not shipped_security:
         extra["security"] = BENCH_SECURITY
@@ -56,6 +58,7 @@ def settings_for(variant: str, profile: str, *, shipped_security: bool = False):
         extra.update(BATCHED)
     extra.setdefault("updates", {})["websocket_compression"] = variant == "stock"
     env = {"LOG_FILE": "", "DATABASE_HOST": "", "LOG_LEVEL": "WARNING",
+           "MESSAGE_QUEUE_URL": queue, "DASHBOARD_CLUSTER": cluster, "DASHBOARD_INSTANCE": instance,
            **(IDLE_ENV if profile == "idle" else {})}
     return load_config(None, env_file=os.devnull, environ=env, extra_yaml=extra).settings
 
@@ -92,7 +95,11 @@ async def state(request: web.Request) -> web.Response:
     eio = request.app[SIO].eio
     sockets = list(eio.sockets.values())
     queued = [s.queue.qsize() for s in sockets]
-    return web.json_response({"sessions": len(sockets), "closed": sum(1 for s in sockets if s.closed),
+    broadcaster = request.app[HUB].broadcaster
+    return web.json_response({"broadcaster": type(broadcaster).__name__,
+                              "fast_deliveries": getattr(broadcaster, "fast_deliveries", 0),
+                              "stock_deliveries": getattr(broadcaster, "stock_deliveries", 0),
+                              "from_queue": getattr(broadcaster, "from_queue", None),"sessions": len(sockets), "closed": sum(1 for s in sockets if s.closed),
                               "queued_packets": sum(queued), "max_queued": max(queued, default=0),
                               "polling": sum(1 for s in sockets if not s.upgraded),
                               "slow_consumers_cut_off": request.app[BACKLOG_WATCH].cut_off})
@@ -118,7 +125,26 @@ async def memory(request: web.Request) -> web.Response:
         frames = [f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in d.traceback][-3:]
         rows.append({"bytes_per_client": round(d.size_diff / n), "count_per_client": round(d.count_diff / n, 2),
                      "where": frames})
-    return web.json_response({"total_bytes_per_client": round(total / n), "top": rows})
+    # Per owner: the innermost frame outside the standard library (whose code made the allocation).
+    owners: dict[str, int] = {}
+    own: list[dict] = []  # the dashboard's own sites
+    for d in diff:
+        owner = "stdlib"
+        for frame in reversed(d.traceback):  # innermost first
+            path = frame.filename
+            if "site-packages/" in path:
+                owner = path.split("site-packages/")[-1].split("/")[0]
+                break
+            if "/aura_dashboard/" in path or "/bench/" in path:
+                owner = "aura_dashboard" if "/aura_dashboard/" in path else "bench"
+                break
+        owners[owner] = owners.get(owner, 0) + d.size_diff
+        if owner == "aura_dashboard" and abs(d.size_diff) >= 16 * n:
+            own.append({"bytes_per_client": round(d.size_diff / n), "count_per_client": round(d.count_diff / n, 2),
+                        "where": [f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in d.traceback][-3:]})
+    by_owner = {k: round(v / n) for k, v in sorted(owners.items(), key=lambda kv: -kv[1]) if abs(v) >= 16 * n}
+    return web.json_response({"total_bytes_per_client": round(total / n), "by_owner": by_owner, "top": rows,
+                              "own": own})
 
 
 async def ping(request: web.Request) -> web.Response:
@@ -133,8 +159,12 @@ def main() -> None:
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop (when installed)")
     parser.add_argument("--shipped-security", action="store_true",
                         help="keep the shipped security settings (rate limit on) instead of BENCH_SECURITY")
+    parser.add_argument("--queue", default="", help="MESSAGE_QUEUE_URL: one instance of a cluster on this broker")
+    parser.add_argument("--cluster", default="aura", help="DASHBOARD_CLUSTER (with --queue)")
+    parser.add_argument("--instance", default="", help="DASHBOARD_INSTANCE (with --queue)")
     args = parser.parse_args()
-    app = create_app(settings_for(args.variant, args.profile, shipped_security=args.shipped_security))
+    app = create_app(settings_for(args.variant, args.profile, shipped_security=args.shipped_security,
+                                  queue=args.queue, cluster=args.cluster, instance=args.instance))
     if isinstance(app[HUB].broadcaster, FastBroadcaster):
         app[HUB].broadcaster.enabled = args.variant == "fast"
     if args.profile == "batched":

@@ -27,7 +27,13 @@ async def main(n: int) -> None:
                 await asyncio.sleep(2)
                 result = await (await http.get(f"{srv.url}/bench/tracemalloc?n={n}")).json()
     print(f"Python allocations per idle client: {result['total_bytes_per_client']} B")
+    print("by owner (the innermost frame outside the standard library): "
+          + ", ".join(f"{k} {v} B" for k, v in result["by_owner"].items()))
     for row in result["top"]:
+        print(f"{row['bytes_per_client']:>6} B {row['count_per_client']:>6} objects  "
+              + " <- ".join(reversed(row["where"])))
+    print("the dashboard's own allocation sites:")
+    for row in result["own"]:
         print(f"{row['bytes_per_client']:>6} B {row['count_per_client']:>6} objects  "
               + " <- ".join(reversed(row["where"])))
     print(json.dumps(result), file=sys.stderr)

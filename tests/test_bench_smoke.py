@@ -21,7 +21,9 @@ BENCH_NODE = ROOT / "bench" / "node"
 def run_bench(tmp_path, *args: str) -> subprocess.CompletedProcess:
     need_service(shutil.which("node") is not None, "node is not installed (the bench's baseline and clients)")
     # The bench runs `npm ci` in bench/node itself when its modules are missing.
-    no_npm = ["--no-npm"] if (BENCH_NODE / "node_modules" / "socket.io-client").is_dir() else []
+    modules = BENCH_NODE / "node_modules"
+    installed = all((modules / name).is_dir() for name in ("socket.io-client", "@socket.io/redis-adapter", "redis"))
+    no_npm = ["--no-npm"] if installed else []
     return subprocess.run([sys.executable, "-m", "bench", "--client-procs", "1", "--seconds", "0.5",
                            "--results", str(tmp_path), *no_npm, *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=240)
@@ -49,3 +51,23 @@ def test_bench_refuses_to_report_when_clients_are_refused(tmp_path):
     assert "BENCHMARK SETUP FAILED" in out and "of 60 clients connected" in out, out[-4000:]
     assert "deliveries/s x" not in out  # no ratio printed
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_bench_cluster_scenario_tiny(tmp_path):
+    """Scenario 7: two dashboard instances on the machine's Redis and two Node instances with
+    @socket.io/redis-adapter, 10 clients each; the second dashboard instance delivers what arrives
+    from the queue by the fast path."""
+    from tests.realtime.test_cluster import reachable
+    redis_url = "redis://127.0.0.1:6379/0"
+    need_service(reachable(redis_url, 6379), f"Redis at {redis_url} is not reachable (scenario 7's queue)")
+    done = run_bench(tmp_path, "--scenarios", "7", "--cluster-clients", "20", "--rate", "20", "--redis", redis_url)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+    assert out.count("dashboard[fast]: 20 of 20 clients connected, 20 subscribed") == 1, out[-4000:]
+    for server in ("node@i0", "node@i1", "dashboard[fast]@i0", "dashboard[fast]@i1"):
+        assert out.count(f"{server}: 10 of 10 clients connected, 10 subscribed") == 1, out[-4000:]
+    second = [line for line in out.splitlines() if "dashboard[fast]@i1" in line and "since start" in line]
+    assert second and all('"broadcaster": "QueueFastBroadcaster"' in line and '"from_queue": 0' not in line
+                          for line in second), second
+    assert "cluster ratios" in out and "of node+redis-adapter" in out
+    assert len(list(tmp_path.glob("*.json"))) == 1

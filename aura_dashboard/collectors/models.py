@@ -94,6 +94,8 @@ MODELS = StreamContract(
     fields=(
         FieldSpec("backend.status", "status", "the ML backend's health (as in the backends stream)"),
         FieldSpec("backend.latency_ms", "ms", "its last health check's latency", series=True),
+        FieldSpec("backend.checks", "count", "health checks made so far (0: never checked, as with "
+                  "health_checks.enabled off; the status is then \"unknown\")"),
         FieldSpec("models", "object", "the models as the backend lists them (null when unreadable)"),
         FieldSpec("entries[].name", "text", "a model's name (the backend's name, id or model field)"),
         FieldSpec("entries[].status", "status", "the model's status, when the backend gives one"),

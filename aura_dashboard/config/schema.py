@@ -105,6 +105,10 @@ class DashboardSettings(Section):
     body_timeout_s: Annotated[float, Field(gt=0)]
     # A request head (and an idle keep-alive connection) is given this long.
     header_timeout_s: Annotated[float, Field(gt=0)]
+    # Open connections at most (lowered to fit the process's descriptor limit), and per client
+    # address (a trusted proxy is held by the total only); see `security/connections.py`.
+    max_connections: PositiveInt
+    max_connections_per_address: PositiveInt
 
 
 # 2. websocket ------------------------------------------------------------------------------
@@ -127,6 +131,8 @@ class WebSocketSettings(Section):
     max_client_backlog: PositiveInt
     max_client_backlog_bytes: Annotated[int, Field(ge=65_536)]
     max_ack_bytes: Annotated[int, Field(ge=4096)]
+    # An acknowledgement is at most this many times its request's size (and max_ack_bytes).
+    max_ack_multiple: Annotated[int, Field(ge=16)]
     message_queue: Annotated[str, AfterValidator(_check_broker)]
     cluster_name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
     lease_ttl_ms: Annotated[int, Field(ge=1000)]

@@ -35,7 +35,7 @@ class ArenaNamespace(PanelNamespace):
             if not (isinstance(payload, dict) and "debates" in (payload.get("since") or {})
                     and not ack.get("gap", {}).get("debates")):
                 ack["history"]["debates"] = self.arena.snapshot()
-        return bound_history(ack, self.max_ack_bytes)
+        return bound_history(ack, self.ack_limit("subscribe", payload))
 
     @answers_errors
     async def on_create_debate(self, sid: str, payload: Any) -> dict[str, Any]:

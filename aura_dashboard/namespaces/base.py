@@ -16,7 +16,7 @@ import socketio
 from ..contract import PanelContract
 from ..errors import DashboardError, ack_error
 from ..realtime.hub import StreamHub
-from ..realtime.subscriptions import subscribe, unsubscribe
+from ..realtime.subscriptions import ack_limit, subscribe, unsubscribe
 from ..security import AccessGuard, TooManyFailures, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -57,12 +57,14 @@ class PanelNamespace(socketio.AsyncNamespace):
     :param enabled: whether the panel is on now (its section's switch and feature flag).
     :param history_points: envelopes of history in a subscribe answer.
     :param max_ack_bytes: bytes of one acknowledgement at most (`websocket.max_ack_bytes`).
+    :param max_ack_multiple: an acknowledgement's bytes at most per byte of its request
+        (`websocket.max_ack_multiple`).
     """
 
     panel: PanelContract
 
     def __init__(self, *, hub: StreamHub, guard: AccessGuard, enabled: Callable[[], bool],
-                 history_points: int, max_ack_bytes: int = 1_048_576):
+                 history_points: int, max_ack_bytes: int = 1_048_576, max_ack_multiple: int = 16_384):
         super().__init__(self.panel.namespace)
         self.hub = hub
         self.guard = guard
@@ -70,6 +72,11 @@ class PanelNamespace(socketio.AsyncNamespace):
         self.history_points = history_points
         self.who: dict[str, tuple[str, str]] = {}  # sid -> (client address, actor)
         self.max_ack_bytes = max_ack_bytes
+        self.max_ack_multiple = max_ack_multiple
+
+    def ack_limit(self, event: str, payload: Any) -> int:
+        """Bytes the acknowledgement of this request may take (see `ack_limit`)."""
+        return ack_limit(event, payload, self.max_ack_bytes, self.max_ack_multiple)
 
     @property
     def enabled(self) -> bool:
@@ -107,7 +114,7 @@ class PanelNamespace(socketio.AsyncNamespace):
     @answers_errors
     async def on_subscribe(self, sid: str, payload: Any) -> dict[str, Any]:
         return await subscribe(self.server, self.hub, sid, self.namespace, payload, self.history_points,
-                               self.max_ack_bytes)
+                               self.ack_limit("subscribe", payload))
 
     @answers_errors
     async def on_unsubscribe(self, sid: str, payload: Any) -> dict[str, Any]:

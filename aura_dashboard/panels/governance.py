@@ -46,6 +46,8 @@ GOVERNANCE = StreamContract(
         FieldSpec("service.status", "status", "the governance service's health (as in the backends stream)"),
         FieldSpec("service.latency_ms", "ms", "its last health check's latency", series=True),
         FieldSpec("service.error_rate", "ratio", "its failed checks over the window", series=True),
+        FieldSpec("service.checks", "count", "health checks made so far (0: never checked, as with "
+                  "health_checks.enabled off; the status is then \"unknown\")"),
         FieldSpec("audit.last_hour.*", "count", "audited actions of the last hour, by action"),
         FieldSpec("audit.last", "object", "the newest audit entry"),
         FieldSpec("audit.pending_to_postgres", "count", "audit entries waiting to be copied to PostgreSQL",

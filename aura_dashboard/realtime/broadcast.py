@@ -24,9 +24,11 @@ already buffers more than `max_buffered_bytes` takes the stock path, whose write
 that stops reading ends up with its packets on its Engine.IO queue, bounded (or not) exactly as
 the stock path bounds it.
 
-The stock `sio.emit` is used whole by `StockBroadcaster`, the strategy chosen when the server
-was given a client manager of a message queue (Redis fans the event out across instances), and
-per recipient for long-polling clients, upgrading sockets, sockets whose ping timed out,
+With a message queue (Redis, RabbitMQ: python-socketio's pub/sub manager fans each emit out
+across instances), `QueueFastBroadcaster` delivers each instance's part of an emit, its own or one
+arriving from the queue, the same way. The stock `sio.emit` is used whole by `StockBroadcaster`
+(the fallback, and the strategy for any other client manager), and per recipient for
+long-polling clients, upgrading sockets, sockets whose ping timed out,
 connections with permessage-deflate negotiated, and packets with binary attachments.
 """
 
@@ -41,10 +43,12 @@ from collections.abc import Callable
 from typing import Any
 
 import socketio
+from socketio.async_pubsub_manager import AsyncPubSubManager
 from aiohttp import web
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
+from . import lean_queue
 from .internals import missing_internals
 
 log = logging.getLogger(__name__)
@@ -65,10 +69,10 @@ def text_frame(payload: bytes) -> bytes:
 
 
 class StockBroadcaster:
-    """python-socketio's own emit: the strategy for a server whose client manager fans events
-    out across instances (a message queue), where this process does not know every recipient.
+    """python-socketio's own emit: the fallback when an internal the fast path uses is missing,
+    and the strategy for a client manager other than python-socketio's plain or pub/sub ones.
 
-    Without the fast path each stream room gets its own `batch` per window (other instances'
+    Each stream room gets its own `batch` per window (behind a message queue, other instances'
     clients cannot be grouped here); each is still in publish order.
     """
 
@@ -145,6 +149,10 @@ class FastBroadcaster(StockBroadcaster):
         await self._deliver([eio_sid for _sid, eio_sid in self.sio.manager.get_participants(namespace, room)],
                             *encoded)
 
+    async def emit_here(self, event: str, data: Any, *, room: str, namespace: str) -> None:
+        # One process: this instance's clients are all of them.
+        await self.emit(event, data, room=room, namespace=namespace)
+
     async def emit_batches(self, pending: list[tuple[str, str, Any]], *,
                            room_of: Callable[[str], str]) -> None:
         """Send `(stream, namespace, envelope)`s, in publish order, as `batch` events.
@@ -186,7 +194,11 @@ class FastBroadcaster(StockBroadcaster):
 
     def _encode(self, event: str, data: Any, namespace: str):
         """The Engine.IO packet and its WebSocket frame, built as python-socketio builds them."""
-        pkt = self.sio.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, data])
+        return self._encode_args([event, data], namespace)
+
+    def _encode_args(self, args: list, namespace: str):
+        """`_encode` for the event name and its arguments as one list (none, one or several)."""
+        pkt = self.sio.packet_class(sio_packet.EVENT, namespace=namespace, data=args)
         encoded = pkt.encode()
         if isinstance(encoded, list):
             return None
@@ -215,6 +227,70 @@ class FastBroadcaster(StockBroadcaster):
         if slow:
             self.stock_deliveries += len(slow)
             await _send_stock(self.sio, slow, eio_pkt, queueing)
+
+
+class QueueFastBroadcaster(FastBroadcaster):
+    """The fast path behind a message queue's client manager (python-socketio's
+    `AsyncPubSubManager`: Redis, RabbitMQ), where every instance delivers to its own clients.
+
+    A pub/sub manager's emit hands the message to its `_handle_emit` for this instance, then
+    publishes it; each other instance's listening task hands it to its own `_handle_emit`. That
+    local part is a local room, so `_handle_emit` is replaced on this manager: an event without
+    an acknowledgement callback, binary attachments or `skip_sid` is delivered here as
+    `FastBroadcaster` delivers (one encode, one frame, written directly to idle recipients, the
+    others queued in order); anything else goes to the manager's own `_handle_emit`. The message
+    on the queue is python-socketio's own, so instances on the stock path interoperate.
+
+    Batches: this instance does not know other instances' clients, so each stream room gets its
+    own `batch` per window (as on the stock path), each in publish order.
+
+    `from_queue` counts the envelopes that arrived from another instance and were delivered here
+    by the fast path.
+    """
+
+    def __init__(self, sio: socketio.AsyncServer, manager: AsyncPubSubManager, *,
+                 enabled: bool = True, max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES):
+        super().__init__(sio, enabled=enabled, max_buffered_bytes=max_buffered_bytes)
+        self.manager = manager
+        self.from_queue = 0
+        self._stock_handle_emit = manager._handle_emit
+        manager._handle_emit = self._handle_emit  # this manager only (an instance attribute)
+
+    async def emit(self, event: str, data: Any, *, room: str, namespace: str) -> None:
+        # The manager's emit: this instance's recipients through `_handle_emit`, then the queue.
+        await self.sio.emit(event, data, room=room, namespace=namespace)
+
+    async def emit_here(self, event: str, data: Any, *, room: str, namespace: str) -> None:
+        """To this instance's clients only (the message queue is away): the local part of an
+        emit, by the same path (so per-socket order holds across the two)."""
+        await self._handle_emit({"method": "emit", "event": event, "data": [data], "binary": False,
+                                 "namespace": namespace, "room": room, "skip_sid": None, "callback": None,
+                                 "host_id": self.manager.host_id})
+
+    async def emit_batches(self, pending: list[tuple[str, str, Any]], *,
+                           room_of: Callable[[str], str]) -> None:
+        await StockBroadcaster.emit_batches(self, pending, room_of=room_of)
+
+    async def _handle_emit(self, message: dict) -> None:
+        data = message.get("data")
+        if (not self.enabled or message.get("callback") or message.get("binary")
+                or message.get("skip_sid") not in (None, [None]) or not isinstance(data, list)):
+            await self._stock_handle_emit(message)
+            return
+        namespace = message.get("namespace") or "/"
+        if namespace not in self.sio.manager.rooms:
+            return
+        # As the manager's `_handle_emit` and `AsyncManager.emit` unpack them: [None] is no argument.
+        args = [] if len(data) == 1 and data[0] is None else data
+        encoded = self._encode_args([message["event"], *args], namespace)
+        if encoded is None:
+            await self._stock_handle_emit(message)
+            return
+        if message.get("host_id") != self.manager.host_id:
+            self.from_queue += 1
+        await self._deliver([eio_sid for _sid, eio_sid in self.sio.manager.get_participants(namespace,
+                                                                                            message.get("room"))],
+                            *encoded)
 
 
 def _idle_transport(sock, response: web.WebSocketResponse, deadline: float, limit: int):
@@ -338,18 +414,20 @@ Broadcaster = StockBroadcaster  # the interface: emit, emit_batches, register, u
 
 def broadcaster_for(sio: socketio.AsyncServer, manager: socketio.AsyncManager | None) -> StockBroadcaster:
     """The strategy for the client manager the server was given: the fast path when there is
-    none beyond python-socketio's plain one (this process knows every recipient), else the
-    stock emit that the manager fans out across instances. When a private internal the fast
-    path uses is missing (an untested library version), the stock path, with one WARNING."""
-    if manager is not None:
+    none beyond python-socketio's plain one (this process knows every recipient); behind a
+    message queue's pub/sub manager, the fast path for this instance's part of every emit
+    (`QueueFastBroadcaster`); any other manager, the stock emit. When a private internal the
+    fast path uses is missing (an untested library version), the stock path, with one WARNING."""
+    queue = isinstance(manager, AsyncPubSubManager)
+    if manager is not None and not queue:
         return StockBroadcaster(sio)
-    missing = missing_internals(sio)
+    missing = missing_internals(sio, manager if queue else None)
     if missing:
         log.warning("broadcast fast path off, python-socketio's stock path used instead: these internals "
                     "of python-engineio/python-socketio/aiohttp/bidict are missing or changed shape "
                     "(versions other than those setup.cfg pins?): %s", "; ".join(missing))
         return StockBroadcaster(sio)
-    return FastBroadcaster(sio)
+    return QueueFastBroadcaster(sio, manager) if queue else FastBroadcaster(sio)
 
 
 def install(sio: socketio.AsyncServer, broadcaster: Broadcaster, *, compress: bool) -> None:
@@ -363,3 +441,4 @@ def install(sio: socketio.AsyncServer, broadcaster: Broadcaster, *, compress: bo
 
     # A copy: python-engineio's `_async` is the driver module's own dict, shared by every server.
     sio.eio._async = {**sio.eio._async, "websocket": websocket}
+    lean_queue.install(sio.eio)  # ~1.7 KB less per connection

@@ -16,6 +16,7 @@ import aiohttp
 import orjson
 
 from ..errors import DashboardError
+from ..outbound import ReplyTooLarge, read_limited
 from .cluster_link import ClusterLink
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,14 @@ class HolderForwarder(LocalOnly):
 
     :param cluster: the cluster link (the lease, the holder's address).
     :param session: the shared outbound HTTP session.
+    :param max_reply_bytes: bytes of the holder's answer at most (`backends.max_reply_bytes`).
     """
 
-    def __init__(self, cluster: ClusterLink, session: Callable[[], aiohttp.ClientSession]):
+    def __init__(self, cluster: ClusterLink, session: Callable[[], aiohttp.ClientSession],
+                 max_reply_bytes: int = 4_194_304):
         self.cluster = cluster
         self._session = session
+        self.max_reply_bytes = max_reply_bytes
 
     def must_forward(self, already_forwarded: bool = False) -> bool:
         return not self.cluster.lease.held and not already_forwarded
@@ -80,7 +84,10 @@ class HolderForwarder(LocalOnly):
                          ORIGINAL_CLIENT: client[:200], ORIGINAL_ACTOR: actor[:200]})
             async with self._session().request(method, target + path, data=body, headers=sent,
                                                timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)) as response:
-                return response.status, orjson.loads(await response.read() or b"null")
+                return response.status, orjson.loads(await read_limited(response, self.max_reply_bytes) or b"null")
+        except ReplyTooLarge as exc:
+            raise DashboardError(f"the answer of the instance holding the arena ({target}) is too large: {exc}",
+                                 code="reply_too_large", status=502) from None
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
             raise DashboardError(f"the instance holding the arena ({target}) did not answer: {exc}; "
                                  "try again in a moment (another instance takes over within the lease TTL)",

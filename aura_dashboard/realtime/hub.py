@@ -159,6 +159,10 @@ class StreamHub:
             else:
                 await self.broadcaster.emit(stream, envelope, room=room_of(stream),
                                             namespace=state.contract.namespace)
+        return await self._published(state, envelope, started)
+
+    async def _published(self, state: _Stream, envelope: Envelope, started: float) -> Envelope:
+        """After an envelope went out: its listeners (mailboxes) and publish's own timing."""
         await state.signal.send(envelope)
         duration = time.perf_counter() - started
         self.publish_durations.append(duration)
@@ -193,12 +197,7 @@ class StreamHub:
         if self._pushing():
             await self.broadcaster.emit_here(stream, envelope, room=room_of(stream),
                                              namespace=state.contract.namespace)
-        await state.signal.send(envelope)
-        duration = time.perf_counter() - started
-        self.publish_durations.append(duration)
-        self.publish_count += 1
-        self.publish_seconds += duration
-        return envelope
+        return await self._published(state, envelope, started)
 
     async def epoch(self) -> str:
         """The epoch subscribers are answered in: the local one while the store is away; the

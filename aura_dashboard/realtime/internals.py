@@ -16,10 +16,11 @@ from collections import deque
 from collections.abc import Callable
 
 import socketio
+from socketio.async_pubsub_manager import AsyncPubSubManager
 from aiohttp import web
 from aiohttp.http_websocket import WebSocketWriter
 from bidict import bidict
-from engineio import async_socket
+from engineio import async_socket, base_socket
 
 
 def _params(fn, *names: str) -> bool:
@@ -55,6 +56,13 @@ def _queue_getters(sio: socketio.AsyncServer) -> bool:
             and callable(getattr(queue, "qsize", None)))
 
 
+def _queue_fields() -> bool:
+    queue = asyncio.Queue()
+    return (isinstance(getattr(queue, "_putters", None), deque)
+            and isinstance(getattr(queue, "_finished", None), asyncio.Event)
+            and inspect.getsource(asyncio.Queue.__init__).count("self._finished") == 2)
+
+
 def _probes(sio: socketio.AsyncServer) -> list[tuple[str, Callable[[], bool]]]:
     eio = sio.eio
     return [
@@ -68,6 +76,10 @@ def _probes(sio: socketio.AsyncServer) -> list[tuple[str, Callable[[], bool]]]:
         ("engineio AsyncSocket attributes queue, last_ping, upgrading, upgraded, closing, closed",
          lambda: not _socket_attributes(sio)),
         ("engineio socket queue: asyncio.Queue with a deque `_getters`", lambda: _queue_getters(sio)),
+        ("engineio sockets make their queue with server.create_queue() (lean_queue.install replaces it)",
+         lambda: "self.server.create_queue()" in inspect.getsource(base_socket.BaseSocket.__init__)),
+        ("asyncio.Queue keeps `_putters` and a `_finished` Event set in __init__ (lean_queue.LeanQueue)",
+         _queue_fields),
         ("socketio AsyncServer._send_eio_packet(eio_sid, eio_pkt) coroutine",
          lambda: inspect.iscoroutinefunction(getattr(sio, "_send_eio_packet", None))
          and _params(sio._send_eio_packet, "eio_sid", "eio_pkt")),
@@ -84,10 +96,37 @@ def _probes(sio: socketio.AsyncServer) -> list[tuple[str, Callable[[], bool]]]:
     ]
 
 
-def missing_internals(sio: socketio.AsyncServer) -> list[str]:
-    """Every internal the fast path uses that is absent or not of the expected shape ([] when all are)."""
+def _source_has(fn, *parts: str) -> bool:
+    source = inspect.getsource(fn)
+    return all(part in source for part in parts)
+
+
+def _queue_probes(manager: AsyncPubSubManager) -> list[tuple[str, Callable[[], bool]]]:
+    """What `QueueFastBroadcaster` relies on in a message queue's pub/sub manager."""
+    pubsub = AsyncPubSubManager
+    return [
+        ("socketio AsyncPubSubManager._handle_emit(message) coroutine, on the instance",
+         lambda: inspect.iscoroutinefunction(getattr(manager, "_handle_emit", None))
+         and _params(manager._handle_emit, "message")),
+        ("socketio AsyncPubSubManager.emit hands its message to self._handle_emit, then publishes it",
+         lambda: _source_has(pubsub.emit, "await self._handle_emit(message)", "'method': 'emit'",
+                             "'host_id': self.host_id", "'skip_sid'", "'callback'", "'binary'")),
+        ("socketio AsyncPubSubManager._thread hands other instances' emits to self._handle_emit",
+         lambda: _source_has(pubsub._thread, "await self._handle_emit(data)")),
+        ("socketio AsyncPubSubManager._handle_emit reads event, data (a list), namespace, room",
+         lambda: _source_has(pubsub._handle_emit, "message['data']", "message['event']",
+                             "message.get('namespace')", "message.get('room')", "len(data) == 1")),
+        ("socketio AsyncPubSubManager.host_id (str)", lambda: isinstance(getattr(manager, "host_id", None), str)),
+    ]
+
+
+def missing_internals(sio: socketio.AsyncServer,
+                      queue_manager: AsyncPubSubManager | None = None) -> list[str]:
+    """Every internal the fast path uses that is absent or not of the expected shape ([] when all are);
+    with `queue_manager`, also those the fast path behind that message queue's manager uses."""
     missing = []
-    for name, present in _probes(sio):
+    probes = _probes(sio) + (_queue_probes(queue_manager) if queue_manager is not None else [])
+    for name, present in probes:
         try:
             ok = present()
         except Exception:  # noqa: BLE001 - any failure to find the internal means it is not there

@@ -40,6 +40,14 @@ def _size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), default=str).encode())
 
 
+def ack_limit(event: str, payload: Any, max_bytes: int, multiple: int) -> int:
+    """Bytes the acknowledgement of one request may take: `multiple` times the request's own
+    size (its event name and payload as JSON, `websocket.max_ack_multiple`), and never more
+    than `max_bytes` (`websocket.max_ack_bytes`), whichever is smaller. What one request makes
+    the server hold (the answer as it is encoded and queued) is thus a bounded multiple of it."""
+    return min(max_bytes, multiple * _size([event, payload]))
+
+
 def bound_history(ack: dict[str, Any], max_bytes: int) -> dict[str, Any]:
     """Trim a subscribe acknowledgement to `max_bytes` of JSON (`websocket.max_ack_bytes`).
 

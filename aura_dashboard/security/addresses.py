@@ -16,6 +16,10 @@ class ClientAddress:
     def __init__(self, trusted: Iterable[str]):
         self.trusted = [ipaddress.ip_network(t, strict=False) for t in trusted]
 
+    def is_trusted(self, address: str) -> bool:
+        """Whether `address` is one of `security.trusted_proxies`."""
+        return self._is_trusted(address)
+
     def _is_trusted(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address)

@@ -2,9 +2,12 @@
 // clients `subscribe` to join the stream's room, envelopes are broadcast to that room.
 // POST /bench/publish {"rate": R or 0 for as fast as possible, "seconds": S, "bytes": B,
 // "streams": [...] (default ["alerts"], round-robin)} runs a publisher; the envelope's `ts` (UNIX seconds) is taken when it is published.
-// Usage: node server.mjs PORT
+// Usage: node server.mjs PORT [REDIS_URL CHANNEL_PREFIX]: with a Redis URL, instances with the same
+// prefix form one cluster through `@socket.io/redis-adapter` (the cluster scenario's baseline).
 import { createServer } from "node:http";
 import { Server } from "socket.io";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { createClient } from "redis";
 
 const port = Number(process.argv[2]);
 const http = createServer((req, res) => {
@@ -21,6 +24,13 @@ const http = createServer((req, res) => {
   if (req.url === "/bench/ping") { res.end("ok"); return; }
 });
 const io = new Server(http, { path: "/ws", cors: { origin: "*" } });
+const [redisUrl, prefix] = process.argv.slice(3);
+if (redisUrl) {
+  const pub = createClient({ url: redisUrl });
+  const sub = pub.duplicate();
+  await Promise.all([pub.connect(), sub.connect()]);
+  io.adapter(createAdapter(pub, sub, { key: prefix || "socket.io" }));
+}
 const room = (stream) => `stream:${stream}`;
 io.on("connection", (socket) => {
   socket.on("subscribe", (req, ack) => {

@@ -7,10 +7,12 @@ import json
 import logging
 
 import aiohttp
+import pytest
 import socketio
 
 from aura_dashboard.realtime import internals
-from aura_dashboard.realtime.broadcast import FastBroadcaster, StockBroadcaster, broadcaster_for
+from aura_dashboard.realtime.broadcast import (FastBroadcaster, QueueFastBroadcaster, StockBroadcaster,
+                                               broadcaster_for)
 from aura_dashboard.web.keys import HUB
 from tests.conftest import make_settings, running_server
 from tests.realtime.test_broadcast import QUIET, RawClient, payload, wait_members
@@ -23,6 +25,34 @@ def test_every_internal_the_fast_path_uses_is_present_with_the_expected_shape():
         f"(a python-engineio/python-socketio/aiohttp/bidict upgrade?): {missing}. Adapt "
         "aura_dashboard/realtime/broadcast.py and internals.py, then move the pins in setup.cfg.")
     assert isinstance(broadcaster_for(socketio.AsyncServer(async_mode="aiohttp"), None), FastBroadcaster)
+
+
+@pytest.mark.parametrize("manager", [
+    lambda: socketio.AsyncRedisManager("redis://127.0.0.1:1/0"),
+    lambda: socketio.AsyncAioPikaManager("amqp://guest:guest@127.0.0.1:1/"),
+], ids=["redis", "amqp"])
+def test_every_internal_the_fast_path_behind_a_message_queue_uses_is_present(manager):
+    manager = manager()  # nothing connects before the server's first client
+    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
+    missing = internals.missing_internals(sio, manager)
+    assert missing == [], (
+        "the broadcast fast path behind a message queue would be OFF: these python-socketio pub/sub "
+        f"manager internals are missing or changed shape: {missing}. Adapt QueueFastBroadcaster "
+        "(aura_dashboard/realtime/broadcast.py) and internals.py, then move the pin in setup.cfg.")
+    assert isinstance(broadcaster_for(sio, manager), QueueFastBroadcaster)
+
+
+def test_a_missing_queue_internal_falls_back_to_the_stock_path_with_one_warning(caplog):
+    manager = socketio.AsyncRedisManager("redis://127.0.0.1:1/0")
+    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
+    stock_handle_emit = manager._handle_emit
+    manager.host_id = None  # as a release dropping it would
+    caplog.set_level(logging.WARNING, logger="aura_dashboard.realtime.broadcast")
+    broadcaster = broadcaster_for(sio, manager)
+    assert type(broadcaster) is StockBroadcaster
+    assert manager._handle_emit == stock_handle_emit  # the manager left as it was
+    warnings = [r for r in caplog.records if r.name == "aura_dashboard.realtime.broadcast"]
+    assert len(warnings) == 1 and "host_id" in warnings[0].getMessage()
 
 
 def test_a_probe_that_fails_is_reported_by_name(monkeypatch):

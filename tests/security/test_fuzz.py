@@ -547,6 +547,81 @@ async def test_subscribe_answer_is_bounded_in_bytes_and_says_what_it_left_out():
     assert 0 < len(ack["history"]["debates"]) < 10
 
 
+async def _debates(http: aiohttp.ClientSession, url: str, count: int, turns: int, text: int) -> None:
+    for d in range(count):
+        async with http.post(url + "/api/arena/debates", json={"topic": f"t{d}", "participants": ["a", "b"]}) as resp:
+            debate = (await resp.json())["id"]
+        for _ in range(turns):
+            async with http.post(f"{url}/api/arena/debates/{debate}/turns",
+                                 json={"speaker": "a", "text": "x" * text}) as resp:
+                assert resp.status == 200, await resp.text()
+
+
+async def _subscribe_ack(engine: "Engine", ack_id: int, payload: dict) -> str:
+    await engine.ws.send_str(f"42/arena,{ack_id}" + json.dumps(["subscribe", payload]))
+    text = await engine.next_text(timeout=60)
+    while not text.startswith(f"43/arena,{ack_id}"):
+        text = await engine.next_text(timeout=60)
+    return text
+
+
+@pytest.mark.timeout(120)
+async def test_subscribe_answer_is_at_most_a_multiple_of_its_request():
+    multiple = 500
+    extra = {**CASE_SETTINGS, "websocket": {**CASE_SETTINGS["websocket"], "max_ack_multiple": multiple}}
+    async with running_server(make_settings({}, extra)) as srv:
+        async with aiohttp.ClientSession() as http:
+            await _debates(http, srv.url, 10, 2, 2000)
+            engine = await Engine.open(http, srv.url + srv.ws_path, join="/arena")
+            payload = {"streams": ["debates"]}
+            text = await _subscribe_ack(engine, 1, payload)
+            await engine.ws.close()
+    request = len(json.dumps(["subscribe", payload], separators=(",", ":")).encode())
+    assert len(text.encode()) <= multiple * request + 64, (len(text), request)
+    ack = json.loads(text[len("43/arena,1"):])[0]
+    assert ack["ok"] and ack["gap"]["debates"] is True and ack["truncated"]["debates"] > 0
+
+
+@pytest.mark.timeout(300)
+async def test_twenty_clients_subscribing_to_large_debates_at_once_stay_bounded():
+    """The issue's scenario: 20 clients ask for a large `debates` at once. Each answer is within
+    its limit, the server's memory grows by less than 20 answers' worth several times over (the
+    stated ceiling: 20 x max_ack_bytes x 4 = 80 MiB; it once went from 229 MB to 2.7 GB), and a
+    client on another namespace misses no envelope meanwhile."""
+    async with running_server(make_settings({}, CASE_SETTINGS)) as srv:
+        async with aiohttp.ClientSession() as http:
+            await _debates(http, srv.url, 60, 6, 4000)  # ~1.4 MB of turns
+            good = await Client().connect(srv.url)
+            try:
+                assert (await good.call("subscribe", {"streams": ["system"]}))["ok"]
+                engines = [await Engine.open(http, srv.url + srv.ws_path, join="/arena") for _ in range(20)]
+                before = rss()
+                limit = 2 ** 20
+                peak = [before]
+
+                async def sample():
+                    while True:
+                        peak[0] = max(peak[0], psutil.Process().memory_info().rss)
+                        await asyncio.sleep(0.01)
+                sampler = asyncio.create_task(sample())
+                answers = await asyncio.gather(*(_subscribe_ack(e, 1, {"streams": ["debates"]}) for e in engines))
+                sampler.cancel()
+                for engine in engines:
+                    await engine.ws.close()
+                assert all(len(a.encode()) <= limit + 64 for a in answers), [len(a) for a in answers]
+                assert all(json.loads(a[len("43/arena,1"):])[0]["ok"] for a in answers)
+                grown = peak[0] - before
+                assert grown < 20 * limit * 4, f"memory grew by {grown / 2 ** 20:.0f} MiB"
+                async with http.get(srv.url + "/healthz", timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                    assert resp.status == 200
+                count = len(good.envelopes())
+                await good.wait_for(lambda: len(good.envelopes()) >= count + 3, timeout=30)
+                seqs = [e["seq"] for e in good.envelopes()]
+                assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "the good client missed envelopes"
+            finally:
+                await good.sio.disconnect()
+
+
 # -- backend replies (item 6): read with a limit; over it the chat fails reply_too_large --------------
 
 @pytest.mark.timeout(120)
@@ -597,6 +672,76 @@ async def test_huge_backend_replies_are_refused_not_held():
                     await asyncio.sleep(0.2)
             assert mcp["status"] == "down" and "reply_too_large" in mcp["error"], mcp
             assert rss() - before < 60 * 2 ** 20
+
+
+def huge_reply_backend(size: int):
+    """A real HTTP backend whose every answer is `size` bytes of JSON: declared (Content-Length)
+    on GET, streamed without a length (chunked) on POST."""
+    from aiohttp import web
+
+    async def declared(request: web.Request) -> web.Response:
+        return web.Response(body=b'"' + b"h" * (size - 2) + b'"', content_type="application/json")
+
+    async def streamed(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(b'{"data": "')
+        for _ in range(size // 65_536):
+            await response.write(b"s" * 65_536)
+        await response.write(b'"}')
+        await response.write_eof()
+        return response
+
+    backend = web.Application()
+    backend.router.add_get("/{tail:.*}", declared)
+    backend.router.add_post("/{tail:.*}", streamed)
+    return backend
+
+
+async def test_the_models_probe_refuses_a_reply_over_the_limit():
+    from aura_dashboard.collectors.models import ModelsProbe
+    from aura_dashboard.config.schema import MlBackendSettings
+    from tests.conftest import serve_app
+    async with serve_app(huge_reply_backend(3 * 2 ** 20), shutdown_timeout=0.5) as port:
+        ml = MlBackendSettings(url=f"http://127.0.0.1:{port}", health_check_interval_ms=1000, models_path="/models")
+        async with aiohttp.ClientSession() as http:
+            probe = ModelsProbe(ml, 10.0, lambda: http, lambda: {"status": "up"}, max_reply_bytes=2 ** 20)
+            data = await probe.sample()
+            assert data["models"] is None and data["models_note"] == "/models: ReplyTooLarge", data
+            probe.max_reply_bytes = 4 * 2 ** 20  # under the limit the same reply is read (not a list)
+            assert (await probe.sample())["models_note"] == "/models answered JSON without a list of models"
+
+
+class _HolderElsewhere:
+    """The cluster link as a non-holder sees it: the lease is another instance's, at `url`."""
+
+    def __init__(self, url: str):
+        self.lease = type("Lease", (), {"held": False})()
+        self.url, self.owner, self._holder = "http://127.0.0.1:1", "me", url
+
+    async def holder_url(self) -> str:
+        return self._holder
+
+    async def peer_secret(self) -> str:
+        return "secret"
+
+
+async def test_an_answer_forwarded_from_the_lease_holder_is_held_to_the_reply_limit():
+    from aura_dashboard.errors import DashboardError
+    from aura_dashboard.realtime.forwarding import HolderForwarder
+    from tests.conftest import serve_app
+    async with serve_app(huge_reply_backend(3 * 2 ** 20), shutdown_timeout=0.5) as port:
+        async with aiohttp.ClientSession() as http:
+            forwarder = HolderForwarder(_HolderElsewhere(f"http://127.0.0.1:{port}"), lambda: http,
+                                        max_reply_bytes=2 ** 20)
+            for method in ("GET", "POST"):  # declared, then streamed without a length
+                with pytest.raises(DashboardError) as refused:
+                    await forwarder.forward(method, "/api/arena/debates", None, {}, client="c", actor="a")
+                assert refused.value.code == "reply_too_large" and refused.value.status == 502
+                assert "backends.max_reply_bytes" in str(refused.value)
+            forwarder.max_reply_bytes = 4 * 2 ** 20
+            status, body = await forwarder.forward("POST", "/api/arena/x", b"{}", {}, client="c", actor="a")
+            assert status == 200 and len(body["data"]) == 3 * 2 ** 20
 
 
 # -- public health (item 12): brief without the key, details with it -----------------------------------

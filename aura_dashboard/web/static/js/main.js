@@ -146,7 +146,9 @@ async function start() {
         if (info.gap && info.resumed && view.charted && view.charted.has(stream)) {
           notes.textContent = `Some ${stream} data was lost while disconnected (the server restarted or its buffer moved on); the charts show the break.`;
           notes.classList.remove("fade");
+          // A second break restarts the note's time (the first one's timers would cut it short).
           clearTimeout(notes.fadeTimer);
+          clearTimeout(notes.clearTimer);
           notes.fadeTimer = setTimeout(() => notes.classList.add("fade"), 10000);
           notes.clearTimer = setTimeout(() => { notes.textContent = ""; notes.classList.remove("fade"); }, 13000);
         }
@@ -247,6 +249,7 @@ async function start() {
     connection, channels, views, contract, followFlags,
     theme: (choice) => theme.set(choice),
     hosts: () => views.omni_monitor.debug(),
+    charts: () => views.omni_monitor.charts(),
     range: () => range.debug(),
     reconnects: () => connection.reconnects,
     // Each stream: subscribed or why not, and the state its card shows.

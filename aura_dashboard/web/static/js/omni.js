@@ -111,6 +111,13 @@ class Host {
 
 function width(box) { return Math.max(200, box.clientWidth || 300); }
 
+// A line of odd width drawn on a whole pixel coordinate straddles two pixels, each half as
+// strong (a faint blur); half a pixel over, it fills the pixel `v` exactly.
+const crisp = (v, lineWidth) => (lineWidth % 2 ? v + 0.5 : v);
+
+const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
+  86400, 172800, 604800, 2592000];
+
 const clock = (ts) => new Date(ts * 1000).toLocaleTimeString([], { hour12: false });
 
 function plotOptions(chart, unit, box, limits, moments = () => []) {
@@ -121,7 +128,8 @@ function plotOptions(chart, unit, box, limits, moments = () => []) {
     series: [{ value: (u, v) => (v == null ? "–" : clock(v)) }, ...chart.fields.map((f, i) => ({ label: f.name, stroke: COLORS[i], width: 1.5, spanGaps: false,
       fill: i === 0 ? "rgba(90,169,255,0.08)" : undefined, value: (u, v) => formatValue(v, unit) }))],
     scales: { y: chart.range ? { range: chart.range } : { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-    axes: [{ ...axis, space: 70, values: (u, splits) => splits.map(clock) },
+    // Ticks on whole seconds at least: the labels have seconds, so finer ones repeated a label.
+    axes: [{ ...axis, space: 70, incrs: TIME_STEPS, values: (u, splits) => (u.timeTicks = splits.map(clock)) },
       { ...axis, size: 76, incrs: axisSteps(unit), values: (u, splits) => splits.map((v) => axisValue(v, unit)) }],
     // One cursor across every chart: the same moment everywhere.
     cursor: { drag: { x: false, y: false }, sync: { key: "aura-charts" } },
@@ -129,37 +137,52 @@ function plotOptions(chart, unit, box, limits, moments = () => []) {
       // The configured thresholds (monitoring.thresholds) as dashed lines.
       draw: [(u) => {
         const ctx = u.ctx;
+        // What this draw put on the canvas, in canvas pixels (window.aura.charts() shows it;
+        // the browser tests read the canvas there).
+        const drawn = { thresholds: [], marks: [] };
+        u.drawn = drawn;
         // The moments alerts of this host fired: a thin mark, red for critical.
         const [xmin, xmax] = [u.scales.x.min, u.scales.x.max];
         for (const m of moments()) {
           if (!(m.ts >= xmin && m.ts <= xmax)) continue;
           const x = Math.round(u.valToPos(m.ts, "x", true));
+          drawn.marks.push({ ts: m.ts, severity: m.severity, x, top: u.bbox.top, height: u.bbox.height });
           ctx.save();
           ctx.strokeStyle = m.severity === "critical" ? palette().bad : palette().warn;
           ctx.globalAlpha = 0.7;
-          ctx.lineWidth = Math.max(1, devicePixelRatio);
+          ctx.lineWidth = Math.max(1, Math.round(devicePixelRatio));
           ctx.beginPath();
-          ctx.moveTo(x, u.bbox.top);
-          ctx.lineTo(x, u.bbox.top + u.bbox.height);
+          ctx.moveTo(crisp(x, ctx.lineWidth), u.bbox.top);
+          ctx.lineTo(crisp(x, ctx.lineWidth), u.bbox.top + u.bbox.height);
           ctx.stroke();
           ctx.restore();
         }
+        const ys = lines.map((line) => Math.round(u.valToPos(line.value, "y", true)));
+        const textHeight = 11 * devicePixelRatio, gap = 3 * devicePixelRatio;
         lines.forEach((line, i) => {
-          const y = Math.round(u.valToPos(line.value, "y", true));
+          const y = ys[i];
+          // The label sits above its line, unless another line would cross it there (two
+          // limits close together, 80 % and 85 %): then below.
+          const crossed = ys.some((other, j) => j !== i && other < y && other >= y - gap - textHeight - 1);
+          const baseline = crossed ? y + gap + textHeight : y - gap;
+          const text = `${line.label} ${line.value} %`;
           ctx.save();
           ctx.strokeStyle = palette().bad;
-          ctx.lineWidth = Math.max(1, devicePixelRatio);
+          ctx.lineWidth = Math.max(1, Math.round(devicePixelRatio));
           ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
           ctx.beginPath();
-          ctx.moveTo(u.bbox.left, y);
-          ctx.lineTo(u.bbox.left + u.bbox.width, y);
+          ctx.moveTo(u.bbox.left, crisp(y, ctx.lineWidth));
+          ctx.lineTo(u.bbox.left + u.bbox.width, crisp(y, ctx.lineWidth));
           ctx.stroke();
           ctx.fillStyle = palette().bad;
-          ctx.font = `${11 * devicePixelRatio}px sans-serif`;
+          ctx.font = `${textHeight}px sans-serif`;
           // Labels alternate left and right, so two limits close together stay readable.
           ctx.textAlign = i % 2 ? "right" : "left";
           const x = i % 2 ? u.bbox.left + u.bbox.width - 4 * devicePixelRatio : u.bbox.left + 4 * devicePixelRatio;
-          ctx.fillText(`${line.label} ${line.value} %`, x, y - 3 * devicePixelRatio);
+          ctx.fillText(text, x, baseline);
+          const w = ctx.measureText(text).width;
+          drawn.thresholds.push({ key: line.key, value: line.value, y, left: u.bbox.left, width: u.bbox.width,
+            label: { left: i % 2 ? x - w : x, right: i % 2 ? x : x + w, top: baseline - textHeight, bottom: baseline } });
           ctx.restore();
         });
       }],
@@ -327,8 +350,20 @@ export class OmniPanel extends Cards {
       .map((a) => ({ ts: a.since, severity: a.severity }));
   }
 
-  /** The theme changed: charts draw again in its colours. */
-  redraw() { for (const host of this.hosts.values()) host.plots.forEach((p) => p.redraw()); }
+  /** The theme changed, or the alert marks: charts draw again, as they are. (uPlot's redraw()
+   * with its default sets the x range again to the one it had, undoing a setData of the same
+   * frame; redraw(false) only paints.) */
+  redraw() { for (const host of this.hosts.values()) host.plots.forEach((p) => p.redraw(false)); }
+
+  /** Each host's charts: the cursor-sync key, and what the last draw put on the canvas. */
+  charts() {
+    const hosts = {};
+    for (const [source, host] of this.hosts) {
+      hosts[source] = host.plots.map((p, i) => ({ id: CHARTS[i].id, sync: p.cursor.sync && p.cursor.sync.key,
+        cursor: p.cursor.left, timeTicks: p.timeTicks || [], ...(p.drawn || { thresholds: [], marks: [] }) }));
+    }
+    return hosts;
+  }
 
   debug() {
     const hosts = {};

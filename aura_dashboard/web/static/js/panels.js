@@ -5,6 +5,30 @@ import { badge, el, fieldGrid, muted, replace, stamp, stateNote, table, time } f
 
 const AUDIT_PAGE = 50;
 
+/** "high_error_rate:governance" that may break after "_" and ":" (and nowhere else). */
+function breakable(text) {
+  return el("span", {}, String(text).split(/(?<=[_:])/).flatMap((part, i) => (i ? [el("wbr"), part] : [part])));
+}
+
+/** An audit entry's particulars in words: "kind: cpu_percent · message: CPU at 96.4 %", not a
+ * line of JSON cut off at the card's edge. */
+function particulars(c, detail) {
+  if (!detail || typeof detail !== "object" || Array.isArray(detail)) return c.format("audit", "detail", detail);
+  return Object.entries(detail).filter(([, v]) => v !== null && v !== undefined && v !== "")
+    .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(" · ") || "–";
+}
+
+/** A backend's health (as the backends stream has it) as a badge and its latency. Never
+ * checked (0 checks: health checks off, or the first still to come) is no "unknown" alarm:
+ * it says so, and why. */
+function health(c, stream, prefix, state) {
+  if (state.status === "unknown" && !state.checks) {
+    return [badge("not checked", "neutral"), " ", el("span", { class: "muted", text: c.isOn("backends")
+      ? "its first health check is still to come" : "health checks are off (health_checks.enabled)" })];
+  }
+  return [badge(state.status), " ", el("span", { class: "muted", text: c.format(stream, `${prefix}.latency_ms`, state.latency_ms) })];
+}
+
 export class GovernancePanel extends Cards {
   /** @param getJson  (path) => the JSON of a REST read (with the API key) */
   constructor(contract, getJson) {
@@ -50,8 +74,8 @@ export class GovernancePanel extends Cards {
     if (older) older.addEventListener("click", () => { older.disabled = true; this.loadAudit(this.older); });
     replace("audit", table([
       { label: "time", value: (r) => c.format("audit", "ts", r.ts) }, { label: "actor", value: (r) => r.actor },
-      { label: "action", value: (r) => r.action }, { label: "target", value: (r) => r.target },
-      { label: "detail", value: (r) => c.format("audit", "detail", r.detail) },
+      { label: "action", value: (r) => r.action }, { label: "target", value: (r) => breakable(r.target ?? "–") },
+      { label: "detail", value: (r) => el("span", { class: "audit-detail", text: particulars(c, r.detail) }) },
     ], rows), older);
   }
 
@@ -66,8 +90,7 @@ export class GovernancePanel extends Cards {
       const d = list[list.length - 1].data;
       const last = d.audit.last;
       replace("governance",
-        el("div", {}, el("span", { class: "muted", text: "service " }), badge(d.service.status), " ",
-          el("span", { class: "muted", text: c.format("governance", "service.latency_ms", d.service.latency_ms) })),
+        el("div", {}, el("span", { class: "muted", text: "service " }), ...health(c, "governance", "service", d.service)),
         fieldGrid(c, "governance", d.service, "service."),
         fieldGrid(c, "governance", d.audit, "audit."),
         el("div", { class: "muted", text: `last hour: ${Object.entries(d.audit.last_hour).map(([a, n]) => `${a} ${n}`).join(", ") || "nothing audited"}` }),
@@ -90,8 +113,7 @@ export class AiPanel extends Cards {
     const ts = list[list.length - 1].ts;
     if (stream === "models") {
       const entries = d.entries || [];
-      replace("models", el("div", {}, el("span", { class: "muted", text: "ML backend " }), badge(d.backend.status), " ",
-        el("span", { class: "muted", text: c.format("models", "backend.latency_ms", d.backend.latency_ms) })),
+      replace("models", el("div", {}, el("span", { class: "muted", text: "ML backend " }), ...health(c, "models", "backend", d.backend)),
         entries.length ? table([{ label: "model", value: (m) => m.name },
           { label: "status", value: (m) => (m.status ? badge(m.status) : "–") },
           { label: "details", value: (m) => Object.entries(m.details).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ") }],
