@@ -95,7 +95,8 @@ def create_app(settings: Settings) -> web.Application:
     mistakes = ClientMistakes()
 
     # -- the real-time core -----------------------------------------------------------------
-    manager = client_manager(ws)
+    queue_resubscribed: Signal[None] = Signal("message queue resubscribed")  # the hub follows it
+    manager = client_manager(ws, on_resubscribed=lambda: queue_resubscribed.send(None))
     origins = AllowedOrigins(settings.dashboard, security.cors)
     sio = build_socketio(ws, security.cors, updates, origins=origins,
                          websocket_fallback=overrides.is_on("websocket_fallback"), client_manager=manager,
@@ -111,6 +112,7 @@ def create_app(settings: Settings) -> web.Application:
                     batch_interval_s=updates.batch_interval_ms / 1000 if updates.batch_updates else None,
                     pushing=lambda: overrides.is_on("real_time_updates"),
                     leader=(lambda: cluster.lease.held) if cluster else (lambda: True))
+    queue_resubscribed.connect(lambda _: hub.resync())
 
     # -- collectors -----------------------------------------------------------------------
     system = SystemCollector(monitoring.system, detect_cgroup=True)

@@ -62,6 +62,15 @@ UNSUPPORTED = {
     "backends.database.health_check_interval_ms": "the database stream samples at updates.intervals.database_metrics",
     "health_checks.endpoints.database": "the database is checked by its own stream (a PostgreSQL query), not over HTTP",
     "logging.performance_metrics": "the server's own metrics are the dashboard stream and /metrics (features.performance_metrics, performance.collect_metrics)",
+    "features.error_logging": "errors are always logged, at logging.level and up (logging.file, logging.console)",
+    "panels.omni_monitor.show_gpu_metrics": "the gpu card follows the gpu stream (monitoring.gpu.enabled, "
+                                            "features.gpu_monitoring) and says 'switched off' while it is off",
+    "panels.omni_monitor.show_system_metrics": "the system card follows the system stream "
+                                               "(monitoring.system.enabled, features.system_monitoring)",
+    "panels.omni_monitor.show_database_metrics": "the database card follows the database stream "
+                                                 "(backends.database.host, features.database_monitoring)",
+    "panels.ai_system.show_model_performance": "the models card follows the models stream "
+                                               "(panels.ai_system.enabled, features.ai_system_panel)",
 }
 
 

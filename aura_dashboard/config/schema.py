@@ -263,7 +263,6 @@ class FeatureSettings(Section):
     chat_optimization: bool
     debug_mode: bool
     performance_metrics: bool
-    error_logging: bool
 
 
 # 7. logging --------------------------------------------------------------------------------
@@ -359,7 +358,6 @@ class GovernancePanelSettings(Section):
 class AiSystemPanelSettings(Section):
     enabled: bool
     refresh_interval_ms: PositiveInt
-    show_model_performance: bool
     show_inference_stats: bool
     inference_window_seconds: Annotated[float, Field(gt=0)]
 
@@ -375,9 +373,6 @@ class ArenaPanelSettings(Section):
 class OmniMonitorPanelSettings(Section):
     enabled: bool
     graph_history_points: PositiveInt
-    show_system_metrics: bool
-    show_gpu_metrics: bool
-    show_database_metrics: bool
 
 
 class PanelSettings(Section):

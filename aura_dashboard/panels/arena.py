@@ -91,7 +91,7 @@ class DebateKeeper(Protocol):
 
     async def put(self, doc_id: str, doc: dict[str, Any]) -> None: ...
     async def delete(self, doc_id: str) -> None: ...
-    async def all(self) -> list[dict[str, Any]]: ...
+    async def all(self, *, strict: bool = False) -> list[dict[str, Any]]: ...
 
 
 class Arena:
@@ -122,21 +122,10 @@ class Arena:
         debate's timeout runs on from when it was created); returns how many were taken."""
         if not held or self.keeper is None:
             return 0
-        docs = await self.keeper.all()
-        now_wall, now_mono = self._wall(), self._monotonic()
+        debates = await self._read_kept()
         taken = 0
         async with self._lock:
-            for doc in sorted(docs, key=lambda d: d.get("created", 0)):
-                try:
-                    state = doc["state"]
-                    debate = Debate(state["id"], state["topic"], list(state["participants"]),
-                                    state["created"], now_mono - max(0.0, now_wall - state["created"]),
-                                    status=state["status"], turns=list(state["turns"]),
-                                    winner=state["winner"], finished=state["finished"],
-                                    envelope=doc.get("envelope"))
-                except (KeyError, TypeError):
-                    log.warning("a kept debate could not be read; skipped")
-                    continue
+            for debate in debates:
                 if debate.id in self.open or debate.id in self.finished:
                     continue
                 if debate.status == "open":
@@ -147,6 +136,39 @@ class Arena:
         if taken:
             log.info("arena: %d debate(s) taken up from the previous holder", taken)
         return taken
+
+    async def kept_copy(self) -> Arena:
+        """The debates as the last holder kept them (a cluster's Redis), to read only: an
+        instance answers arena reads from it while no holder answers (during a takeover)."""
+        if self.keeper is None:
+            raise DashboardError("no debates are kept here", code="unavailable", status=503)
+        try:
+            debates = await self._read_kept(strict=True)
+        except Exception as exc:
+            raise DashboardError(f"the kept debates cannot be read: {exc}", code="unavailable",
+                                 status=503) from None
+        copy = Arena(max_debates=self.max_debates, timeout_s=self.timeout_s,
+                     finished_kept=self.finished_kept, publish=self._publish, wall=self._wall,
+                     monotonic=self._monotonic, keeper=None, turns_in_envelope=self.turns_in_envelope)
+        for debate in debates:
+            (copy.open if debate.status == "open" else copy.finished)[debate.id] = debate
+        return copy
+
+    async def _read_kept(self, strict: bool = False) -> list[Debate]:
+        docs = await self.keeper.all(strict=strict)
+        now_wall, now_mono = self._wall(), self._monotonic()
+        debates = []
+        for doc in sorted(docs, key=lambda d: d.get("created", 0)):
+            try:
+                state = doc["state"]
+                debates.append(Debate(state["id"], state["topic"], list(state["participants"]),
+                                      state["created"], now_mono - max(0.0, now_wall - state["created"]),
+                                      status=state["status"], turns=list(state["turns"]),
+                                      winner=state["winner"], finished=state["finished"],
+                                      envelope=doc.get("envelope")))
+            except (KeyError, TypeError):
+                log.warning("a kept debate could not be read; skipped")
+        return debates
 
     # -- actions (payloads as they come from a client) ------------------------------------------
     async def create(self, payload: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+import redis.asyncio as aioredis
 import socketio
 
 from ..config import FeatureChange, RuntimeOverrides
@@ -43,11 +44,115 @@ def channel_name(settings: WebSocketSettings) -> str:
     return f"aura-dashboard:{settings.cluster_name}"
 
 
-def client_manager(settings: WebSocketSettings) -> socketio.AsyncManager | None:
-    """python-socketio's manager for the configured broker; None for one process alone."""
+LISTEN_RETRY_MAX_S = 5.0  # the longest wait between two attempts to subscribe again
+
+
+class WatchedRedisManager(socketio.AsyncRedisManager):
+    """python-socketio's Redis manager, telling when events may have gone missing.
+
+    Pub/sub is at-most-once. Two ways an envelope can miss clients while it is in the
+    cluster's buffer, each answered with a new epoch for the clients concerned (they
+    resubscribe and are answered `gap` with the buffer, so nothing is lost silently):
+    - this instance's subscription is lost (its link to Redis cut, even for a moment, while
+      other instances go on publishing): when the listener has subscribed again,
+      `on_resubscribed` is awaited (the hub's `resync`, for this instance's clients);
+    - an event of this instance could not be published (the stock manager logs and drops it):
+      the other instances' clients never got it. Once Redis answers again, a notice on
+      `<channel>:resync` makes every other instance await its `on_resubscribed`.
+    The listener is `_listen` and the sender `_publish`, the hooks python-socketio's pub/sub
+    managers leave to subclasses; the listener retries every second, doubling up to
+    LISTEN_RETRY_MAX_S (the stock one waits up to 60 s).
+    """
+
+    def __init__(self, url: str, *, channel: str,
+                 on_resubscribed: Callable[[], Awaitable[None]] | None = None):
+        super().__init__(url, channel=channel)
+        self._on_resubscribed = on_resubscribed
+        self.resync_channel = f"{channel}:resync"
+        self.resubscriptions = 0   # times the listener subscribed again
+        self.unpublished = 0       # events that could not be published
+        self.owe_resync = False    # the other instances are yet to be told of one
+
+    async def _publish(self, data):
+        problem: Exception | None = None
+        for _ in range(2):
+            try:
+                if not self.connected:
+                    self._redis_connect()
+                await self._settle_resync(self.redis)
+                return await self.redis.publish(self.channel, self.json.dumps(data))
+            except Exception as exc:
+                self.connected = False
+                problem = exc
+        self.unpublished += 1
+        self.owe_resync = True
+        log.warning("message queue: an event was not published (%s); the other instances' "
+                    "clients are given a new epoch once Redis answers",
+                    (str(problem).splitlines() or [type(problem).__name__])[0][:300])
+
+    async def _settle_resync(self, client: Any) -> None:
+        if self.owe_resync:
+            await client.publish(self.resync_channel, self.host_id)
+            self.owe_resync = False
+
+    async def _resynced(self, why: str) -> None:
+        self.resubscriptions += 1
+        log.warning("message queue: %s; clients here are given a new epoch", why)
+        if self._on_resubscribed is None:
+            return
+        try:
+            await self._on_resubscribed()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("message queue: the resubscription hook failed")
+
+    async def _listen(self):
+        channel, resync = self.channel.encode("utf-8"), self.resync_channel.encode("utf-8")
+        retry_s, lost = 1.0, False
+        while True:
+            client = aioredis.Redis.from_url(self.redis_url, **self.redis_options)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel, self.resync_channel)
+                if lost:  # subscribed again: what was published meanwhile never came here
+                    lost = False
+                    await self._resynced("subscribed again after losing Redis")
+                await self._settle_resync(client)
+                retry_s = 1.0
+                async for message in pubsub.listen():
+                    if message.get("type") != "message" or "data" not in message:
+                        continue
+                    if message.get("channel") == channel:
+                        yield message["data"]
+                    elif message.get("channel") == resync and message["data"] != self.host_id.encode():
+                        await self._resynced("another instance could not publish an event")
+                raise ConnectionError("the subscription ended")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not lost:
+                    log.warning("message queue: subscription lost (%s); subscribing again",
+                                (str(exc).splitlines() or [type(exc).__name__])[0][:300])
+                lost = True
+                await asyncio.sleep(retry_s)
+                retry_s = min(retry_s * 2, LISTEN_RETRY_MAX_S)
+            finally:
+                try:
+                    await asyncio.shield(pubsub.aclose())
+                    await asyncio.shield(client.aclose())
+                except Exception:
+                    pass
+
+
+def client_manager(settings: WebSocketSettings, *,
+                   on_resubscribed: Callable[[], Awaitable[None]] | None = None) -> socketio.AsyncManager | None:
+    """python-socketio's manager for the configured broker; None for one process alone.
+    `on_resubscribed`: awaited each time the Redis listener subscribed again after losing Redis."""
     kind = broker_kind(settings.message_queue)
     if kind == "redis":
-        return socketio.AsyncRedisManager(settings.message_queue, channel=channel_name(settings))
+        return WatchedRedisManager(settings.message_queue, channel=channel_name(settings),
+                                   on_resubscribed=on_resubscribed)
     if kind == "amqp":
         return socketio.AsyncAioPikaManager(settings.message_queue, channel=channel_name(settings))
     return None
@@ -315,11 +420,15 @@ class SharedDocuments:
         except Exception as exc:
             log.warning("%s: %s not removed from Redis: %s", self.key, doc_id, exc)
 
-    async def all(self) -> list[dict[str, Any]]:
+    async def all(self, *, strict: bool = False) -> list[dict[str, Any]]:
+        """Every document; none when Redis cannot be read (`strict`: raise instead, for a
+        reader that must not answer 'nothing kept' when it does not know)."""
         try:
             async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):
                 stored = await self.redis.hgetall(self.key)
         except Exception as exc:
+            if strict:
+                raise
             log.warning("%s not read from Redis: %s", self.key, exc)
             return []
         return [orjson.loads(value) for value in stored.values()]

@@ -89,7 +89,8 @@ class HolderForwarder(LocalOnly):
             raise DashboardError(f"the answer of the instance holding the arena ({target}) is too large: {exc}",
                                  code="reply_too_large", status=502) from None
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
-            raise DashboardError(f"the instance holding the arena ({target}) did not answer: {exc}",
+            raise DashboardError(f"the instance holding the arena ({target}) did not answer: {exc}; "
+                                 "try again in a moment (another instance takes over within the lease TTL)",
                                  code="unavailable", status=503) from None
 
     async def forward_event(self, path: str, payload: Any, *, client: str, actor: str) -> dict[str, Any]:

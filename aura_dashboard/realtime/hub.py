@@ -86,6 +86,10 @@ class StreamHub:
         # While the cluster's store is away: this instance's own streams go on to its own
         # clients from a local replay of their own epoch (None while the store answers).
         self.here: LocalReplay | None = None
+        # Times this instance's link to the message queue broke and was mended (`resync`): each
+        # makes the epoch its clients are answered in a new one, so that envelopes other
+        # instances published meanwhile, which never came here, are `gap`, not silently lost.
+        self.breaks = 0
         for contract in streams:
             self.add_stream(contract)
 
@@ -146,7 +150,7 @@ class StreamHub:
             log.info("the cluster's store answers again; streams back on the cluster")
             epoch = epoch or await self.store.current_epoch()
         if epoch is not None:
-            await self.announce_epoch(epoch)
+            await self.announce_epoch(self._shown(epoch))
         state.published += 1
         if self._pushing():
             if self.batch_interval_s:
@@ -196,10 +200,28 @@ class StreamHub:
         return await self._published(state, envelope, started)
 
     async def epoch(self) -> str:
-        """The epoch subscribers are answered in: the local one while the store is away."""
+        """The epoch subscribers are answered in: the local one while the store is away; the
+        cluster's, marked with this instance's breaks from the message queue (`resync`)."""
         if self.here is not None:
             return self.here.epoch
-        return await self.store.current_epoch()
+        return self._shown(await self.store.current_epoch())
+
+    def _shown(self, epoch: str) -> str:
+        return f"{epoch}~{self.breaks}" if self.breaks else epoch
+
+    async def resync(self) -> None:
+        """This instance's subscription to the message queue was lost and is back: envelopes
+        published elsewhere meanwhile never reached its clients. They get a new epoch (the
+        `epoch` event, here only), resubscribe with their old one, and are answered `gap`
+        with the buffer, so nothing is lost silently."""
+        self.breaks += 1
+        if self.here is not None:  # the local epoch is announced when the store returns
+            return
+        try:
+            epoch = await self.epoch()
+        except ClusterStoreUnavailable:  # a call on a link not yet mended: the epoch last seen
+            epoch = self._shown(self.store.epoch or "")
+        await self.announce_epoch(epoch, here_only=True)
 
     def publish_p99_s(self) -> float | None:
         """The 99th percentile of the last publishes' duration, in seconds."""

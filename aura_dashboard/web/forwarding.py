@@ -11,10 +11,16 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from ..errors import DashboardError
 from ..realtime.forwarding import (FORWARDED, ORIGINAL_ACTOR, ORIGINAL_CLIENT, OWNED_BY_HOLDER,
                                    PASSED_HEADERS, PEER_SECRET)
 from .keys import CLUSTER, FORWARDER
 from .security import ACTOR, PEER, Peer, client_of
+
+# Set on a read that no holder answered (a takeover): the handler answers from the debates the
+# last holder kept in Redis, marked `X-Aura-Source: kept`.
+FROM_KEPT = "aura_from_kept"
+KEPT_READS = ("/api/arena/debates",)
 
 
 @web.middleware
@@ -35,7 +41,15 @@ async def forwarding_middleware(request: web.Request, handler):
         body = await request.read() if request.body_exists else None  # read() keeps what was read before
         headers = {k: v for k, v in request.headers.items() if k in PASSED_HEADERS}
         client = client_of(request)
-        status, data = await forwarder.forward(request.method, request.path_qs, body, headers,
-                                               client=client, actor=request.get(ACTOR) or f"api:{client}")
+        try:
+            status, data = await forwarder.forward(request.method, request.path_qs, body, headers,
+                                                   client=client, actor=request.get(ACTOR) or f"api:{client}")
+        except DashboardError as exc:
+            if exc.status == 503 and request.method == "GET" and request.path.startswith(KEPT_READS):
+                request[FROM_KEPT] = True  # no holder answers: read what the last one kept
+                response = await handler(request)
+                response.headers["X-Aura-Source"] = "kept"
+                return response
+            raise
         return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
     return await handler(request)

@@ -8,7 +8,9 @@ from ..errors import BadRequest, PanelDisabled
 from ..panels.arena import CloseBody, TurnBody
 from ..panels.inference import parse_results
 from ..security.validation import parse
+from ..panels.arena import Arena
 from .api import json_response, read_json
+from .forwarding import FROM_KEPT
 from .keys import ARENA, HUB, INFERENCE
 
 
@@ -24,14 +26,24 @@ async def ingest_inference(request: web.Request) -> web.Response:
     return json_response({"ok": True, "accepted": accepted}, status=202)
 
 
+async def _arena_to_read(request: web.Request) -> Arena:
+    """The holder's arena; during a takeover (no holder answers) the debates it kept in Redis."""
+    arena = request.app[ARENA]
+    return await arena.kept_copy() if request.get(FROM_KEPT) else arena
+
+
 async def list_debates(request: web.Request) -> web.Response:
     _need(request, "debates", "intelligence_arena")
-    return json_response({"debates": request.app[ARENA].debates()})
+    arena = await _arena_to_read(request)
+    body = {"debates": arena.debates()}
+    if request.get(FROM_KEPT):
+        body["source"] = "kept"
+    return json_response(body)
 
 
 async def get_debate(request: web.Request) -> web.Response:
     _need(request, "debates", "intelligence_arena")
-    arena = request.app[ARENA]
+    arena = await _arena_to_read(request)
     return json_response(arena.get(request.match_info["id"]).state(arena.turns_in_envelope))
 
 
@@ -45,7 +57,8 @@ async def debate_turns(request: web.Request) -> web.Response:
         raise BadRequest("offset and limit must be integers") from None
     if offset < 0 or not 1 <= limit <= 200:
         raise BadRequest("offset must be at least 0 and limit between 1 and 200")
-    return json_response(request.app[ARENA].get(request.match_info["id"]).turns_page(offset, limit))
+    arena = await _arena_to_read(request)
+    return json_response(arena.get(request.match_info["id"]).turns_page(offset, limit))
 
 
 async def create_debate(request: web.Request) -> web.Response:

@@ -70,7 +70,6 @@ TABLE = [
     ("FEATURE_CHAT_OPTIMIZATION", "features.chat_optimization", True, "false", False, "x"),
     ("FEATURE_DEBUG_MODE", "features.debug_mode", False, "true", True, "x"),
     ("FEATURE_PERFORMANCE_METRICS", "features.performance_metrics", False, "1", True, "x"),
-    ("FEATURE_ERROR_LOGGING", "features.error_logging", True, "0", False, "x"),
     ("LOG_LEVEL", "logging.level", "INFO", "DEBUG", "DEBUG", "LOUD"),
     ("LOG_CONSOLE", "logging.console", "stderr", "stdout", "stdout", "syslog"),
     ("LOG_FILE", "logging.file.path", "/var/log/aura/dashboard.log", "/tmp/a.log", "/tmp/a.log", None),
@@ -83,7 +82,6 @@ TABLE = [
      "http://10.0.0.5:8080", None),
     ("AUDIT_STORE_PATH", "panels.governance.audit_store_path", "./data/audit.db", "/srv/a.db",
      "/srv/a.db", None),
-    ("SHOW_GPU_METRICS", "panels.omni_monitor.show_gpu_metrics", False, "true", True, "x"),
     ("HISTORY_ENABLED", "history.enabled", True, "false", False, "x"),
     ("HISTORY_STORE", "history.store", "sqlite", "postgres", "postgres", "mysql"),
     ("HISTORY_STORE_PATH", "history.sqlite_path", "./data/history.db", "/srv/h.db", "/srv/h.db", None),
@@ -361,3 +359,38 @@ def test_keys_nothing_reads_are_gone_and_said_to_be_unsupported(tmp_path):
     warnings = load(config=config).warnings
     for dotted in UNSUPPORTED:
         assert any(w.startswith(f"{dotted}: not supported, ignored (") for w in warnings), (dotted, warnings)
+
+
+def _schema_leaves(model, prefix=()):
+    from pydantic import BaseModel
+    for name, info in model.model_fields.items():
+        sub = info.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            yield from _schema_leaves(sub, prefix + (name,))
+        else:
+            yield prefix + (name,)
+
+
+def test_every_key_is_read_somewhere_or_said_to_be_unsupported():
+    """Every key of the schema is read by the code (an attribute access `.leaf`, or the key or
+    its last part named as a string, as in a contract's `switches`) outside config/schema.py; a
+    key nothing reads belongs in UNSUPPORTED, not in the schema. Coarse (a common last part such
+    as `enabled` passes on any read), but it caught the last five seed keys nobody read
+    (features.error_logging, panels.omni_monitor.show_*_metrics, panels.ai_system.show_model_performance)."""
+    from aura_dashboard.config.loader import UNSUPPORTED
+    from aura_dashboard.config.schema import Settings
+    package = ROOT / "aura_dashboard"
+    source = "\n".join(path.read_text() for pattern in ("*.py", "*.js") for path in package.rglob(pattern)
+                       if path != package / "config" / "schema.py")
+    unread = []
+    for key in _schema_leaves(Settings):
+        dotted, leaf = ".".join(key), key[-1]
+        if not re.search(rf"\.{leaf}\b|[\"']{re.escape(dotted)}[\"']|[\"']{leaf}[\"']", source):
+            unread.append(dotted)
+    assert unread == [], f"validated but never read (make them work or move them to UNSUPPORTED): {unread}"
+    schema_keys = {".".join(key) for key in _schema_leaves(Settings)}
+    assert not schema_keys & set(UNSUPPORTED)
+    for dotted in ("features.error_logging", "panels.omni_monitor.show_system_metrics",
+                   "panels.omni_monitor.show_gpu_metrics", "panels.omni_monitor.show_database_metrics",
+                   "panels.ai_system.show_model_performance"):
+        assert dotted in UNSUPPORTED

@@ -144,3 +144,27 @@ async def test_subscriber_gets_every_open_debate_and_recent_finished_ones():
         assert stale["gap"]["debates"] is True
         assert {e["data"]["id"] for e in stale["history"]["debates"]} == set(by_id)
         await asyncio.gather(actor.close(), late.close())
+
+
+async def test_the_kept_copy_says_so_when_redis_cannot_be_read():
+    """During a takeover reads are answered from the debates kept in Redis; with Redis away as
+    well, the answer is 503, never an empty list that claims nothing is kept."""
+    import pytest
+    import redis.asyncio as aioredis
+    from aura_dashboard.errors import DashboardError
+    from aura_dashboard.panels.arena import Arena
+    from aura_dashboard.realtime.cluster import SharedDocuments
+    from tests.conftest import free_port
+
+    async def publish(stream, data):
+        return {}
+    dead = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        arena = Arena(max_debates=5, timeout_s=60, finished_kept=5, publish=publish,
+                      keeper=SharedDocuments(dead, "aura:test:arena"))
+        with pytest.raises(DashboardError) as refused:
+            await arena.kept_copy()
+        assert refused.value.status == 503 and "cannot be read" in refused.value.message
+        assert await arena.resume() == 0  # the holder's resume goes on without them
+    finally:
+        await dead.aclose()

@@ -333,3 +333,55 @@ async def test_the_new_holder_starts_the_shared_collectors(cluster):
                     return
                 await asyncio.sleep(0.2)
         await asyncio.wait_for(sampled_by_survivor(), 20)
+
+
+async def test_during_a_takeover_the_survivor_answers_arena_reads_from_the_kept_debates(cluster):
+    """The holder is killed: until the survivor holds the lease, nobody answers for the arena.
+    Reads (list, one debate, its turns) are answered throughout from the debates the holder kept
+    in Redis (`X-Aura-Source: kept`); a write is refused 503 saying to try again."""
+    async with cluster(2) as (instances, http):
+        holder, survivor = await holder_and_other(instances, http)
+        async with http.post(holder.url + "/api/arena/debates",
+                             json={"topic": "kept across a takeover", "participants": ["a", "b"]}) as response:
+            assert response.status == 201, await response.text()
+            debate_id = (await response.json())["id"]
+        async with http.post(holder.url + f"/api/arena/debates/{debate_id}/turns",
+                             json={"speaker": "a", "text": "first"}) as response:
+            assert response.status == 200, await response.text()
+        holder.stop(signal.SIGKILL)
+
+        sources, refused_write = [], None
+
+        async def read_until_the_survivor_holds():
+            nonlocal refused_write
+            while True:
+                async with http.get(survivor.url + "/api/arena/debates") as response:
+                    assert response.status == 200, await response.text()
+                    listed = await response.json()
+                    assert [d["id"] for d in listed["debates"]] == [debate_id], listed
+                    source = response.headers.get("X-Aura-Source", "holder")
+                    assert listed.get("source", "holder") == source
+                async with http.get(survivor.url + f"/api/arena/debates/{debate_id}") as response:
+                    assert response.status == 200, await response.text()
+                    debate = await response.json()
+                    assert debate["topic"] == "kept across a takeover" and debate["turn_count"] == 1
+                async with http.get(survivor.url + f"/api/arena/debates/{debate_id}/turns") as response:
+                    assert response.status == 200, await response.text()
+                    assert [t["text"] for t in (await response.json())["turns"]] == ["first"]
+                sources.append(source)
+                if source == "kept" and refused_write is None:
+                    async with http.post(survivor.url + f"/api/arena/debates/{debate_id}/turns",
+                                         json={"speaker": "b", "text": "during"}) as response:
+                        refused_write = (response.status, await response.json())
+                if source == "holder":
+                    return
+                await asyncio.sleep(0.3)  # three reads a round: under the rate limit (1000/min)
+        await asyncio.wait_for(read_until_the_survivor_holds(), 20)
+        print(f"reads during the takeover: {sources}; write then: {refused_write}")
+        assert "kept" in sources, sources  # the window was seen, and answered
+        if refused_write is not None and refused_write[0] == 503:  # may land just after the takeover
+            assert "try again" in refused_write[1]["error"]["message"], refused_write
+        # The survivor, now the holder, took the debate up and takes writes again.
+        async with http.post(survivor.url + f"/api/arena/debates/{debate_id}/turns",
+                             json={"speaker": "b", "text": "after"}) as response:
+            assert response.status == 200, await response.text()

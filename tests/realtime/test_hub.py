@@ -94,3 +94,21 @@ async def test_batcher_loop_stops_on_cancel():
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert task.cancelled()
+
+
+async def test_a_mended_link_to_the_message_queue_gives_clients_a_new_epoch():
+    """`resync` (the Redis listener subscribed again): the epoch clients are answered in is a
+    new one, announced here only, so a client resubscribing with the old one gets `gap`."""
+    hub = make_hub()
+    announced = []
+
+    async def emit_here(event, data, *, room, namespace):
+        announced.append((event, data, room))
+    hub.broadcaster.emit_here = emit_here
+    before = await hub.epoch()
+    await hub.resync()
+    after = await hub.epoch()
+    assert after != before and after.startswith(before)
+    assert announced == [("epoch", {"stream": "system", "epoch": after}, "stream:system")]
+    await hub.resync()
+    assert await hub.epoch() not in (before, after)

@@ -1,0 +1,189 @@
+"""One instance loses Redis while the others still publish (issue 14, item 7).
+
+Instance A reaches a throwaway redis-server through a small TCP proxy the test can cut;
+instance B reaches it directly and goes on publishing. A client of A follows the protocol as
+the page does. Whatever happens, it never loses an envelope silently: between two envelopes
+it takes in one epoch of its own, every `seq` of the cluster's stream arrives, or it was
+told (`gap`, a new epoch) first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+
+from tests.conftest import free_port, make_settings, running_server
+from tests.realtime.test_redis_restart import PageLikeClient, redis_server  # noqa: F401 (fixture)
+
+
+class CuttableProxy:
+    """127.0.0.1:<port> forwarded to a Redis port. `cut()` closes every connection and
+    refuses new ones (resets, as a dead link seen by the kernel); `mend()` lets them in again."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.port = free_port()
+        self.open = True
+        self._server: asyncio.AbstractServer | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.open:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.transport.abort()
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers.difference_update((writer, up_writer))
+
+    def cut(self) -> None:
+        self.open = False
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    def mend(self) -> None:
+        self.open = True
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+
+
+def silently_lost(client: PageLikeClient) -> list[tuple[int, int, int]]:
+    """(client epoch, seq before, seq after) of every hole between two envelopes taken in one
+    client epoch of the cluster's stream that no later `gap` made good: a hole in the last
+    epoch, or one whose missing envelopes did not come with a later epoch (the `gap`'s
+    history). The instance's local epoch while it had no Redis holds its own envelopes only,
+    numbered on their own; it is left out."""
+    by_epoch: dict[int, list[dict]] = {}
+    for epoch, envelope in client.accepted:
+        by_epoch.setdefault(epoch, []).append(envelope)
+    cluster_epochs = [epoch for epoch, envelopes in sorted(by_epoch.items())
+                      if any(e["source"] == "node-b" for e in envelopes)]
+    holes = []
+    for index, epoch in enumerate(cluster_epochs):
+        seqs = [e["seq"] for e in by_epoch[epoch]]
+        later = {e["seq"] for after in cluster_epochs[index + 1:] for e in by_epoch[after]}
+        for before, after in zip(seqs, seqs[1:]):
+            missing = set(range(before + 1, after))
+            if after <= before or not missing <= later or epoch == cluster_epochs[-1] and missing:
+                holes.append((epoch, before, after))
+    return holes
+
+
+async def test_one_instance_cut_from_redis_while_another_publishes_loses_nothing_silently(redis_server):  # noqa: F811
+    proxy = CuttableProxy(redis_server.port)
+    await proxy.start()
+    cluster = f"t{uuid.uuid4().hex[:8]}"
+    extra = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False},
+             "websocket": {"lease_ttl_ms": 1500}}
+
+    def settings(name: str, url: str):
+        return make_settings({"MESSAGE_QUEUE_URL": url, "DASHBOARD_CLUSTER": cluster,
+                              "DASHBOARD_INSTANCE": name}, extra)
+    try:
+        async with running_server(settings("node-a", proxy.url)) as a, \
+                running_server(settings("node-b", redis_server.url)):
+            client = PageLikeClient()
+            await client.sio.connect(a.url, socketio_path="/ws", namespaces=["/omni_monitor"],
+                                     transports=["websocket"])
+            try:
+                await client.subscribe()
+
+                def of(source: str, epoch_at_least: int = 0) -> int:
+                    return sum(1 for epoch, e in client.accepted
+                               if e["source"] == source and epoch >= epoch_at_least)
+                await client.until(lambda: of("node-a") >= 3 and of("node-b") >= 3, 30)
+                gaps_before = client.gaps
+                proxy.cut()
+                # A's own samples go on to its client (a local epoch); B keeps publishing to Redis.
+                await client.until(lambda: client.gaps > gaps_before and of("node-a", client.epoch) >= 3, 30)
+                await asyncio.sleep(2.0)
+                epoch_while_cut = client.epoch
+                proxy.mend()
+                # Back on the cluster's stream: B's envelopes reach A's client again.
+                await client.until(lambda: client.epoch > epoch_while_cut
+                                   and of("node-b", client.epoch) >= 10 and of("node-a", client.epoch) >= 10, 60)
+                await asyncio.sleep(3.0)
+                holes = silently_lost(client)
+                assert holes == [], f"envelopes lost without a gap: {holes} in {[(ep, e['seq'], e['source']) for ep, e in client.accepted]}"
+                assert client.gaps >= 2  # the cut (a local epoch), then back on the cluster's
+            finally:
+                await client.sio.disconnect()
+    finally:
+        await proxy.close()
+
+
+async def test_an_event_that_could_not_be_published_gives_the_other_instances_a_new_epoch(redis_server):  # noqa: F811
+    """A's link is cut between its append (the envelope is in the buffer) and the publish: the
+    stock manager logged and dropped the event, and B's clients never knew. Once A reaches
+    Redis again it tells the others, whose hook (the hub's `resync`) gives their clients a
+    new epoch (A's own clients had the event: a notice from A is not for A)."""
+    from aura_dashboard.realtime.cluster import WatchedRedisManager
+    proxy = CuttableProxy(redis_server.port)
+    await proxy.start()
+    channel = f"aura-dashboard:t{uuid.uuid4().hex[:8]}"
+    told = {"a": 0, "b": 0}
+
+    def hook(name):
+        async def resubscribed():
+            told[name] += 1
+        return resubscribed
+    a = WatchedRedisManager(proxy.url, channel=channel, on_resubscribed=hook("a"))
+    b = WatchedRedisManager(redis_server.url, channel=channel, on_resubscribed=hook("b"))
+
+    async def listen(manager):
+        async for _ in manager._listen():
+            pass
+    listeners = [asyncio.create_task(listen(b))]
+    try:
+        await asyncio.sleep(0.5)  # B subscribed
+        event = {"method": "emit", "event": "system", "data": {}, "namespace": "/", "host_id": a.host_id}
+        await a._publish(event)
+        assert a.unpublished == 0
+        proxy.cut()
+        await a._publish(event)
+        assert a.unpublished == 1 and a.owe_resync
+        proxy.mend()
+        await a._publish(event)
+        assert not a.owe_resync
+
+        async def b_told():
+            while told["b"] == 0:
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(b_told(), 10)
+        assert told == {"a": 0, "b": 1}
+    finally:
+        for task in listeners:
+            task.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
+        for manager in (a, b):
+            if manager.redis is not None:
+                await manager.redis.aclose()
+        await proxy.close()
