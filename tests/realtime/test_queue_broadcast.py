@@ -223,7 +223,9 @@ async def test_emit_here_reaches_this_instances_clients_only_by_the_fast_path(qu
                     await asyncio.sleep(0.02)
             await asyncio.wait_for(one(), 10)
             await asyncio.sleep(0.5)
+            # node-b's client never got it (b's own counter of queue messages is no proof: the
+            # cluster's other traffic, flags and streams, also reaches b through the queue).
             assert got_a == [("node-a", payload(7)["value"])] and got_b == []
-            assert broadcaster.fast_deliveries == 1 and b.app[HUB].broadcaster.from_queue == 0
+            assert broadcaster.fast_deliveries == 1
     finally:
         await _cleanup(queue_cluster)
