@@ -25,10 +25,9 @@ import socketio
 
 from ..config import FeatureChange, RuntimeOverrides
 from ..config.schema import WebSocketSettings
-from .replay import KEY_TTL_MS
+from .replay import KEY_TTL_MS, REDIS_CALL_TIMEOUT_S
 
 log = logging.getLogger(__name__)
-REDIS_CALL_TIMEOUT_S = 2.0
 
 
 def broker_kind(url: str) -> str | None:
@@ -79,8 +78,9 @@ class WatchedRedisManager(socketio.AsyncRedisManager):
             try:
                 if not self.connected:
                     self._redis_connect()
-                await self._settle_resync(self.redis)
-                return await self.redis.publish(self.channel, self.json.dumps(data))
+                async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):  # a silent link holds bytes
+                    await self._settle_resync(self.redis)
+                    return await self.redis.publish(self.channel, self.json.dumps(data))
             except Exception as exc:
                 self.connected = False
                 problem = exc

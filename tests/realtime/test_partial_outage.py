@@ -19,7 +19,9 @@ from tests.realtime.test_redis_restart import PageLikeClient, redis_server  # no
 
 class CuttableProxy:
     """127.0.0.1:<port> forwarded to a Redis port. `cut()` closes every connection and
-    refuses new ones (resets, as a dead link seen by the kernel); `mend()` lets them in again."""
+    refuses new ones (resets, as a dead link seen by the kernel); `hold()` keeps every
+    connection open and accepts new ones but forwards no byte (a silent link: no reset, no
+    answer); `mend()` lets them in again and sends on what was held."""
 
     def __init__(self, target_port: int):
         self.target_port = target_port
@@ -27,6 +29,8 @@ class CuttableProxy:
         self.open = True
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     @property
     def url(self) -> str:
@@ -49,6 +53,7 @@ class CuttableProxy:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
+                    await self._flowing.wait()
                     dst.write(data)
                     await dst.drain()
             except (OSError, asyncio.CancelledError):
@@ -64,11 +69,16 @@ class CuttableProxy:
             writer.transport.abort()
         self._writers.clear()
 
+    def hold(self) -> None:
+        self._flowing.clear()
+
     def mend(self) -> None:
         self.open = True
+        self._flowing.set()
 
     async def close(self) -> None:
         self.cut()
+        self._flowing.set()
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -186,4 +196,43 @@ async def test_an_event_that_could_not_be_published_gives_the_other_instances_a_
         for manager in (a, b):
             if manager.redis is not None:
                 await manager.redis.aclose()
+        await proxy.close()
+
+
+async def test_a_silent_link_times_out_the_append_and_the_publish(redis_server):  # noqa: F811
+    """A link that holds the bytes (no reset): the append and the manager's publish give up
+    within REDIS_CALL_TIMEOUT_S whatever the client's own socket timeout (redis-py's is 5 s,
+    retried: one envelope in many seconds; here none, so a call without its own timeout
+    waits for good and the test's hang bound fails it). The append raises
+    the store's one error (the hub goes on in its local epoch); the publish is counted and
+    owes the other instances a resync."""
+    import redis.asyncio as aioredis
+
+    from aura_dashboard.errors import ClusterStoreUnavailable
+    from aura_dashboard.realtime.cluster import WatchedRedisManager
+    from aura_dashboard.realtime.replay import RedisReplay
+    proxy = CuttableProxy(redis_server.port)
+    await proxy.start()
+    client = aioredis.from_url(proxy.url, socket_timeout=None)
+    manager = WatchedRedisManager(proxy.url, channel=f"aura-dashboard:t{uuid.uuid4().hex[:8]}")
+    manager.redis_options = {"socket_timeout": None}
+    replay = RedisReplay(client, f"t{uuid.uuid4().hex[:8]}", 10)
+    try:
+        assert (await replay.append("system_metrics", 1.0, "node-a", {}))["seq"] == 1
+        await manager._publish({"method": "emit", "event": "x", "data": {}, "namespace": "/"})
+        assert manager.unpublished == 0
+        proxy.hold()
+        try:
+            await asyncio.wait_for(replay.append("system_metrics", 2.0, "node-a", {}), 30)
+            raise AssertionError("an append on a silent link answered")
+        except ClusterStoreUnavailable:
+            pass
+        await asyncio.wait_for(manager._publish({"method": "emit", "event": "x", "data": {},
+                                                 "namespace": "/"}), 30)
+        assert manager.unpublished == 1 and manager.owe_resync
+    finally:
+        proxy.mend()
+        await client.aclose()
+        if manager.redis is not None:
+            await manager.redis.aclose()
         await proxy.close()
