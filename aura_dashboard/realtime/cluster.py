@@ -56,7 +56,8 @@ class WatchedRedisManager(socketio.AsyncRedisManager):
       other instances go on publishing): when the listener has subscribed again,
       `on_resubscribed` is awaited (the hub's `resync`, for this instance's clients);
     - an event of this instance could not be published (the stock manager logs and drops it):
-      the other instances' clients never got it. Once Redis answers again, a notice on
+      the other instances' clients never got it; so too an append that timed out (`owe`,
+      the hub's `on_unsure_append`: it may be in the buffer, unsent). Once Redis answers again, a notice on
       `<channel>:resync` makes every other instance await its `on_resubscribed`.
     The listener is `_listen` and the sender `_publish`, the hooks python-socketio's pub/sub
     managers leave to subclasses; the listener retries every second, doubling up to
@@ -89,6 +90,11 @@ class WatchedRedisManager(socketio.AsyncRedisManager):
         log.warning("message queue: an event was not published (%s); the other instances' "
                     "clients are given a new epoch once Redis answers",
                     (str(problem).splitlines() or [type(problem).__name__])[0][:300])
+
+    def owe(self) -> None:
+        """An event of this instance may be in the cluster's buffer without having been
+        published (its append timed out): the other instances are told once Redis answers."""
+        self.owe_resync = True
 
     async def _settle_resync(self, client: Any) -> None:
         if self.owe_resync:

@@ -29,8 +29,9 @@ from typing import Any, Protocol
 
 import orjson
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import ClusterStoreUnavailable
+from ..errors import AppendUnsure, ClusterStoreUnavailable
 
 log = logging.getLogger(__name__)
 # Every key a cluster writes lives this long after its last write, so a cluster that is gone
@@ -164,9 +165,14 @@ class RedisReplay:
             b',"data":' + orjson.dumps(data) + b"}"
         # A timed-out append may still land in the buffer: the caller treats it as the store
         # away (a local epoch) and as an envelope the other instances may never be sent.
-        async with _reading(), asyncio.timeout(REDIS_CALL_TIMEOUT_S):
-            seq, epoch = await self._append(keys=[*self._keys(stream), self.epoch_key],
-                                            args=[head, tail, self.buffer_size, secrets.token_hex(8), KEY_TTL_MS])
+        try:
+            async with _reading(), asyncio.timeout(REDIS_CALL_TIMEOUT_S):
+                seq, epoch = await self._append(keys=[*self._keys(stream), self.epoch_key],
+                                                args=[head, tail, self.buffer_size, secrets.token_hex(8), KEY_TTL_MS])
+        except ClusterStoreUnavailable as exc:
+            if isinstance(exc.__cause__, (TimeoutError, RedisTimeoutError)):
+                raise AppendUnsure(str(exc)) from exc.__cause__
+            raise
         self._saw_epoch(epoch.decode() if isinstance(epoch, bytes) else str(epoch))
         return {"stream": stream, "seq": int(seq), "ts": ts, "source": source, "data": data}
 

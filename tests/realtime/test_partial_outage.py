@@ -236,3 +236,51 @@ async def test_a_silent_link_times_out_the_append_and_the_publish(redis_server):
         if manager.redis is not None:
             await manager.redis.aclose()
         await proxy.close()
+
+
+async def test_a_silent_link_keeps_the_per_host_streams_going_here_and_owes_a_resync(redis_server):  # noqa: F811
+    """A's link to Redis goes silent (bytes held, no reset) while B publishes: A's own
+    per-host samples go on to its clients in a local epoch (counted, no timing asserted), an
+    append that timed out makes A owe the others a resync, and once the link answers again
+    (the held bytes delivered late) A's client is back on the cluster's stream with nothing
+    lost silently."""
+    from aura_dashboard.web import keys
+    proxy = CuttableProxy(redis_server.port)
+    await proxy.start()
+    cluster = f"t{uuid.uuid4().hex[:8]}"
+    extra = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False},
+             "websocket": {"lease_ttl_ms": 1500}}
+
+    def settings(name: str, url: str):
+        return make_settings({"MESSAGE_QUEUE_URL": url, "DASHBOARD_CLUSTER": cluster,
+                              "DASHBOARD_INSTANCE": name}, extra)
+    try:
+        async with running_server(settings("node-a", proxy.url)) as a, \
+                running_server(settings("node-b", redis_server.url)):
+            manager = a.app[keys.SIO].manager
+            client = PageLikeClient()
+            await client.sio.connect(a.url, socketio_path="/ws", namespaces=["/omni_monitor"],
+                                     transports=["websocket"])
+            try:
+                await client.subscribe()
+
+                def of(source: str, epoch_at_least: int = 0) -> int:
+                    return sum(1 for epoch, e in client.accepted
+                               if e["source"] == source and epoch >= epoch_at_least)
+                await client.until(lambda: of("node-a") >= 3 and of("node-b") >= 3, 30)
+                gaps_before = client.gaps
+                proxy.hold()
+                await client.until(lambda: client.gaps > gaps_before and of("node-a", client.epoch) >= 5, 60)
+                assert a.app[keys.HUB].here is not None, "A is not in its local epoch"
+                assert manager.owe_resync or manager.unpublished, "a timed-out append owes no resync"
+                epoch_while_held = client.epoch
+                proxy.mend()
+                await client.until(lambda: client.epoch > epoch_while_held
+                                   and of("node-b", client.epoch) >= 10 and of("node-a", client.epoch) >= 10, 60)
+                await asyncio.sleep(3.0)
+                holes = silently_lost(client)
+                assert holes == [], f"envelopes lost without a gap: {holes} in {[(ep, e['seq'], e['source']) for ep, e in client.accepted]}"
+            finally:
+                await client.sio.disconnect()
+    finally:
+        await proxy.close()
