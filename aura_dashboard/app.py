@@ -114,6 +114,8 @@ def create_app(settings: Settings) -> web.Application:
                     leader=(lambda: cluster.lease.held) if cluster else (lambda: True),
                     on_unsure_append=manager.owe if isinstance(manager, WatchedRedisManager) else None)
     queue_resubscribed.connect(lambda _: hub.resync())
+    if isinstance(manager, WatchedRedisManager):
+        manager.hold_back = hub.holds_back  # the cluster's envelopes kept out of a local epoch
 
     # -- collectors -----------------------------------------------------------------------
     system = SystemCollector(monitoring.system, detect_cgroup=True)

@@ -72,6 +72,10 @@ class WatchedRedisManager(socketio.AsyncRedisManager):
         self.resubscriptions = 0   # times the listener subscribed again
         self.unpublished = 0       # events that could not be published
         self.owe_resync = False    # the other instances are yet to be told of one
+        # Whether a message another instance sent is kept from this instance's clients (the
+        # hub's `holds_back`: its clients are in a local epoch); `held_back` counts them.
+        self.hold_back: Callable[[dict], bool] | None = None
+        self.held_back = 0
 
     async def _publish(self, data):
         problem: Exception | None = None
@@ -113,6 +117,21 @@ class WatchedRedisManager(socketio.AsyncRedisManager):
         except Exception:
             log.exception("message queue: the resubscription hook failed")
 
+    def _kept(self, data: bytes) -> Any:
+        """The message for the listening task (python-socketio's `_thread` takes the text or
+        the decoded dict): decoded here when `hold_back` must see it; one it holds back
+        becomes a message of no method, which `_thread` passes over."""
+        if self.hold_back is None:
+            return data
+        try:
+            decoded = self.json.loads(data)
+        except Exception:
+            return data
+        if isinstance(decoded, dict) and decoded.get("host_id") != self.host_id and self.hold_back(decoded):
+            self.held_back += 1
+            return {"held_back": True}
+        return decoded
+
     async def _listen(self):
         channel, resync = self.channel.encode("utf-8"), self.resync_channel.encode("utf-8")
         retry_s, lost = 1.0, False
@@ -130,7 +149,7 @@ class WatchedRedisManager(socketio.AsyncRedisManager):
                     if message.get("type") != "message" or "data" not in message:
                         continue
                     if message.get("channel") == channel:
-                        yield message["data"]
+                        yield self._kept(message["data"])
                     elif message.get("channel") == resync and message["data"] != self.host_id.encode():
                         await self._resynced("another instance could not publish an event")
                 raise ConnectionError("the subscription ended")

@@ -213,6 +213,16 @@ class StreamHub:
             return self.here.epoch
         return self._shown(await self.store.current_epoch())
 
+    def holds_back(self, message: dict) -> bool:
+        """Whether an event another instance sent through the message queue is kept from this
+        instance's clients: while they are in the local epoch, the cluster's envelopes (numbered
+        in the cluster's epoch, and delivered late when a silent link wakes) must not reach them
+        mixed with the local ones. They get the `epoch` event when the store answers again,
+        resubscribe and are answered `gap` with the cluster's buffer."""
+        if self.here is None or message.get("method") != "emit":
+            return False
+        return message.get("event") in self._streams or message.get("event") == "batch"
+
     def _shown(self, epoch: str) -> str:
         return f"{epoch}~{self.breaks}" if self.breaks else epoch
 

@@ -284,3 +284,72 @@ async def test_a_silent_link_keeps_the_per_host_streams_going_here_and_owes_a_re
                 await client.sio.disconnect()
     finally:
         await proxy.close()
+
+
+class _Recorder:
+    """Where a hub's envelopes go in this test (what they are is not under test here)."""
+
+    def __init__(self):
+        self.sent: list[str] = []
+
+    async def emit(self, event, data, *, room, namespace):
+        self.sent.append(event)
+
+    emit_here = emit
+
+
+async def test_the_clusters_envelopes_are_kept_out_of_the_local_epoch(redis_server):  # noqa: F811
+    """While the hub is in its local epoch (its store timed out on a silent link), envelopes
+    another instance sends through the queue (late, once the link wakes) are held back, not
+    delivered mixed with the local ones; other events pass; once the store answers (the
+    cluster's epoch announced again) the cluster's envelopes pass again."""
+    import redis.asyncio as aioredis
+
+    from aura_dashboard.realtime.cluster import WatchedRedisManager
+    from aura_dashboard.realtime.hub import StreamHub
+    from aura_dashboard.realtime.replay import RedisReplay
+    from aura_dashboard.app import STREAMS
+    proxy = CuttableProxy(redis_server.port)
+    await proxy.start()
+    store_client = aioredis.from_url(proxy.url)
+    hub = StreamHub(STREAMS, store=RedisReplay(store_client, f"t{uuid.uuid4().hex[:8]}", 10),
+                    broadcaster=_Recorder(), source="node-a")
+    channel = f"aura-dashboard:t{uuid.uuid4().hex[:8]}"
+    a = WatchedRedisManager(redis_server.url, channel=channel)
+    a.hold_back = hub.holds_back
+    b = WatchedRedisManager(redis_server.url, channel=channel)
+    came: asyncio.Queue = asyncio.Queue()
+
+    async def listen():
+        async for message in a._listen():
+            await came.put(message)
+    listener = asyncio.create_task(listen())
+
+    async def send(event: str) -> dict:
+        await b._publish({"method": "emit", "event": event, "data": [{"seq": 1}], "namespace": "/omni_monitor",
+                          "room": f"stream:{event}", "host_id": b.host_id})
+        return await asyncio.wait_for(came.get(), 10)
+    try:
+        await asyncio.sleep(0.5)  # A subscribed
+        await hub.publish("system", {})
+        assert hub.here is None
+        assert (await send("system"))["event"] == "system"
+        proxy.hold()
+        await asyncio.wait_for(hub.publish("system", {}), 30)
+        assert hub.here is not None  # the local epoch
+        assert "method" not in await send("system")
+        assert "method" not in await send("batch")
+        assert (await send("epoch"))["event"] == "epoch"  # not an envelope: passes
+        assert a.held_back == 2
+        proxy.mend()
+        await asyncio.wait_for(hub.publish("system", {}), 30)
+        assert hub.here is None  # the cluster's epoch again
+        assert (await send("system"))["event"] == "system"
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        for manager in (a, b):
+            if manager.redis is not None:
+                await manager.redis.aclose()
+        await store_client.aclose()
+        await proxy.close()
