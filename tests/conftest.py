@@ -7,10 +7,11 @@ why) on a developer's machine.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,10 +43,35 @@ def need_service(available: bool, why: str) -> None:
     pytest.skip(why)
 
 
+# Ports for test servers come from below the kernel's ephemeral range (32768 and up, where
+# every outgoing connection and every bind to port 0 lands), a block of its own for each
+# pytest-xdist worker: a port picked here is not taken by another worker, or by a client's
+# connection, between the pick and the server's bind (a race seen as "address already in use").
+_PORT_BLOCK = 1500
+_PORT_BASE = 20000
+
+
+def _port_candidates() -> Iterator[int]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    first = _PORT_BASE + (index % 8) * _PORT_BLOCK
+    return itertools.cycle(range(first, first + _PORT_BLOCK))
+
+
+_PORTS = _port_candidates()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port of 127.0.0.1 that nothing listens on, from this worker's own block."""
+    for _ in range(_PORT_BLOCK):
+        port = next(_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in this worker's block")
 
 
 # Test defaults: no log file, no database/backends unless a test asks for them.
