@@ -47,7 +47,7 @@ from .panels.inference import INFERENCE, InferenceStats
 from .realtime.backlog import BacklogWatch
 from .realtime.broadcast import broadcaster_for
 from .realtime.broadcast import install as install_fast_path
-from .realtime.cluster import client_manager
+from .realtime.cluster import WatchedRedisManager, client_manager
 from .realtime.cluster_link import ClusterLink, advertised_url
 from .realtime.emitters import Emitter, EmitterSet
 from .realtime.forwarding import HolderForwarder, LocalOnly
@@ -111,8 +111,11 @@ def create_app(settings: Settings) -> web.Application:
                     is_on=lambda contract: contract.is_on(settings, overrides),
                     batch_interval_s=updates.batch_interval_ms / 1000 if updates.batch_updates else None,
                     pushing=lambda: overrides.is_on("real_time_updates"),
-                    leader=(lambda: cluster.lease.held) if cluster else (lambda: True))
+                    leader=(lambda: cluster.lease.held) if cluster else (lambda: True),
+                    on_unsure_append=manager.owe if isinstance(manager, WatchedRedisManager) else None)
     queue_resubscribed.connect(lambda _: hub.resync())
+    if isinstance(manager, WatchedRedisManager):
+        manager.hold_back = hub.holds_back  # the cluster's envelopes kept out of a local epoch
 
     # -- collectors -----------------------------------------------------------------------
     system = SystemCollector(monitoring.system, detect_cgroup=True)

@@ -39,6 +39,11 @@ class ClusterStoreUnavailable(DashboardError):
     status, code = 503, "cluster_unavailable"
 
 
+class AppendUnsure(ClusterStoreUnavailable):
+    """An append to the cluster's buffer timed out: it may have landed there all the same,
+    without the other instances being sent it (they are owed a resync)."""
+
+
 class PanelDisabled(DashboardError):
     status, code = 403, "panel_disabled"
 

@@ -25,10 +25,9 @@ import socketio
 
 from ..config import FeatureChange, RuntimeOverrides
 from ..config.schema import WebSocketSettings
-from .replay import KEY_TTL_MS
+from .replay import KEY_TTL_MS, REDIS_CALL_TIMEOUT_S
 
 log = logging.getLogger(__name__)
-REDIS_CALL_TIMEOUT_S = 2.0
 
 
 def broker_kind(url: str) -> str | None:
@@ -57,7 +56,8 @@ class WatchedRedisManager(socketio.AsyncRedisManager):
       other instances go on publishing): when the listener has subscribed again,
       `on_resubscribed` is awaited (the hub's `resync`, for this instance's clients);
     - an event of this instance could not be published (the stock manager logs and drops it):
-      the other instances' clients never got it. Once Redis answers again, a notice on
+      the other instances' clients never got it; so too an append that timed out (`owe`,
+      the hub's `on_unsure_append`: it may be in the buffer, unsent). Once Redis answers again, a notice on
       `<channel>:resync` makes every other instance await its `on_resubscribed`.
     The listener is `_listen` and the sender `_publish`, the hooks python-socketio's pub/sub
     managers leave to subclasses; the listener retries every second, doubling up to
@@ -72,6 +72,10 @@ class WatchedRedisManager(socketio.AsyncRedisManager):
         self.resubscriptions = 0   # times the listener subscribed again
         self.unpublished = 0       # events that could not be published
         self.owe_resync = False    # the other instances are yet to be told of one
+        # Whether a message another instance sent is kept from this instance's clients (the
+        # hub's `holds_back`: its clients are in a local epoch); `held_back` counts them.
+        self.hold_back: Callable[[dict], bool] | None = None
+        self.held_back = 0
 
     async def _publish(self, data):
         problem: Exception | None = None
@@ -79,8 +83,9 @@ class WatchedRedisManager(socketio.AsyncRedisManager):
             try:
                 if not self.connected:
                     self._redis_connect()
-                await self._settle_resync(self.redis)
-                return await self.redis.publish(self.channel, self.json.dumps(data))
+                async with asyncio.timeout(REDIS_CALL_TIMEOUT_S):  # a silent link holds bytes
+                    await self._settle_resync(self.redis)
+                    return await self.redis.publish(self.channel, self.json.dumps(data))
             except Exception as exc:
                 self.connected = False
                 problem = exc
@@ -89,6 +94,11 @@ class WatchedRedisManager(socketio.AsyncRedisManager):
         log.warning("message queue: an event was not published (%s); the other instances' "
                     "clients are given a new epoch once Redis answers",
                     (str(problem).splitlines() or [type(problem).__name__])[0][:300])
+
+    def owe(self) -> None:
+        """An event of this instance may be in the cluster's buffer without having been
+        published (its append timed out): the other instances are told once Redis answers."""
+        self.owe_resync = True
 
     async def _settle_resync(self, client: Any) -> None:
         if self.owe_resync:
@@ -107,6 +117,21 @@ class WatchedRedisManager(socketio.AsyncRedisManager):
         except Exception:
             log.exception("message queue: the resubscription hook failed")
 
+    def _kept(self, data: bytes) -> Any:
+        """The message for the listening task (python-socketio's `_thread` takes the text or
+        the decoded dict): decoded here when `hold_back` must see it; one it holds back
+        becomes a message of no method, which `_thread` passes over."""
+        if self.hold_back is None:
+            return data
+        try:
+            decoded = self.json.loads(data)
+        except Exception:
+            return data
+        if isinstance(decoded, dict) and decoded.get("host_id") != self.host_id and self.hold_back(decoded):
+            self.held_back += 1
+            return {"held_back": True}
+        return decoded
+
     async def _listen(self):
         channel, resync = self.channel.encode("utf-8"), self.resync_channel.encode("utf-8")
         retry_s, lost = 1.0, False
@@ -124,7 +149,7 @@ class WatchedRedisManager(socketio.AsyncRedisManager):
                     if message.get("type") != "message" or "data" not in message:
                         continue
                     if message.get("channel") == channel:
-                        yield message["data"]
+                        yield self._kept(message["data"])
                     elif message.get("channel") == resync and message["data"] != self.host_id.encode():
                         await self._resynced("another instance could not publish an event")
                 raise ConnectionError("the subscription ended")

@@ -24,7 +24,7 @@ from ..contract import StreamContract
 from ..signals import Signal
 from ..stats import percentile
 from .broadcast import Broadcaster
-from ..errors import ClusterStoreUnavailable
+from ..errors import AppendUnsure, ClusterStoreUnavailable
 from .replay import Envelope, LocalReplay, ReplayStore
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,9 @@ class StreamHub:
     :param pushing: whether envelopes are pushed at all (`features.real_time_updates`).
     :param leader: whether this instance samples the shared streams (the cluster lease).
     :param clock: wall time for the envelopes' `ts`.
+    :param on_unsure_append: called when an append timed out (`AppendUnsure`): the envelope
+        may be in the cluster's buffer without the other instances being sent it, so their
+        clients are owed a new epoch (the message queue's manager tells them once Redis answers).
     """
 
     def __init__(self, streams: Iterable[StreamContract], *, store: ReplayStore, broadcaster: Broadcaster,
@@ -69,8 +72,10 @@ class StreamHub:
                  batch_interval_s: float | None = None,
                  pushing: Callable[[], bool] = lambda: True,
                  leader: Callable[[], bool] = lambda: True,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 on_unsure_append: Callable[[], None] | None = None):
         self.store = store
+        self._on_unsure_append = on_unsure_append
         self.broadcaster = broadcaster
         self.source = source
         self.batch_interval_s = batch_interval_s
@@ -140,7 +145,9 @@ class StreamHub:
         ts = self._clock() if ts is None else ts
         try:
             envelope = await self.store.append(stream, ts, self.source, data)
-        except ClusterStoreUnavailable:
+        except ClusterStoreUnavailable as exc:
+            if isinstance(exc, AppendUnsure) and self._on_unsure_append is not None:
+                self._on_unsure_append()
             if state.contract.shared:
                 raise  # sampled for the whole cluster: it waits for the cluster
             return await self._publish_here(state, stream, ts, data, started)
@@ -205,6 +212,16 @@ class StreamHub:
         if self.here is not None:
             return self.here.epoch
         return self._shown(await self.store.current_epoch())
+
+    def holds_back(self, message: dict) -> bool:
+        """Whether an event another instance sent through the message queue is kept from this
+        instance's clients: while they are in the local epoch, the cluster's envelopes (numbered
+        in the cluster's epoch, and delivered late when a silent link wakes) must not reach them
+        mixed with the local ones. They get the `epoch` event when the store answers again,
+        resubscribe and are answered `gap` with the cluster's buffer."""
+        if self.here is None or message.get("method") != "emit":
+            return False
+        return message.get("event") in self._streams or message.get("event") == "batch"
 
     def _shown(self, epoch: str) -> str:
         return f"{epoch}~{self.breaks}" if self.breaks else epoch

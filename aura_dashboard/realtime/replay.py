@@ -21,6 +21,7 @@ and the hub tells the clients (the `epoch` event) so they resubscribe and are an
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections import deque
@@ -28,13 +29,17 @@ from typing import Any, Protocol
 
 import orjson
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..errors import ClusterStoreUnavailable
+from ..errors import AppendUnsure, ClusterStoreUnavailable
 
 log = logging.getLogger(__name__)
 # Every key a cluster writes lives this long after its last write, so a cluster that is gone
 # leaves nothing behind for good (a stream idle this long begins its `seq` again).
 KEY_TTL_MS = 7 * 24 * 3600 * 1000
+# The longest any one call to the cluster's Redis may take (the client's own socket timeout,
+# retried, is far longer, and a link that goes silent, holding the bytes, never resets).
+REDIS_CALL_TIMEOUT_S = 2.0
 
 Envelope = dict[str, Any]
 SCAN_CHUNK = 64  # envelopes read at a time when looking for one source's latest
@@ -158,9 +163,16 @@ class RedisReplay:
         head = b'{"stream":' + orjson.dumps(stream) + b',"seq":'
         tail = b',"ts":' + orjson.dumps(ts) + b',"source":' + orjson.dumps(source) + \
             b',"data":' + orjson.dumps(data) + b"}"
-        async with _reading():
-            seq, epoch = await self._append(keys=[*self._keys(stream), self.epoch_key],
-                                            args=[head, tail, self.buffer_size, secrets.token_hex(8), KEY_TTL_MS])
+        # A timed-out append may still land in the buffer: the caller treats it as the store
+        # away (a local epoch) and as an envelope the other instances may never be sent.
+        try:
+            async with _reading(), asyncio.timeout(REDIS_CALL_TIMEOUT_S):
+                seq, epoch = await self._append(keys=[*self._keys(stream), self.epoch_key],
+                                                args=[head, tail, self.buffer_size, secrets.token_hex(8), KEY_TTL_MS])
+        except ClusterStoreUnavailable as exc:
+            if isinstance(exc.__cause__, (TimeoutError, RedisTimeoutError)):
+                raise AppendUnsure(str(exc)) from exc.__cause__
+            raise
         self._saw_epoch(epoch.decode() if isinstance(epoch, bytes) else str(epoch))
         return {"stream": stream, "seq": int(seq), "ts": ts, "source": source, "data": data}
 

@@ -19,7 +19,9 @@ from tests.realtime.test_redis_restart import PageLikeClient, redis_server  # no
 
 class CuttableProxy:
     """127.0.0.1:<port> forwarded to a Redis port. `cut()` closes every connection and
-    refuses new ones (resets, as a dead link seen by the kernel); `mend()` lets them in again."""
+    refuses new ones (resets, as a dead link seen by the kernel); `hold()` keeps every
+    connection open and accepts new ones but forwards no byte (a silent link: no reset, no
+    answer); `mend()` lets them in again and sends on what was held."""
 
     def __init__(self, target_port: int):
         self.target_port = target_port
@@ -27,6 +29,8 @@ class CuttableProxy:
         self.open = True
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     @property
     def url(self) -> str:
@@ -49,6 +53,7 @@ class CuttableProxy:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
+                    await self._flowing.wait()
                     dst.write(data)
                     await dst.drain()
             except (OSError, asyncio.CancelledError):
@@ -64,11 +69,16 @@ class CuttableProxy:
             writer.transport.abort()
         self._writers.clear()
 
+    def hold(self) -> None:
+        self._flowing.clear()
+
     def mend(self) -> None:
         self.open = True
+        self._flowing.set()
 
     async def close(self) -> None:
         self.cut()
+        self._flowing.set()
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -186,4 +196,160 @@ async def test_an_event_that_could_not_be_published_gives_the_other_instances_a_
         for manager in (a, b):
             if manager.redis is not None:
                 await manager.redis.aclose()
+        await proxy.close()
+
+
+async def test_a_silent_link_times_out_the_append_and_the_publish(redis_server):  # noqa: F811
+    """A link that holds the bytes (no reset): the append and the manager's publish give up
+    within REDIS_CALL_TIMEOUT_S whatever the client's own socket timeout (redis-py's is 5 s,
+    retried: one envelope in many seconds; here none, so a call without its own timeout
+    waits for good and the test's hang bound fails it). The append raises
+    the store's one error (the hub goes on in its local epoch); the publish is counted and
+    owes the other instances a resync."""
+    import redis.asyncio as aioredis
+
+    from aura_dashboard.errors import ClusterStoreUnavailable
+    from aura_dashboard.realtime.cluster import WatchedRedisManager
+    from aura_dashboard.realtime.replay import RedisReplay
+    proxy = CuttableProxy(redis_server.port)
+    await proxy.start()
+    client = aioredis.from_url(proxy.url, socket_timeout=None)
+    manager = WatchedRedisManager(proxy.url, channel=f"aura-dashboard:t{uuid.uuid4().hex[:8]}")
+    manager.redis_options = {"socket_timeout": None}
+    replay = RedisReplay(client, f"t{uuid.uuid4().hex[:8]}", 10)
+    try:
+        assert (await replay.append("system_metrics", 1.0, "node-a", {}))["seq"] == 1
+        await manager._publish({"method": "emit", "event": "x", "data": {}, "namespace": "/"})
+        assert manager.unpublished == 0
+        proxy.hold()
+        try:
+            await asyncio.wait_for(replay.append("system_metrics", 2.0, "node-a", {}), 30)
+            raise AssertionError("an append on a silent link answered")
+        except ClusterStoreUnavailable:
+            pass
+        await asyncio.wait_for(manager._publish({"method": "emit", "event": "x", "data": {},
+                                                 "namespace": "/"}), 30)
+        assert manager.unpublished == 1 and manager.owe_resync
+    finally:
+        proxy.mend()
+        await client.aclose()
+        if manager.redis is not None:
+            await manager.redis.aclose()
+        await proxy.close()
+
+
+async def test_a_silent_link_keeps_the_per_host_streams_going_here_and_owes_a_resync(redis_server):  # noqa: F811
+    """A's link to Redis goes silent (bytes held, no reset) while B publishes: A's own
+    per-host samples go on to its clients in a local epoch (counted, no timing asserted), an
+    append that timed out makes A owe the others a resync, and once the link answers again
+    (the held bytes delivered late) A's client is back on the cluster's stream with nothing
+    lost silently."""
+    from aura_dashboard.web import keys
+    proxy = CuttableProxy(redis_server.port)
+    await proxy.start()
+    cluster = f"t{uuid.uuid4().hex[:8]}"
+    extra = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False},
+             "websocket": {"lease_ttl_ms": 1500}}
+
+    def settings(name: str, url: str):
+        return make_settings({"MESSAGE_QUEUE_URL": url, "DASHBOARD_CLUSTER": cluster,
+                              "DASHBOARD_INSTANCE": name}, extra)
+    try:
+        async with running_server(settings("node-a", proxy.url)) as a, \
+                running_server(settings("node-b", redis_server.url)):
+            manager = a.app[keys.SIO].manager
+            client = PageLikeClient()
+            await client.sio.connect(a.url, socketio_path="/ws", namespaces=["/omni_monitor"],
+                                     transports=["websocket"])
+            try:
+                await client.subscribe()
+
+                def of(source: str, epoch_at_least: int = 0) -> int:
+                    return sum(1 for epoch, e in client.accepted
+                               if e["source"] == source and epoch >= epoch_at_least)
+                await client.until(lambda: of("node-a") >= 3 and of("node-b") >= 3, 30)
+                gaps_before = client.gaps
+                proxy.hold()
+                await client.until(lambda: client.gaps > gaps_before and of("node-a", client.epoch) >= 5, 60)
+                assert a.app[keys.HUB].here is not None, "A is not in its local epoch"
+                assert manager.owe_resync or manager.unpublished, "a timed-out append owes no resync"
+                epoch_while_held = client.epoch
+                proxy.mend()
+                await client.until(lambda: client.epoch > epoch_while_held
+                                   and of("node-b", client.epoch) >= 10 and of("node-a", client.epoch) >= 10, 60)
+                await asyncio.sleep(3.0)
+                holes = silently_lost(client)
+                assert holes == [], f"envelopes lost without a gap: {holes} in {[(ep, e['seq'], e['source']) for ep, e in client.accepted]}"
+            finally:
+                await client.sio.disconnect()
+    finally:
+        await proxy.close()
+
+
+class _Recorder:
+    """Where a hub's envelopes go in this test (what they are is not under test here)."""
+
+    def __init__(self):
+        self.sent: list[str] = []
+
+    async def emit(self, event, data, *, room, namespace):
+        self.sent.append(event)
+
+    emit_here = emit
+
+
+async def test_the_clusters_envelopes_are_kept_out_of_the_local_epoch(redis_server):  # noqa: F811
+    """While the hub is in its local epoch (its store timed out on a silent link), envelopes
+    another instance sends through the queue (late, once the link wakes) are held back, not
+    delivered mixed with the local ones; other events pass; once the store answers (the
+    cluster's epoch announced again) the cluster's envelopes pass again."""
+    import redis.asyncio as aioredis
+
+    from aura_dashboard.realtime.cluster import WatchedRedisManager
+    from aura_dashboard.realtime.hub import StreamHub
+    from aura_dashboard.realtime.replay import RedisReplay
+    from aura_dashboard.app import STREAMS
+    proxy = CuttableProxy(redis_server.port)
+    await proxy.start()
+    store_client = aioredis.from_url(proxy.url)
+    hub = StreamHub(STREAMS, store=RedisReplay(store_client, f"t{uuid.uuid4().hex[:8]}", 10),
+                    broadcaster=_Recorder(), source="node-a")
+    channel = f"aura-dashboard:t{uuid.uuid4().hex[:8]}"
+    a = WatchedRedisManager(redis_server.url, channel=channel)
+    a.hold_back = hub.holds_back
+    b = WatchedRedisManager(redis_server.url, channel=channel)
+    came: asyncio.Queue = asyncio.Queue()
+
+    async def listen():
+        async for message in a._listen():
+            await came.put(message)
+    listener = asyncio.create_task(listen())
+
+    async def send(event: str) -> dict:
+        await b._publish({"method": "emit", "event": event, "data": [{"seq": 1}], "namespace": "/omni_monitor",
+                          "room": f"stream:{event}", "host_id": b.host_id})
+        return await asyncio.wait_for(came.get(), 10)
+    try:
+        await asyncio.sleep(0.5)  # A subscribed
+        await hub.publish("system", {})
+        assert hub.here is None
+        assert (await send("system"))["event"] == "system"
+        proxy.hold()
+        await asyncio.wait_for(hub.publish("system", {}), 30)
+        assert hub.here is not None  # the local epoch
+        assert "method" not in await send("system")
+        assert "method" not in await send("batch")
+        assert (await send("epoch"))["event"] == "epoch"  # not an envelope: passes
+        assert a.held_back == 2
+        proxy.mend()
+        await asyncio.wait_for(hub.publish("system", {}), 30)
+        assert hub.here is None  # the cluster's epoch again
+        assert (await send("system"))["event"] == "system"
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+        for manager in (a, b):
+            if manager.redis is not None:
+                await manager.redis.aclose()
+        await store_client.aclose()
         await proxy.close()
