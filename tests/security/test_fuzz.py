@@ -859,43 +859,26 @@ async def test_audit_retention_by_age_and_rows_in_sqlite_and_postgres(tmp_path, 
 
 @pytest.mark.timeout(120)
 async def test_slow_consumer_cut_off_by_bytes_before_its_packet_count():
-    from aura_dashboard.realtime.hub import room_of
     from aura_dashboard.web.keys import BACKLOG_WATCH, HUB
     from tests.conftest import alert_payload
-    from tests.security.test_socket_limits import QUIET, raw_websocket, ws_frame
+    from tests.security.test_socket_limits import QUIET, fast_and_slow_on_alerts
     settings = make_settings({}, {**QUIET, "websocket": {"max_client_backlog": 100_000,
                                                          "max_client_backlog_bytes": 1_048_576}})
-    async with running_server(settings) as srv:
+    async with running_server(settings) as srv, fast_and_slow_on_alerts(srv) as (fast, slow_sids):
         hub, sio = srv.app[HUB], srv.app[SIO]
-        fast = await Client().connect(srv.url)
-        reader, writer = await raw_websocket(srv)
-        try:
-            assert (await fast.call("subscribe", {"streams": ["alerts"]}))["ok"]
-            writer.write(ws_frame("40/omni_monitor,"))
-            writer.write(ws_frame('42/omni_monitor,1["subscribe",{"streams":["alerts"]}]'))
-            await writer.drain()
+        before = rss()
+        blob = "x" * 32_768
+        for i in range(400):  # about 13 MB, far below 100,000 packets
+            await hub.publish("alerts", alert_payload(i, message=blob))
+            await asyncio.sleep(0)
 
-            async def both_subscribed():
-                while len(list(sio.manager.get_participants("/omni_monitor", room_of("alerts")))) < 2:
-                    await asyncio.sleep(0.05)
-            await asyncio.wait_for(both_subscribed(), 20)
-            slow_sids = {sid for sid in sio.eio.sockets} - {fast.sio.eio.sid}
-            before = rss()
-            blob = "x" * 32_768
-            for i in range(400):  # about 13 MB, far below 100,000 packets
-                await hub.publish("alerts", alert_payload(i, message=blob))
-                await asyncio.sleep(0)
-
-            async def gone():
-                while slow_sids & set(sio.eio.sockets):
-                    await asyncio.sleep(0.05)
-            await asyncio.wait_for(gone(), 20)
-            assert srv.app[BACKLOG_WATCH].cut_off == 1
-            assert fast.sio.connected
-            assert rss() - before < 100 * 2 ** 20
-        finally:
-            writer.close()
-            await fast.sio.disconnect()
+        async def gone():
+            while slow_sids & set(sio.eio.sockets):
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(gone(), 20)
+        assert srv.app[BACKLOG_WATCH].cut_off == 1
+        assert fast.sio.connected
+        assert rss() - before < 100 * 2 ** 20
 
 
 # -- slow uploads (item 8, in part): a body that never finishes is answered 408 and its connection closed --

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from contextlib import asynccontextmanager
 import os
 import socket
 import struct
@@ -64,43 +65,50 @@ async def test_event_rate_limited_per_connection(start_server):
             await second.sio.disconnect()
 
 
+@asynccontextmanager
+async def fast_and_slow_on_alerts(srv):
+    """A reading client and a raw WebSocket that never reads, both subscribed to `alerts`;
+    yields (the fast client, the slow one's Engine.IO sids)."""
+    sio = srv.app[SIO]
+    fast = await Client().connect(srv.url)
+    reader, writer = await raw_websocket(srv)
+    try:
+        assert (await fast.call("subscribe", {"streams": ["alerts"]}))["ok"]
+        writer.write(ws_frame("40/omni_monitor,"))
+        writer.write(ws_frame('42/omni_monitor,1["subscribe",{"streams":["alerts"]}]'))
+        await writer.drain()
+
+        async def both_subscribed():
+            while len(list(sio.manager.get_participants("/omni_monitor", room_of("alerts")))) < 2:
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(both_subscribed(), 20)
+        yield fast, {sid for sid in sio.eio.sockets} - {fast.sio.eio.sid}
+    finally:
+        writer.close()
+        await fast.sio.disconnect()
+
+
 async def test_slow_consumer_cut_off_while_fast_client_keeps_its_stream():
     settings = make_settings({}, {**QUIET, "websocket": {"max_client_backlog": 50}})
-    async with running_server(settings) as srv:
+    async with running_server(settings) as srv, fast_and_slow_on_alerts(srv) as (fast, slow_sids):
         hub, sio = srv.app[HUB], srv.app[SIO]
-        fast = await Client().connect(srv.url)
-        reader, writer = await raw_websocket(srv)
-        try:
-            assert (await fast.call("subscribe", {"streams": ["alerts"]}))["ok"]
-            writer.write(ws_frame("40/omni_monitor,"))
-            writer.write(ws_frame('42/omni_monitor,1["subscribe",{"streams":["alerts"]}]'))
-            await writer.drain()
+        assert len(slow_sids) == 1
+        blob = "x" * 32_768
+        start = len(fast.envelopes("alerts"))
+        for i in range(400):  # about 13 MB: far more than the slow client's buffers hold
+            await hub.publish("alerts", alert_payload(i, message=blob))
+            await asyncio.sleep(0)
+        await fast.wait_for(lambda: sum(e["data"]["id"].startswith("test:") for e in fast.envelopes("alerts")[start:]) >= 400,
+                            timeout=60)
 
-            async def both_subscribed():
-                while len(list(sio.manager.get_participants("/omni_monitor", room_of("alerts")))) < 2:
-                    await asyncio.sleep(0.05)
-            await asyncio.wait_for(both_subscribed(), 20)
-            slow_sids = {sid for sid in sio.eio.sockets} - {fast.sio.eio.sid}
-            assert len(slow_sids) == 1
-            blob = "x" * 32_768
-            start = len(fast.envelopes("alerts"))
-            for i in range(400):  # about 13 MB: far more than the slow client's buffers hold
-                await hub.publish("alerts", alert_payload(i, message=blob))
-                await asyncio.sleep(0)
-            await fast.wait_for(lambda: sum(e["data"]["id"].startswith("test:") for e in fast.envelopes("alerts")[start:]) >= 400,
-                                timeout=60)
-
-            async def gone():
-                while slow_sids & set(sio.eio.sockets):
-                    await asyncio.sleep(0.05)
-            await asyncio.wait_for(gone(), 20)
-            assert srv.app[BACKLOG_WATCH].cut_off == 1
-            got = [e["data"]["value"] for e in fast.envelopes("alerts")[start:] if e["data"]["id"].startswith("test:")]
-            assert got == list(range(400))  # the fast client missed nothing, in order
-            assert fast.sio.connected
-        finally:
-            writer.close()
-            await fast.sio.disconnect()
+        async def gone():
+            while slow_sids & set(sio.eio.sockets):
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(gone(), 20)
+        assert srv.app[BACKLOG_WATCH].cut_off == 1
+        got = [e["data"]["value"] for e in fast.envelopes("alerts")[start:] if e["data"]["id"].startswith("test:")]
+        assert got == list(range(400))  # the fast client missed nothing, in order
+        assert fast.sio.connected
 
 
 async def test_oversized_packet_closes_only_that_client():
