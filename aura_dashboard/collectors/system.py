@@ -17,6 +17,7 @@ from typing import Any
 import psutil as _psutil
 
 from ..config.schema import SystemMonitoringSettings
+from .cpu import CpuWindow
 from ..contract import FieldSpec, PayloadModel, StreamContract
 from .cgroup import CgroupReader
 
@@ -37,9 +38,11 @@ class SystemCollector:
         self._previous: tuple[float, Any, dict] | None = None  # (time, disk io, net io)
         self._missing_reported: set[str] = set()
         self._primed = False
+        self._cpu = CpuWindow(psutil)
+        self._per_cpu = CpuWindow(psutil, percpu=True)
 
     async def start(self) -> None:
-        """Prime psutil's CPU counters and find the container's cgroup, off the event loop."""
+        """Open the CPU windows and find the container's cgroup, off the event loop."""
         await asyncio.get_running_loop().run_in_executor(None, self._start_now)
 
     def _start_now(self) -> None:
@@ -49,11 +52,11 @@ class SystemCollector:
             self._detect_cgroup = False
 
     def _prime(self) -> None:
-        # The first cpu_percent(None) call only primes psutil's counter.
+        # The first reading only opens each CPU window.
         self._primed = True
-        self.psutil.cpu_percent(interval=None)
+        self._cpu.percent()
         if self.settings.cpu.include_per_cpu:
-            self.psutil.cpu_percent(interval=None, percpu=True)
+            self._per_cpu.percent()
 
     async def sample(self) -> dict[str, Any]:
         return await asyncio.get_running_loop().run_in_executor(None, self.sample_now)
@@ -65,10 +68,9 @@ class SystemCollector:
         s = self.settings
         data: dict[str, Any] = {}
         if s.cpu.enabled:
-            cpu: dict[str, Any] = {"percent": self.psutil.cpu_percent(interval=None),
-                                   "count": self.psutil.cpu_count()}
+            cpu: dict[str, Any] = {"percent": self._cpu.percent(), "count": self.psutil.cpu_count()}
             if s.cpu.include_per_cpu:
-                cpu["per_cpu"] = self.psutil.cpu_percent(interval=None, percpu=True)
+                cpu["per_cpu"] = self._per_cpu.percent()
             try:
                 cpu["load_avg"] = list(self.psutil.getloadavg())
             except (AttributeError, OSError):
