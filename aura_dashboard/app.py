@@ -112,7 +112,8 @@ def create_app(settings: Settings) -> web.Application:
                     batch_interval_s=updates.batch_interval_ms / 1000 if updates.batch_updates else None,
                     pushing=lambda: overrides.is_on("real_time_updates"),
                     leader=(lambda: cluster.lease.held) if cluster else (lambda: True),
-                    on_unsure_append=manager.owe if isinstance(manager, WatchedRedisManager) else None)
+                    on_unsure_append=manager.owe if isinstance(manager, WatchedRedisManager) else None,
+                    store_retry_s=ws.lease_ttl_ms / 3000)  # the lease's renewal period: Redis is tried as often
     queue_resubscribed.connect(lambda _: hub.resync())
     if isinstance(manager, WatchedRedisManager):
         manager.hold_back = hub.holds_back  # the cluster's envelopes kept out of a local epoch

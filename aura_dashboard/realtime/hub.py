@@ -65,6 +65,11 @@ class StreamHub:
     :param on_unsure_append: called when an append timed out (`AppendUnsure`): the envelope
         may be in the cluster's buffer without the other instances being sent it, so their
         clients are owed a new epoch (the message queue's manager tells them once Redis answers).
+    :param store_retry_s: while the cluster's store is away, it is tried again at most this
+        often (the other publishes go straight to the local epoch): on a link that went silent
+        each try waits out the Redis call timeout, which would slow every stream to one
+        envelope per timeout.
+    :param monotonic: the clock of those retries.
     """
 
     def __init__(self, streams: Iterable[StreamContract], *, store: ReplayStore, broadcaster: Broadcaster,
@@ -73,8 +78,13 @@ class StreamHub:
                  pushing: Callable[[], bool] = lambda: True,
                  leader: Callable[[], bool] = lambda: True,
                  clock: Callable[[], float] = time.time,
-                 on_unsure_append: Callable[[], None] | None = None):
+                 on_unsure_append: Callable[[], None] | None = None,
+                 store_retry_s: float = 1.0, monotonic: Callable[[], float] = time.monotonic):
         self.store = store
+        self.store_retry_s = store_retry_s
+        self._monotonic = monotonic
+        self._store_retry_at = 0.0
+        self.store_tries_while_away = 0
         self._on_unsure_append = on_unsure_append
         self.broadcaster = broadcaster
         self.source = source
@@ -143,9 +153,16 @@ class StreamHub:
         started = time.perf_counter()
         state = self._get(stream)
         ts = self._clock() if ts is None else ts
+        if self.here is not None and self._monotonic() < self._store_retry_at:
+            if state.contract.shared:  # sampled for the whole cluster: it waits for the cluster
+                raise ClusterStoreUnavailable("the cluster's store is away")
+            return await self._publish_here(state, stream, ts, data, started)
         try:
+            if self.here is not None:
+                self.store_tries_while_away += 1
             envelope = await self.store.append(stream, ts, self.source, data)
         except ClusterStoreUnavailable as exc:
+            self._store_retry_at = self._monotonic() + self.store_retry_s
             if isinstance(exc, AppendUnsure) and self._on_unsure_append is not None:
                 self._on_unsure_append()
             if state.contract.shared:

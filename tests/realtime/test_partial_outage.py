@@ -313,7 +313,7 @@ async def test_the_clusters_envelopes_are_kept_out_of_the_local_epoch(redis_serv
     await proxy.start()
     store_client = aioredis.from_url(proxy.url)
     hub = StreamHub(STREAMS, store=RedisReplay(store_client, f"t{uuid.uuid4().hex[:8]}", 10),
-                    broadcaster=_Recorder(), source="node-a")
+                    broadcaster=_Recorder(), source="node-a", store_retry_s=0.0)  # each publish tries
     channel = f"aura-dashboard:t{uuid.uuid4().hex[:8]}"
     a = WatchedRedisManager(redis_server.url, channel=channel)
     a.hold_back = hub.holds_back
@@ -352,4 +352,44 @@ async def test_the_clusters_envelopes_are_kept_out_of_the_local_epoch(redis_serv
             if manager.redis is not None:
                 await manager.redis.aclose()
         await store_client.aclose()
+        await proxy.close()
+
+
+async def test_while_local_the_store_is_tried_again_at_most_once_per_retry_period(redis_server):  # noqa: F811
+    """On a silent link every try of the store waits out the Redis call timeout: while the hub
+    is in its local epoch, per-host publishes go straight to it and the store is tried again
+    once per `store_retry_s` (the lease's renewal period in the app), so the streams keep their
+    pace. Once a try succeeds the hub is back on the cluster's epoch."""
+    import redis.asyncio as aioredis
+
+    from aura_dashboard.app import STREAMS
+    from aura_dashboard.realtime.hub import StreamHub
+    from aura_dashboard.realtime.replay import RedisReplay
+    proxy = CuttableProxy(redis_server.port)
+    await proxy.start()
+    client = aioredis.from_url(proxy.url, socket_timeout=None)
+    clock = [0.0]
+    recorder = _Recorder()
+    hub = StreamHub(STREAMS, store=RedisReplay(client, f"t{uuid.uuid4().hex[:8]}", 10), broadcaster=recorder,
+                    source="node-a", store_retry_s=5.0, monotonic=lambda: clock[0])
+    try:
+        assert (await hub.publish("system", {}))["seq"] == 1
+        proxy.hold()
+        first = await asyncio.wait_for(hub.publish("system", {}), 30)  # times out: the local epoch
+        assert hub.here is not None and first["seq"] == 1
+        for _ in range(20):  # within the retry period: none of them waits on the store
+            await asyncio.wait_for(hub.publish("system", {}), 30)
+        assert hub.store_tries_while_away == 0
+        kept = [e["seq"] for e in await hub.here.history("system", None)]
+        assert kept == list(range(12, 22)), "all 21 published locally (the buffer keeps the last 10)"
+        clock[0] += 5.0
+        await asyncio.wait_for(hub.publish("system", {}), 30)  # one try, timed out again
+        assert hub.store_tries_while_away == 1 and hub.here is not None
+        proxy.mend()
+        clock[0] += 5.0
+        back = await asyncio.wait_for(hub.publish("system", {}), 30)
+        assert hub.here is None and back["seq"] >= 2, "back on the cluster's numbering"
+    finally:
+        proxy.mend()
+        await client.aclose()
         await proxy.close()
