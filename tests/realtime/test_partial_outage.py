@@ -121,14 +121,9 @@ async def test_one_instance_cut_from_redis_while_another_publishes_loses_nothing
         async with running_server(settings("node-a", proxy.url)) as a, \
                 running_server(settings("node-b", redis_server.url)):
             client = PageLikeClient()
-            await client.sio.connect(a.url, socketio_path="/ws", namespaces=["/omni_monitor"],
-                                     transports=["websocket"])
             try:
-                await client.subscribe()
-
-                def of(source: str, epoch_at_least: int = 0) -> int:
-                    return sum(1 for epoch, e in client.accepted
-                               if e["source"] == source and epoch >= epoch_at_least)
+                await client.join(a.url)
+                of = client.count
                 await client.until(lambda: of("node-a") >= 3 and of("node-b") >= 3, 30)
                 gaps_before = client.gaps
                 proxy.cut()
@@ -259,14 +254,9 @@ async def test_a_silent_link_keeps_the_per_host_streams_going_here_and_owes_a_re
                 running_server(settings("node-b", redis_server.url)):
             manager = a.app[keys.SIO].manager
             client = PageLikeClient()
-            await client.sio.connect(a.url, socketio_path="/ws", namespaces=["/omni_monitor"],
-                                     transports=["websocket"])
             try:
-                await client.subscribe()
-
-                def of(source: str, epoch_at_least: int = 0) -> int:
-                    return sum(1 for epoch, e in client.accepted
-                               if e["source"] == source and epoch >= epoch_at_least)
+                await client.join(a.url)
+                of = client.count
                 await client.until(lambda: of("node-a") >= 3 and of("node-b") >= 3, 30)
                 gaps_before = client.gaps
                 proxy.hold()

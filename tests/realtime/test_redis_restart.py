@@ -93,6 +93,15 @@ class PageLikeClient:
         if notice.get("stream") == "system":
             asyncio.get_running_loop().create_task(self.subscribe())
 
+    async def join(self, url: str) -> None:
+        """Connect to /omni_monitor over WebSocket and subscribe to `system`."""
+        await self.sio.connect(url, socketio_path="/ws", namespaces=["/omni_monitor"], transports=["websocket"])
+        await self.subscribe()
+
+    def count(self, source: str, epoch_at_least: int = 0) -> int:
+        """Envelopes accepted from `source` in the given epoch or a later one."""
+        return sum(1 for epoch, e in self.accepted if e["source"] == source and epoch >= epoch_at_least)
+
     async def subscribe(self):
         payload = {"streams": ["system"]}
         if self.last_seq is not None:
@@ -121,10 +130,8 @@ async def test_clients_follow_a_redis_restart_into_the_new_epoch(redis_server):
            "DASHBOARD_INSTANCE": "node-a"}
     async with running_server(make_settings(env, extra)) as srv:
         client = PageLikeClient()
-        await client.sio.connect(srv.url, socketio_path="/ws", namespaces=["/omni_monitor"],
-                                 transports=["websocket"])
         try:
-            await client.subscribe()
+            await client.join(srv.url)
             await client.until(lambda: len(client.accepted) >= 5)
             assert client.last_seq >= 5
             redis_server.stop()
@@ -247,10 +254,8 @@ async def test_per_host_streams_go_on_while_redis_is_down_and_clients_are_told(r
            "DASHBOARD_INSTANCE": "node-a"}
     async with running_server(make_settings(env, extra)) as srv:
         client = PageLikeClient()
-        await client.sio.connect(srv.url, socketio_path="/ws", namespaces=["/omni_monitor"],
-                                 transports=["websocket"])
         try:
-            await client.subscribe()
+            await client.join(srv.url)
             await client.until(lambda: len(client.accepted) >= 3)
             redis_server.stop()
             await client.until(lambda: sum(1 for epoch, _ in client.accepted if epoch >= 1) >= 5, 30)
