@@ -107,7 +107,11 @@ def silently_lost(client: PageLikeClient) -> list[tuple[int, int, int]]:
     return holes
 
 
-async def test_one_instance_cut_from_redis_while_another_publishes_loses_nothing_silently(redis_server):  # noqa: F811
+@contextlib.asynccontextmanager
+async def node_a_behind_a_proxy_and_node_b(redis_server):  # noqa: F811
+    """Instance A on Redis through a `CuttableProxy`, B on it directly, both publishing
+    `system` every 200 ms, and a page-like client of A that has seen 3 envelopes of each;
+    yields (proxy, A, the client)."""
     proxy = CuttableProxy(redis_server.port)
     await proxy.start()
     cluster = f"t{uuid.uuid4().hex[:8]}"
@@ -123,26 +127,35 @@ async def test_one_instance_cut_from_redis_while_another_publishes_loses_nothing
             client = PageLikeClient()
             try:
                 await client.join(a.url)
-                of = client.count
-                await client.until(lambda: of("node-a") >= 3 and of("node-b") >= 3, 30)
-                gaps_before = client.gaps
-                proxy.cut()
-                # A's own samples go on to its client (a local epoch); B keeps publishing to Redis.
-                await client.until(lambda: client.gaps > gaps_before and of("node-a", client.epoch) >= 3, 30)
-                await asyncio.sleep(2.0)
-                epoch_while_cut = client.epoch
-                proxy.mend()
-                # Back on the cluster's stream: B's envelopes reach A's client again.
-                await client.until(lambda: client.epoch > epoch_while_cut
-                                   and of("node-b", client.epoch) >= 10 and of("node-a", client.epoch) >= 10, 60)
-                await asyncio.sleep(3.0)
-                holes = silently_lost(client)
-                assert holes == [], f"envelopes lost without a gap: {holes} in {[(ep, e['seq'], e['source']) for ep, e in client.accepted]}"
-                assert client.gaps >= 2  # the cut (a local epoch), then back on the cluster's
+                await client.until(lambda: client.count("node-a") >= 3 and client.count("node-b") >= 3, 30)
+                yield proxy, a, client
             finally:
                 await client.sio.disconnect()
     finally:
         await proxy.close()
+
+
+def assert_nothing_lost_silently(client: PageLikeClient) -> None:
+    holes = silently_lost(client)
+    assert holes == [], f"envelopes lost without a gap: {holes} in {[(ep, e['seq'], e['source']) for ep, e in client.accepted]}"
+
+
+async def test_one_instance_cut_from_redis_while_another_publishes_loses_nothing_silently(redis_server):  # noqa: F811
+    async with node_a_behind_a_proxy_and_node_b(redis_server) as (proxy, _, client):
+        of = client.count
+        gaps_before = client.gaps
+        proxy.cut()
+        # A's own samples go on to its client (a local epoch); B keeps publishing to Redis.
+        await client.until(lambda: client.gaps > gaps_before and of("node-a", client.epoch) >= 3, 30)
+        await asyncio.sleep(2.0)
+        epoch_while_cut = client.epoch
+        proxy.mend()
+        # Back on the cluster's stream: B's envelopes reach A's client again.
+        await client.until(lambda: client.epoch > epoch_while_cut
+                           and of("node-b", client.epoch) >= 10 and of("node-a", client.epoch) >= 10, 60)
+        await asyncio.sleep(3.0)
+        assert_nothing_lost_silently(client)
+        assert client.gaps >= 2  # the cut (a local epoch), then back on the cluster's
 
 
 async def test_an_event_that_could_not_be_published_gives_the_other_instances_a_new_epoch(redis_server):  # noqa: F811
@@ -240,40 +253,20 @@ async def test_a_silent_link_keeps_the_per_host_streams_going_here_and_owes_a_re
     (the held bytes delivered late) A's client is back on the cluster's stream with nothing
     lost silently."""
     from aura_dashboard.web import keys
-    proxy = CuttableProxy(redis_server.port)
-    await proxy.start()
-    cluster = f"t{uuid.uuid4().hex[:8]}"
-    extra = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False},
-             "websocket": {"lease_ttl_ms": 1500}}
-
-    def settings(name: str, url: str):
-        return make_settings({"MESSAGE_QUEUE_URL": url, "DASHBOARD_CLUSTER": cluster,
-                              "DASHBOARD_INSTANCE": name}, extra)
-    try:
-        async with running_server(settings("node-a", proxy.url)) as a, \
-                running_server(settings("node-b", redis_server.url)):
-            manager = a.app[keys.SIO].manager
-            client = PageLikeClient()
-            try:
-                await client.join(a.url)
-                of = client.count
-                await client.until(lambda: of("node-a") >= 3 and of("node-b") >= 3, 30)
-                gaps_before = client.gaps
-                proxy.hold()
-                await client.until(lambda: client.gaps > gaps_before and of("node-a", client.epoch) >= 5, 60)
-                assert a.app[keys.HUB].here is not None, "A is not in its local epoch"
-                assert manager.owe_resync or manager.unpublished, "a timed-out append owes no resync"
-                epoch_while_held = client.epoch
-                proxy.mend()
-                await client.until(lambda: client.epoch > epoch_while_held
-                                   and of("node-b", client.epoch) >= 10 and of("node-a", client.epoch) >= 10, 60)
-                await asyncio.sleep(3.0)
-                holes = silently_lost(client)
-                assert holes == [], f"envelopes lost without a gap: {holes} in {[(ep, e['seq'], e['source']) for ep, e in client.accepted]}"
-            finally:
-                await client.sio.disconnect()
-    finally:
-        await proxy.close()
+    async with node_a_behind_a_proxy_and_node_b(redis_server) as (proxy, a, client):
+        manager = a.app[keys.SIO].manager
+        of = client.count
+        gaps_before = client.gaps
+        proxy.hold()
+        await client.until(lambda: client.gaps > gaps_before and of("node-a", client.epoch) >= 5, 60)
+        assert a.app[keys.HUB].here is not None, "A is not in its local epoch"
+        assert manager.owe_resync or manager.unpublished, "a timed-out append owes no resync"
+        epoch_while_held = client.epoch
+        proxy.mend()
+        await client.until(lambda: client.epoch > epoch_while_held
+                           and of("node-b", client.epoch) >= 10 and of("node-a", client.epoch) >= 10, 60)
+        await asyncio.sleep(3.0)
+        assert_nothing_lost_silently(client)
 
 
 class _Recorder:

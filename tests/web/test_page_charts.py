@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiohttp import web
 
 from aura_dashboard.web.keys import ALERTS
+from tests.collectors.test_backends import FakeBackend
 from tests.conftest import free_port, make_settings, running_server
 from tests.web.test_page import FAST, HAS_POINTS, Page, browser, open_page  # noqa: F401 (fixture)
 
@@ -203,35 +203,12 @@ async def test_the_break_note_is_said_where_a_chart_shows_it_and_fades(browser):
         assert [e for e in page.errors if "ERR_CONNECTION_REFUSED" not in e] == []
 
 
-class FakeMl:
-    """A small ML backend: /health and /models answer while `up`; stopped, nothing listens."""
-
-    MODELS = [{"id": "llama-3-8b", "status": "loaded", "max_tokens": 8192}, "tiny-bert"]
-
-    def __init__(self):
-        self.port = free_port()
-        self.runner = None
-
-    async def health(self, request):
-        return web.json_response({"ok": True})
-
-    async def models(self, request):
-        return web.json_response({"models": self.MODELS})
-
-    async def start(self):
-        app = web.Application()
-        app.router.add_get("/health", self.health)
-        app.router.add_get("/models", self.models)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    async def stop(self):
-        await self.runner.cleanup()
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
+def fake_ml() -> FakeBackend:
+    """A small ML backend (test_backends' FakeBackend): /health and /models answer while it
+    runs, listing two models; stopped, nothing listens."""
+    ml = FakeBackend()
+    ml.models = [{"id": "llama-3-8b", "status": "loaded", "max_tokens": 8192}, "tiny-bert"]
+    return ml
 
 
 BADGE = "() => { const b = document.querySelector('#models .badge'); return b && b.textContent; }"
@@ -240,7 +217,7 @@ BADGE = "() => { const b = document.querySelector('#models .badge'); return b &&
 async def test_models_card_renders_what_the_models_stream_sends(browser):  # noqa: F811
     """The ML backend up: its badge says so and each model is a row (name, status, details);
     down: the badge says down and the card says why no models are listed."""
-    ml = FakeMl()
+    ml = fake_ml()
     await ml.start()
     extra = {**FAST, "updates": {**FAST["updates"], "intervals": {**FAST["updates"]["intervals"], "model_status": 300}},
              "backends": {"ml": {"health_check_interval_ms": 200}},
@@ -274,7 +251,7 @@ async def test_without_health_checks_the_backends_say_not_checked(browser):  # n
     """health_checks.enabled off: nothing checks the ML backend's (or governance's) health, so
     its state stays "unknown" with 0 checks; the cards say "not checked" (neutral, with why), not
     a red "unknown", and the models card still lists the models the backend answered with."""
-    ml = FakeMl()
+    ml = fake_ml()
     await ml.start()
     extra = {**FAST, "updates": {**FAST["updates"], "intervals": {**FAST["updates"]["intervals"], "model_status": 300}},
              "health_checks": {"enabled": False}}
