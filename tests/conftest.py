@@ -11,6 +11,7 @@ import itertools
 import os
 import shutil
 import socket
+import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -52,10 +53,17 @@ _PORT_BASE = 20000
 
 
 def _port_candidates() -> Iterator[int]:
+    """This worker's block, from a place in it that differs between test runs: two suites run
+    at once on one machine (a helper's beside the lead's) otherwise take the same ports in the
+    same order, and a throwaway server can lose its port to the other run between our check
+    and its bind."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     index = int(worker[2:]) if worker[2:].isdigit() else 0
     first = _PORT_BASE + (index % 8) * _PORT_BLOCK
-    return itertools.cycle(range(first, first + _PORT_BLOCK))
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+    start = zlib.crc32(run.encode()) % _PORT_BLOCK
+    block = list(range(first, first + _PORT_BLOCK))
+    return itertools.cycle(block[start:] + block[:start])
 
 
 _PORTS = _port_candidates()
