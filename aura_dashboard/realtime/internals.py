@@ -1,5 +1,7 @@
 """The private parts of python-engineio, python-socketio, aiohttp (and bidict) that the broadcast
-fast path relies on, each checked for the shape `broadcast.py` expects.
+fast path relies on, each checked for the shape `broadcast.py` expects; and, apart, the parts of
+python-engineio's ping that the shared ping scheduler (`pings.py`) replaces (`ping_internals_missing`:
+when one is not as expected, python-engineio's own ping task per socket, with one WARNING).
 
 `setup.cfg` pins the three libraries to the minor versions tested; this check is the second
 guard: `broadcaster_for` calls `missing_internals(sio)` when it builds the fast path, and when
@@ -20,6 +22,7 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 from aiohttp import web
 from aiohttp.http_websocket import WebSocketWriter
 from bidict import bidict
+from engineio import async_server as eio_server
 from engineio import async_socket, base_socket
 
 
@@ -120,12 +123,38 @@ def _queue_probes(manager: AsyncPubSubManager) -> list[tuple[str, Callable[[], b
     ]
 
 
-def missing_internals(sio: socketio.AsyncServer,
-                      queue_manager: AsyncPubSubManager | None = None) -> list[str]:
-    """Every internal the fast path uses that is absent or not of the expected shape ([] when all are);
-    with `queue_manager`, also those the fast path behind that message queue's manager uses."""
+def _ping_probes() -> list[tuple[str, Callable[[], bool]]]:
+    """What `pings.PingScheduler` (with `server.GuardedSocket.schedule_ping`) replaces and relies on."""
+    sock = async_socket.AsyncSocket
+    return [
+        ("engineio AsyncSocket.schedule_ping: once last_ping is set, clears it and starts _send_ping",
+         lambda: _source_has(sock.schedule_ping, "if self.last_ping:", "self.last_ping = None",
+                             "start_background_task(self._send_ping)")),
+        ("engineio AsyncSocket._send_ping: sleeps ping_interval, then unless closing or closed sets "
+         "last_ping and sends a PING",
+         lambda: _source_has(sock._send_ping, "await asyncio.sleep(self.server.ping_interval)",
+                             "if not self.closing and not self.closed:", "self.last_ping = time.time()",
+                             "await self.send(packet.Packet(packet.PING))")
+         and inspect.getsource(sock._send_ping).count("await") == 2),
+        ("engineio AsyncSocket.send: checks the ping timeout, then puts the packet on its queue",
+         lambda: _source_has(sock.send, "await self.check_ping_timeout()", "await self.queue.put(pkt)")),
+        ("engineio AsyncServer._handle_connect schedules the first ping after the connect event",
+         lambda: 0 <= inspect.getsource(eio_server.AsyncServer._handle_connect).find(
+             "_trigger_event('connect'") < inspect.getsource(
+                 eio_server.AsyncServer._handle_connect).find("s.schedule_ping()")),
+        ("engineio AsyncSocket.receive reschedules the ping on a PONG",
+         lambda: _source_has(sock.receive, "packet.PONG", "self.schedule_ping()")),
+    ]
+
+
+def ping_internals_missing() -> list[str]:
+    """Every part of python-engineio's ping that the shared ping scheduler replaces or relies on and
+    that is absent or not as expected ([] when all are); the stock ping is used otherwise."""
+    return _missing(_ping_probes())
+
+
+def _missing(probes: list[tuple[str, Callable[[], bool]]]) -> list[str]:
     missing = []
-    probes = _probes(sio) + (_queue_probes(queue_manager) if queue_manager is not None else [])
     for name, present in probes:
         try:
             ok = present()
@@ -134,3 +163,10 @@ def missing_internals(sio: socketio.AsyncServer,
         if not ok:
             missing.append(name)
     return missing
+
+
+def missing_internals(sio: socketio.AsyncServer,
+                      queue_manager: AsyncPubSubManager | None = None) -> list[str]:
+    """Every internal the fast path uses that is absent or not of the expected shape ([] when all are);
+    with `queue_manager`, also those the fast path behind that message queue's manager uses."""
+    return _missing(_probes(sio) + (_queue_probes(queue_manager) if queue_manager is not None else []))

@@ -18,6 +18,8 @@ from ..config.schema import CorsSettings, UpdateSettings, WebSocketSettings
 from ..errors import ack_error
 from ..security import AccessGuard, AllowedOrigins, OriginPolicy
 from ..security.packets import ClientMistakes, Refusal, engineio_text_ok, inspect_packet
+from .internals import ping_internals_missing
+from .pings import PingScheduler, send_ping
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,19 @@ class GuardedSocket(eio_socket.AsyncSocket):
             await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
             await self._close_websocket(WSCloseCode.PROTOCOL_ERROR, "malformed packet")
 
+    def schedule_ping(self) -> None:
+        """python-engineio's, with the server's one `PingScheduler` instead of a task per ping
+        (realtime/pings.py); the stock task when python-engineio's ping is not as expected."""
+        pings = self.gate.pings
+        if pings is None:
+            super().schedule_ping()
+        elif self.last_ping:  # only once the previous ping was answered, as python-engineio
+            self.last_ping = None
+            pings.schedule(self)
+
+    def ping_due(self) -> None:
+        send_ping(self)
+
     async def refuse_frame(self, kind: str, message: str) -> None:
         self.gate.mistakes.note(self.sid, kind, message, self.gate.client_of(self.sid))
         await self._close_websocket(WSCloseCode.PROTOCOL_ERROR, f"{kind}: {message}")
@@ -112,6 +127,17 @@ class GuardedServer(socketio.AsyncServer):
         super().__init__(*args, **kwargs)
         self.guard = guard
         self.mistakes = mistakes or ClientMistakes()
+        missing = ping_internals_missing()
+        if missing:
+            log.warning("one task per Engine.IO ping (python-engineio's own) instead of the shared ping "
+                        "scheduler: these internals of python-engineio are missing or changed shape "
+                        "(a version other than the one setup.cfg pins?): %s", "; ".join(missing))
+        self.pings = PingScheduler(self.eio.ping_interval) if not missing else None
+
+    async def shutdown(self) -> None:
+        if self.pings is not None:
+            self.pings.close()
+        await super().shutdown()
 
     def client_of(self, eio_sid: str) -> str | None:
         request = (self.environ.get(eio_sid) or {}).get("aiohttp.request")

@@ -7,6 +7,7 @@ The sizes are measured by `python -m bench.memory_sites` and recorded in docs/be
 from __future__ import annotations
 
 import asyncio
+import json
 import types
 
 import aiohttp
@@ -55,3 +56,91 @@ def test_session_in_query_reads_the_engineio_sid_without_request_query():
     assert session_in_query("EIO=4&transport=websocket") is None
     assert session_in_query("sid=&EIO=4") == ""  # present but empty: as `"sid" in request.query`
     assert session_in_query("") is None
+
+
+def fast_pings(srv, interval_s: float = 0.2, timeout_s: float = 2.0):
+    """The configuration counts in whole seconds; a test pings faster (set before any client)."""
+    sio = srv.app[SIO]
+    sio.eio.ping_interval, sio.eio.ping_timeout = interval_s, timeout_s
+    if sio.pings is not None:
+        sio.pings.interval_s = interval_s
+    return sio
+
+
+async def engineio_client(http: aiohttp.ClientSession, srv) -> aiohttp.ClientWebSocketResponse:
+    """A WebSocket that has had Engine.IO's OPEN packet (its `sid` set on it), nothing more."""
+    ws = await http.ws_connect(f"{srv.url}{srv.ws_path}/?EIO=4&transport=websocket")
+    opened = await ws.receive_str()
+    assert opened.startswith("0{")
+    ws.sid = json.loads(opened[1:])["sid"]
+    return ws
+
+
+async def answer_pings(ws: aiohttp.ClientWebSocketResponse, count: int) -> None:
+    for _ in range(count):
+        assert await asyncio.wait_for(ws.receive_str(), 5) == "2"  # PING
+        await ws.send_str("3")  # PONG
+
+
+def ping_tasks() -> list[asyncio.Task]:
+    return [task for task in asyncio.all_tasks()
+            if any(name.endswith("AsyncSocket._send_ping") for name in coroutine_chain(task))]
+
+
+async def test_pings_reach_every_client_from_one_scheduler_without_a_task_per_socket():
+    async with running_server(make_settings({}, QUIET)) as srv, aiohttp.ClientSession() as http:
+        pings = fast_pings(srv).pings
+        assert pings is not None
+        clients = [await engineio_client(http, srv) for _ in range(3)]
+        assert len(pings) == 3  # one entry per socket waiting for its ping, no task
+        assert ping_tasks() == []
+        await asyncio.gather(*(answer_pings(ws, 3) for ws in clients))
+        assert ping_tasks() == []
+        assert all(not sock.closed for sock in srv.app[SIO].eio.sockets.values())
+        for ws in clients:
+            await ws.close()
+
+
+async def test_pings_stop_when_a_client_closes_and_go_on_for_the_others():
+    async with running_server(make_settings({}, QUIET)) as srv, aiohttp.ClientSession() as http:
+        sio = fast_pings(srv)
+        gone, staying = await engineio_client(http, srv), await engineio_client(http, srv)
+        await answer_pings(gone, 1)
+        gone_socket = sio.eio.sockets[gone.sid]
+        await gone.close()
+        await answer_pings(staying, 3)  # 0.6 s: three intervals
+        assert gone_socket.closed
+        assert all(sock is not gone_socket for _when, sock in sio.pings._due)  # nothing left for it
+        assert gone_socket.queue.qsize() == 0  # and no PING queued to a closed socket
+        await staying.close()
+
+
+async def test_a_client_that_does_not_answer_a_ping_is_closed_as_before():
+    async with running_server(make_settings({}, QUIET)) as srv, aiohttp.ClientSession() as http:
+        fast_pings(srv, 0.1, 0.3)
+        ws = await engineio_client(http, srv)
+        assert await asyncio.wait_for(ws.receive_str(), 5) == "2"
+        # No PONG: python-engineio's ping timeout ends the session (a close packet, then the close).
+        while (msg := await asyncio.wait_for(ws.receive(), 10)).type == aiohttp.WSMsgType.TEXT:
+            assert msg.data in ("1", "2")
+        assert ws.closed or msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        await asyncio.sleep(0.05)
+        assert not srv.app[SIO].eio.sockets
+
+
+async def test_the_stock_ping_task_when_engineios_ping_is_not_as_expected(monkeypatch, caplog):
+    import logging
+    from aura_dashboard.realtime import internals
+    real = internals._ping_probes
+    monkeypatch.setattr(internals, "_ping_probes",
+                        lambda: real() + [("engineio AsyncSocket._send_ping renamed", lambda: False)])
+    caplog.set_level(logging.WARNING, logger="aura_dashboard.realtime.server")
+    async with running_server(make_settings({}, QUIET)) as srv, aiohttp.ClientSession() as http:
+        fast_pings(srv)
+        warnings = [r for r in caplog.records if r.name == "aura_dashboard.realtime.server"]
+        assert len(warnings) == 1 and "_send_ping renamed" in warnings[0].getMessage()
+        assert srv.app[SIO].pings is None
+        ws = await engineio_client(http, srv)
+        assert len(ping_tasks()) == 1  # python-engineio's own
+        await answer_pings(ws, 2)
+        await ws.close()
