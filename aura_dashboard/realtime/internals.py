@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 from collections import deque
 from collections.abc import Callable
 
@@ -66,6 +67,19 @@ def _queue_fields() -> bool:
             and inspect.getsource(asyncio.Queue.__init__).count("self._finished") == 2)
 
 
+def _queue_handoff() -> bool:
+    """What LeanQueue's Future `get()` (Python 3.11) relies on: asyncio.Queue's `_queue`,
+    `_getters`, `_unfinished_tasks` and `_get_loop()`, its put_nowait counting and clearing
+    `_finished` as LeanQueue does, and `wait_for` taking a Future as it is (`ensure_future`)."""
+    queue = asyncio.Queue()
+    put = inspect.getsource(asyncio.Queue.put_nowait)
+    return (isinstance(queue._queue, deque) and isinstance(queue._getters, deque)
+            and queue._unfinished_tasks == 0 and callable(queue._get_loop)
+            and all(part in put for part in ("self._unfinished_tasks += 1", "self._finished.clear()",
+                                             "self._wakeup_next(self._getters)"))
+            and (sys.version_info >= (3, 12) or "ensure_future(fut" in inspect.getsource(asyncio.wait_for)))
+
+
 def _probes(sio: socketio.AsyncServer) -> list[tuple[str, Callable[[], bool]]]:
     eio = sio.eio
     return [
@@ -83,6 +97,8 @@ def _probes(sio: socketio.AsyncServer) -> list[tuple[str, Callable[[], bool]]]:
          lambda: "self.server.create_queue()" in inspect.getsource(base_socket.BaseSocket.__init__)),
         ("asyncio.Queue keeps `_putters` and a `_finished` Event set in __init__ (lean_queue.LeanQueue)",
          _queue_fields),
+        ("asyncio.Queue's _queue, _getters, _unfinished_tasks, _get_loop and put_nowait as LeanQueue's "
+         "Future get() (3.11) repeats them; wait_for takes a Future as it is", _queue_handoff),
         ("socketio AsyncServer._send_eio_packet(eio_sid, eio_pkt) coroutine",
          lambda: inspect.iscoroutinefunction(getattr(sio, "_send_eio_packet", None))
          and _params(sio._send_eio_packet, "eio_sid", "eio_pkt")),

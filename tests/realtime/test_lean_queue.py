@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import tracemalloc
 
 import aiohttp
+import pytest
 
 from aura_dashboard.realtime.lean_queue import LeanQueue
 from aura_dashboard.web.keys import SIO
@@ -17,7 +19,7 @@ async def test_lean_queue_keeps_the_stdlib_semantics_engineio_uses():
     queue = LeanQueue()
     assert isinstance(queue, asyncio.Queue)
     await asyncio.wait_for(queue.join(), 1)  # nothing put: join returns at once
-    getter = asyncio.create_task(queue.get())
+    getter = asyncio.ensure_future(queue.get())  # a Future on 3.11, a coroutine from 3.12
     await asyncio.sleep(0)
     assert len(queue._getters) == 1  # the fast path's idle test reads this
     await queue.put("a")
@@ -62,3 +64,62 @@ async def test_the_servers_engineio_sockets_use_the_lean_queue():
         sockets = list(srv.app[SIO].eio.sockets.values())
         assert sockets and all(type(sock.queue) is LeanQueue for sock in sockets)
         await client.ws.close()
+
+
+async def test_get_wrapped_by_wait_for_as_engineio_waits_makes_no_task():
+    queue = LeanQueue()
+    before = asyncio.all_tasks()
+    waiting = asyncio.ensure_future(asyncio.wait_for(queue.get(), 5))  # python-engineio's poll()
+    await asyncio.sleep(0.01)
+    made = asyncio.all_tasks() - before
+    # Only the task this test made: on 3.11 wait_for would wrap a coroutine get() in a Task of
+    # its own (from 3.12 it never does).
+    assert made == {waiting}
+    assert len(queue._getters) == 1 and not queue._getters[0].done()  # the fast path's idle test
+    queue.put_nowait("a")
+    assert len(queue._getters) == 0  # handed over: not idle any more, as a woken stdlib getter
+    assert await waiting == "a"
+    assert queue.qsize() == 0
+
+
+async def test_a_getter_timed_out_by_wait_for_leaves_the_getters_and_loses_no_later_item():
+    queue = LeanQueue()
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(queue.get(), 0.01)
+    assert len(queue._getters) == 0
+    queue.put_nowait("kept")
+    assert queue.qsize() == 1
+    assert await asyncio.wait_for(queue.get(), 1) == "kept"
+    queue.task_done()
+    await asyncio.wait_for(queue.join(), 1)
+
+
+async def test_waiting_getters_are_served_in_order_and_join_counts_handed_items():
+    queue = LeanQueue()
+    first = asyncio.ensure_future(asyncio.wait_for(queue.get(), 5))
+    second = asyncio.ensure_future(asyncio.wait_for(queue.get(), 5))
+    await asyncio.sleep(0.01)
+    await queue.put(1)
+    queue.put_nowait(2)
+    queue.put_nowait(3)  # no getter waits any more: queued
+    assert (await first, await second) == (1, 2)
+    assert queue.qsize() == 1
+    joiner = asyncio.ensure_future(queue.join())
+    queue.task_done()
+    queue.task_done()
+    await asyncio.sleep(0.01)
+    assert not joiner.done()  # 3 is not done yet
+    assert queue.get_nowait() == 3
+    queue.task_done()
+    await asyncio.wait_for(joiner, 1)
+    with pytest.raises(ValueError):
+        queue.task_done()  # as the stdlib: more task_done() than items
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="from 3.12 get() is the stdlib's coroutine")
+async def test_on_311_get_is_a_future_and_a_ready_item_is_a_done_one():
+    queue = LeanQueue()
+    queue.put_nowait("x")
+    got = queue.get()
+    assert isinstance(got, asyncio.Future) and got.done() and got.result() == "x"
+    assert queue.qsize() == 0
