@@ -44,6 +44,8 @@ class CheckedWebSocket:
     (python-engineio would raise inside its handler, and the HTTP error path would then write
     a 500 into the upgraded stream): the connection is closed with a reason instead."""
 
+    __slots__ = ("_ws", "_socket")
+
     def __init__(self, ws: Any, socket: GuardedSocket):
         self._ws = ws
         self._socket = socket

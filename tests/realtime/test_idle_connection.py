@@ -144,3 +144,36 @@ async def test_the_stock_ping_task_when_engineios_ping_is_not_as_expected(monkey
         assert len(ping_tasks()) == 1  # python-engineio's own
         await answer_pings(ws, 2)
         await ws.close()
+
+
+async def test_an_open_websockets_environ_keeps_what_is_read_later_and_no_header_copies():
+    from aura_dashboard.realtime.broadcast import KEPT_ENVIRON
+    from aura_dashboard.web.keys import BACKLOG_WATCH, NAMESPACES
+    from tests.realtime.test_broadcast import NS
+    key = "k" * 32
+    settings = make_settings({"SECURITY_API_KEY_ENABLED": "true", "DASHBOARD_API_KEY": key}, QUIET)
+    async with running_server(settings) as srv, aiohttp.ClientSession() as http:
+        url = f"{srv.url}{srv.ws_path}/?EIO=4&transport=websocket"
+        ws = await http.ws_connect(url, headers={"X-API-Key": key, "X-Custom": "x"})
+        sid = json.loads((await ws.receive_str())[1:])["sid"]
+        sio = srv.app[SIO]
+        environ = sio.environ[sid]
+        assert set(environ) == set(KEPT_ENVIRON)  # no HTTP_* copies of the headers
+        assert environ["aiohttp.request"].headers["X-Custom"] == "x"  # the request still has them
+        # A namespace connect after the trim: the API key of the handshake's header is still found
+        # (through the request), and so is the client's address.
+        await ws.send_str(f"40{NS},")
+        connected = await asyncio.wait_for(ws.receive_str(), 5)
+        assert connected.startswith(f"40{NS},"), connected
+        [handler] = [h for h in srv.app[NAMESPACES].values() if h.namespace == NS]
+        [(client, actor)] = handler.who.values()
+        assert client == "127.0.0.1" and not actor.startswith("socket:")  # the key's id
+        assert srv.app[BACKLOG_WATCH]._transport(sid, keep=True) is environ["aiohttp.request"].transport
+        # Without the key, the same namespace connect is refused: the check did not get lost.
+        bare = await http.ws_connect(url)
+        await bare.receive_str()
+        await bare.send_str(f"40{NS},")
+        refused = await asyncio.wait_for(bare.receive_str(), 5)
+        assert refused.startswith(f"44{NS},") and "unauthorized" in refused, refused
+        await ws.close()
+        await bare.close()
