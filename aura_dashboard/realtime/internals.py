@@ -56,7 +56,7 @@ def _members_fwdm() -> bool:
 
 def _queue_getters(sio: socketio.AsyncServer) -> bool:
     queue = sio.eio.create_queue()
-    return (isinstance(queue, asyncio.Queue) and isinstance(getattr(queue, "_getters", None), deque)
+    return (isinstance(queue, asyncio.Queue) and isinstance(getattr(queue, "_getters", None), (deque, list))
             and callable(getattr(queue, "qsize", None)))
 
 
@@ -68,12 +68,16 @@ def _queue_fields() -> bool:
 
 
 def _queue_handoff() -> bool:
-    """What LeanQueue's Future `get()` (Python 3.11) relies on: asyncio.Queue's `_queue`,
-    `_getters`, `_unfinished_tasks` and `_get_loop()`, its put_nowait counting and clearing
-    `_finished` as LeanQueue does, and `wait_for` taking a Future as it is (`ensure_future`)."""
+    """What LeanQueue's getters and items rely on: asyncio.Queue's `_queue` (made by `_init`, used
+    through `_put`/`_get`), `_getters`, `_unfinished_tasks` and `_get_loop()`, its put_nowait
+    counting and clearing `_finished` as LeanQueue's does, and (3.11) `wait_for` taking a Future
+    as it is (`ensure_future`)."""
     queue = asyncio.Queue()
     put = inspect.getsource(asyncio.Queue.put_nowait)
+    get = inspect.getsource(asyncio.Queue.get_nowait)
     return (isinstance(queue._queue, deque) and isinstance(queue._getters, deque)
+            and "self._init(maxsize)" in inspect.getsource(asyncio.Queue.__init__)
+            and "self._put(item)" in put and "self._get()" in get
             and queue._unfinished_tasks == 0 and callable(queue._get_loop)
             and all(part in put for part in ("self._unfinished_tasks += 1", "self._finished.clear()",
                                              "self._wakeup_next(self._getters)"))
@@ -97,8 +101,8 @@ def _probes(sio: socketio.AsyncServer) -> list[tuple[str, Callable[[], bool]]]:
          lambda: "self.server.create_queue()" in inspect.getsource(base_socket.BaseSocket.__init__)),
         ("asyncio.Queue keeps `_putters` and a `_finished` Event set in __init__ (lean_queue.LeanQueue)",
          _queue_fields),
-        ("asyncio.Queue's _queue, _getters, _unfinished_tasks, _get_loop and put_nowait as LeanQueue's "
-         "Future get() (3.11) repeats them; wait_for takes a Future as it is", _queue_handoff),
+        ("asyncio.Queue's _init/_put/_get, _getters, _unfinished_tasks, _get_loop and put_nowait as "
+         "LeanQueue relies on and repeats them; (3.11) wait_for takes a Future as it is", _queue_handoff),
         ("socketio AsyncServer._send_eio_packet(eio_sid, eio_pkt) coroutine",
          lambda: inspect.iscoroutinefunction(getattr(sio, "_send_eio_packet", None))
          and _params(sio._send_eio_packet, "eio_sid", "eio_pkt")),
