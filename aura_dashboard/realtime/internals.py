@@ -1,7 +1,8 @@
 """The private parts of python-engineio, python-socketio, aiohttp (and bidict) that the broadcast
 fast path relies on, each checked for the shape `broadcast.py` expects; and, apart, the parts of
 python-engineio's ping that the shared ping scheduler (`pings.py`) replaces (`ping_internals_missing`:
-when one is not as expected, python-engineio's own ping task per socket, with one WARNING).
+when one is not as expected, python-engineio's own ping task per socket, with one WARNING), and
+the python-engineio methods that `socket_loops.py` repeats (`socket_loop_internals_missing`).
 
 `setup.cfg` pins the three libraries to the minor versions tested; this check is the second
 guard: `broadcaster_for` calls `missing_internals(sio)` when it builds the fast path, and when
@@ -13,6 +14,7 @@ fails loudly on the same list, so an upgrade that breaks the fast path is a deli
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import sys
 from collections import deque
@@ -171,6 +173,23 @@ def ping_internals_missing() -> list[str]:
     """Every part of python-engineio's ping that the shared ping scheduler replaces or relies on and
     that is absent or not as expected ([] when all are); the stock ping is used otherwise."""
     return _missing(_ping_probes())
+
+
+def _socket_loop_probes() -> list[tuple[str, Callable[[], bool]]]:
+    """`socket_loops.py` repeats a method of python-engineio: only while it is the one copied."""
+    from .socket_loops import COPIED_FROM
+
+    def same(name: str) -> bool:
+        source = inspect.getsource(getattr(async_socket.AsyncSocket, name))
+        return hashlib.sha256(source.encode()).hexdigest()[:16] == COPIED_FROM[name]
+
+    return [(f"engineio AsyncSocket.{name} as in python-engineio 4.15.1 (socket_loops.py repeats it)",
+             lambda name=name: same(name)) for name in COPIED_FROM]
+
+
+def socket_loop_internals_missing() -> list[str]:
+    """The python-engineio method `socket_loops.py` repeats, when it is no longer the one copied."""
+    return _missing(_socket_loop_probes())
 
 
 def _missing(probes: list[tuple[str, Callable[[], bool]]]) -> list[str]:

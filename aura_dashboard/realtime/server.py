@@ -18,7 +18,8 @@ from ..config.schema import CorsSettings, UpdateSettings, WebSocketSettings
 from ..errors import ack_error
 from ..security import AccessGuard, AllowedOrigins, OriginPolicy
 from ..security.packets import ClientMistakes, Refusal, engineio_text_ok, inspect_packet
-from .internals import ping_internals_missing
+from . import socket_loops
+from .internals import ping_internals_missing, socket_loop_internals_missing
 from .pings import PingScheduler, send_ping
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,12 @@ class GuardedSocket(eio_socket.AsyncSocket):
 
     async def _websocket_handler(self, ws: Any) -> None:
         self._ws = ws
+        checked = CheckedWebSocket(ws, self)
         try:
-            await super()._websocket_handler(CheckedWebSocket(ws, self))
+            if self.gate.lean_loops:  # python-engineio's loops without a Task per read (socket_loops.py)
+                await socket_loops.websocket_handler(self, checked)
+            else:
+                await super()._websocket_handler(checked)
         except Exception as exc:  # never out into aiohttp: the response is an upgraded stream
             self.gate.mistakes.note(self.sid, "websocket_error", str(exc)[:120] or type(exc).__name__,
                                     self.gate.client_of(self.sid))
@@ -135,6 +140,11 @@ class GuardedServer(socketio.AsyncServer):
                         "scheduler: these internals of python-engineio are missing or changed shape "
                         "(a version other than the one setup.cfg pins?): %s", "; ".join(missing))
         self.pings = PingScheduler(self.eio.ping_interval) if not missing else None
+        missing = socket_loop_internals_missing()
+        if missing:
+            log.warning("python-engineio's own WebSocket handler (a Task and wait_for per read) instead of "
+                        "socket_loops.py's: %s", "; ".join(missing))
+        self.lean_loops = not missing
 
     async def shutdown(self) -> None:
         if self.pings is not None:

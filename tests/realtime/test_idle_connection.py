@@ -177,3 +177,50 @@ async def test_an_open_websockets_environ_keeps_what_is_read_later_and_no_header
         assert refused.startswith(f"44{NS},") and "unauthorized" in refused, refused
         await ws.close()
         await bare.close()
+
+
+def read_tasks() -> list[asyncio.Task]:
+    """python-engineio's Task per WebSocket read (its `websocket_wait` wrapped in ensure_future)."""
+    return [task for task in asyncio.all_tasks()
+            if coroutine_chain(task)[0].endswith("_websocket_handler.<locals>.websocket_wait")]
+
+
+async def test_an_idle_websocket_is_read_without_a_task_per_read():
+    async with running_server(make_settings({}, QUIET)) as srv, aiohttp.ClientSession() as http:
+        assert srv.app[SIO].lean_loops
+        clients = [await engineio_client(http, srv) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        assert read_tasks() == []
+        # Each connection: aiohttp's handler task (reading, in socket_loops) and the writer task.
+        assert len(handler_chains()) == 3
+        assert all(any(name.endswith("socket_loops.py:websocket_handler") for name in chain)
+                   for chain in handler_chains())
+        for ws in clients:  # still read: an Engine.IO message is answered (a ping from the client)
+            await ws.send_str("3")  # an unsolicited PONG is taken as python-engineio takes it
+        await clients[0].send_str(f"40{NS_FOR_READS},")
+        answer = await asyncio.wait_for(clients[0].receive_str(), 5)
+        assert answer.startswith(f"40{NS_FOR_READS},"), answer
+        for ws in clients:
+            await ws.close()
+        await asyncio.sleep(0.1)
+        assert not srv.app[SIO].eio.sockets  # each handler ended its session as python-engineio's does
+
+
+NS_FOR_READS = "/omni_monitor"
+
+
+async def test_engineios_own_websocket_handler_when_its_source_changed(monkeypatch, caplog):
+    import logging
+    from aura_dashboard.realtime import socket_loops
+    monkeypatch.setitem(socket_loops.COPIED_FROM, "_websocket_handler", "0" * 16)  # as a new release
+    caplog.set_level(logging.WARNING, logger="aura_dashboard.realtime.server")
+    async with running_server(make_settings({}, QUIET)) as srv, aiohttp.ClientSession() as http:
+        warnings = [r for r in caplog.records if r.name == "aura_dashboard.realtime.server"]
+        assert len(warnings) == 1 and "_websocket_handler" in warnings[0].getMessage()
+        assert not srv.app[SIO].lean_loops
+        ws = await engineio_client(http, srv)
+        await asyncio.sleep(0.05)
+        assert len(read_tasks()) == 1  # python-engineio's
+        await ws.send_str(f"40{NS_FOR_READS},")
+        assert (await asyncio.wait_for(ws.receive_str(), 5)).startswith(f"40{NS_FOR_READS},")
+        await ws.close()
