@@ -8,11 +8,13 @@ and its timer), with the same timeout and the same outcome: a timeout, a failed 
 cancellation ends the loop, as every `except` of the original does.
 
 The rest is python-engineio's code as it is in 4.15.1, line for line (the upgrade handshake,
-the writer task, the receive loop, the close). The writer's `poll()` stays python-engineio's:
-a copy of it waiting under `asyncio.timeout` was tried and left out: it answered a long-polling
-GET one loop pass sooner, before the packets a concurrent POST was still queueing (a refused
-POST then waited out its 5 s bound for a close packet nobody polled; tests/security/test_fuzz.py
-went from 7 s to 6 min).
+the writer task, the receive loop, the close). The writer task waits for its queue the same
+way (`writer_poll`, python-engineio's `poll()` with `asyncio.timeout` for `wait_for`).
+Long-polling keeps python-engineio's own `poll()`: the copy answered a GET one loop pass
+sooner, before the packets a concurrent POST was still queueing (a refused POST then waited out
+its 5 s bound for a close packet nobody polled; tests/security/test_fuzz.py went from 7 s to
+6 min). A WebSocket writer sends each packet as its own frame, in queue order, whichever pass
+it wakes in.
 `internals.socket_loop_internals_missing()` compares the original's source with the version
 this was copied from; `GuardedSocket` uses it only while that holds, and python-engineio's own
 otherwise, with one WARNING: a new python-engineio is read before this is trusted again.
@@ -25,9 +27,33 @@ from typing import Any
 
 from engineio import exceptions, packet
 
-# sha256 of inspect.getsource() of python-engineio 4.15.1's AsyncSocket._websocket_handler, first
-# 16 hex digits: the code below repeats it.
-COPIED_FROM = {"_websocket_handler": "27f120df4d717a24"}
+# sha256 of inspect.getsource() of python-engineio 4.15.1's AsyncSocket._websocket_handler and
+# poll, first 16 hex digits: the code below repeats them.
+COPIED_FROM = {"_websocket_handler": "27f120df4d717a24", "poll": "826f58a9f3606db2"}
+
+
+async def writer_poll(sock: Any) -> list:
+    """The packets to send (python-engineio's `AsyncSocket.poll`, for the WebSocket writer)."""
+    try:
+        # python-engineio: wait_for(self.queue.get(), ...), its coroutine, waiter and callback
+        async with asyncio.timeout(sock.server.ping_interval + sock.server.ping_timeout):
+            packets = [await sock.queue.get()]
+        sock.queue.task_done()
+    except (asyncio.TimeoutError, asyncio.CancelledError):
+        raise exceptions.QueueEmpty()
+    if packets == [None]:
+        return []
+    while True:
+        try:
+            pkt = sock.queue.get_nowait()
+            sock.queue.task_done()
+            if pkt is None:
+                sock.queue.put_nowait(None)
+                break
+            packets.append(pkt)
+        except asyncio.QueueEmpty:
+            break
+    return packets
 
 
 async def websocket_handler(sock: Any, ws: Any) -> None:
@@ -79,7 +105,7 @@ async def websocket_handler(sock: Any, ws: Any) -> None:
         while True:
             packets = None
             try:
-                packets = await sock.poll()
+                packets = await writer_poll(sock)  # python-engineio: sock.poll()
             except exceptions.QueueEmpty:
                 break
             if not packets:

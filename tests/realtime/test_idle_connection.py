@@ -224,3 +224,23 @@ async def test_engineios_own_websocket_handler_when_its_source_changed(monkeypat
         await ws.send_str(f"40{NS_FOR_READS},")
         assert (await asyncio.wait_for(ws.receive_str(), 5)).startswith(f"40{NS_FOR_READS},")
         await ws.close()
+
+
+async def test_an_idle_websockets_writer_waits_without_wait_for_and_still_writes_in_order():
+    from tests.realtime.test_broadcast import payload
+    from aura_dashboard.web.keys import HUB
+    async with running_server(make_settings({}, QUIET)) as srv, aiohttp.ClientSession() as http:
+        client = await RawClient.connect(http, srv)
+        await wait_members(srv, 1)
+        await asyncio.sleep(0.05)
+        writers = [chain for chain in map(coroutine_chain, asyncio.all_tasks())
+                   if chain[0].endswith("websocket_handler.<locals>.writer")]
+        assert len(writers) == 1
+        assert any(name.endswith("socket_loops.py:writer_poll") for name in writers[0])
+        assert not any(name.endswith(":wait_for") for name in writers[0]), writers[0]
+        # Packets of its own (acknowledgements) and broadcasts still arrive, in order.
+        hub = srv.app[HUB]
+        sent = [await hub.publish("alerts", payload(i)) for i in range(20)]
+        got = [json.loads((await client.text()).split(",", 1)[1])[1]["seq"] for _ in sent]
+        assert got == [envelope["seq"] for envelope in sent]
+        await client.ws.close()
