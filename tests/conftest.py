@@ -246,3 +246,42 @@ async def run_node(node: str, script: str, *args: str, timeout: float = 60) -> s
         raise AssertionError(f"node {script} did not finish in {timeout}s")
     assert proc.returncode == 0, f"node {script} failed ({proc.returncode}): {err.decode()}"
     return out.decode()
+
+
+# -- a test that hangs says where -------------------------------------------------------------
+def _running_loops() -> list[asyncio.AbstractEventLoop]:
+    import gc
+    return [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop) and o.is_running()]
+
+
+def _print_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    import sys
+    tasks = asyncio.all_tasks(loop)
+    print(f"\n=== {len(tasks)} asyncio tasks, shortly before pytest-timeout stops this test ===", file=sys.stderr)
+    for task in tasks:
+        print(f"--- {task.get_name()}: {task.get_coro()!r}", file=sys.stderr)
+        task.print_stack(limit=12, file=sys.stderr)
+
+
+@pytest.fixture(autouse=True)
+def _tasks_shown_before_timeout(request):
+    """Shortly before pytest-timeout stops a test (its stack dump shows only threads, and an
+    asyncio test that waits on something shows an idle event loop), every asyncio task's stack
+    is printed, so a hang in CI says what it waited for."""
+    import threading
+    marker = request.node.get_closest_marker("timeout")
+    timeout = float(marker.args[0]) if marker and marker.args else float(request.config.getini("timeout") or 0)
+    if timeout <= 10:
+        yield
+        return
+
+    def dump() -> None:
+        for loop in _running_loops():
+            loop.call_soon_threadsafe(_print_tasks, loop)
+    timer = threading.Timer(timeout - 5, dump)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
