@@ -324,8 +324,7 @@ async def _send_stock_packet(sio: socketio.AsyncServer, eio_sids: list[str], nam
 
 async def _send_stock(sio: socketio.AsyncServer, eio_sids: list[str], eio_pkt,
                       queueing: dict[str, int] | None = None) -> None:
-    """Queue the packet for recipients off the fast path: at once for open WebSocket ones
-    (`_queue_now`), else as python-socketio's AsyncManager does, a task per recipient.
+    """What python-socketio's AsyncManager does per recipient: queue the packet, concurrently.
 
     The tasks queue their packets a loop pass (or more) later. Until a recipient's packet is on
     its Engine.IO queue, the recipient is counted in `queueing`, and a broadcast made meanwhile
@@ -333,9 +332,6 @@ async def _send_stock(sio: socketio.AsyncServer, eio_sids: list[str], eio_pkt,
     behind this one: otherwise its writer could turn idle in between and the later envelope be
     written directly, before the earlier one is queued.
     """
-    eio_sids = _queue_now(sio, eio_sids, eio_pkt)
-    if not eio_sids:
-        return
     if len(eio_sids) == 1:
         await sio._send_eio_packet(eio_sids[0], eio_pkt)  # queued before this returns
         return
@@ -358,30 +354,6 @@ async def _send_stock(sio: socketio.AsyncServer, eio_sids: list[str], eio_pkt,
         task.add_done_callback(lambda t, eio_sid=eio_sid: queued(t, eio_sid))
         tasks.append(task)
     await asyncio.wait(tasks)
-
-
-def _queue_now(sio: socketio.AsyncServer, eio_sids: list[str], eio_pkt) -> list[str]:
-    """Puts `eio_pkt` on the Engine.IO queue of each WebSocket recipient that is open and whose
-    ping has not timed out, as `AsyncSocket.send` would (its queue is unbounded: the put never
-    waits), here and now, in order, with no task per recipient; returns the others (gone,
-    closed, to be closed by the stock send for a timed-out ping, which runs the disconnect
-    handlers, or on long-polling: a poll is answered with every packet queued, and
-    python-engineio's client refuses a payload of more than 16 packets and disconnects, so
-    those keep the stock tasks, which queue a burst over a few loop passes as before).
-
-    A client that does not read fast enough lands here for every envelope while its socket
-    buffer is over the bound, so under a sustained overload this is the path most deliveries
-    take."""
-    sockets = sio.eio.sockets
-    deadline = time.time() - sio.eio.ping_timeout
-    others: list[str] = []
-    for eio_sid in eio_sids:
-        sock = sockets.get(eio_sid)
-        if sock is None or sock.closed or not sock.upgraded or (sock.last_ping and sock.last_ping < deadline):
-            others.append(eio_sid)
-            continue
-        sock.queue.put_nowait(eio_pkt)
-    return others
 
 
 class FastPathWebSocket:

@@ -9,7 +9,6 @@ import random
 import aiohttp
 import pytest
 import socketio
-from engineio import packet as eio_packet
 
 from aura_dashboard.web.keys import EMITTERS, HUB, SIO
 from aura_dashboard.realtime.broadcast import text_frame
@@ -161,37 +160,6 @@ async def test_client_that_stops_reading_is_bounded_on_the_fast_path():
         assert most <= limit + frame
         assert broadcaster.stock_deliveries > 0  # the rest waited on the socket's own queue
         await client.ws.close()
-
-
-async def test_busy_websocket_recipients_get_the_packet_queued_at_once_without_a_task_each():
-    """A recipient that is not idle (a packet of its own queued) takes the stock path: its packet
-    goes on its Engine.IO queue, behind its own, before the broadcast returns, with no task per
-    recipient (python-socketio's way, which cost most of the CPU under a sustained overload,
-    when every slow client takes this path for every envelope)."""
-    async with running_server(make_settings({}, QUIET)) as srv, aiohttp.ClientSession() as http:
-        clients = [await RawClient.connect(http, srv) for _ in range(3)]
-        await wait_members(srv, 3)
-        server, broadcaster = srv.app[SIO], srv.app[HUB].broadcaster
-        sockets = [server.eio.sockets[eio] for _, eio in server.manager.get_participants(NS, ROOM)]
-        loop = asyncio.get_running_loop()
-        made: list[str] = []
-
-        def counting(loop, coro, **kwargs):
-            made.append(getattr(coro, "__qualname__", repr(coro)))
-            return asyncio.Task(coro, loop=loop, **kwargs)
-
-        for sock in sockets:  # busy: a packet of its own queued, its writer not yet run
-            await sock.send(eio_packet.Packet(eio_packet.NOOP))
-        loop.set_task_factory(counting)
-        try:
-            await broadcaster.emit("alerts", {"n": 1}, room=ROOM, namespace=NS)
-        finally:
-            loop.set_task_factory(None)
-        assert made == []
-        assert (broadcaster.fast_deliveries, broadcaster.stock_deliveries) == (0, 3)
-        for client in clients:
-            assert await client.text() == "6"  # its own packet first, then the broadcast
-            assert (await client.text()) == f'42{NS},["alerts",{{"n":1}}]'
 
 
 async def js_listen(node, srv, transports, count):
