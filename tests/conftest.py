@@ -7,10 +7,13 @@ why) on a developer's machine.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import os
 import shutil
 import socket
+import sys
+import threading
 import zlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
@@ -250,12 +253,11 @@ async def run_node(node: str, script: str, *args: str, timeout: float = 60) -> s
 
 # -- a test that hangs says where -------------------------------------------------------------
 def _running_loops() -> list[asyncio.AbstractEventLoop]:
-    import gc
+    """The running event loop(s), found from the timer's thread, which cannot ask for them."""
     return [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop) and o.is_running()]
 
 
 def _print_tasks(loop: asyncio.AbstractEventLoop) -> None:
-    import sys
     tasks = asyncio.all_tasks(loop)
     print(f"\n=== {len(tasks)} asyncio tasks, shortly before pytest-timeout stops this test ===", file=sys.stderr)
     for task in tasks:
@@ -268,7 +270,6 @@ def _tasks_shown_before_timeout(request):
     """Shortly before pytest-timeout stops a test (its stack dump shows only threads, and an
     asyncio test that waits on something shows an idle event loop), every asyncio task's stack
     is printed, so a hang in CI says what it waited for."""
-    import threading
     marker = request.node.get_closest_marker("timeout")
     timeout = float(marker.args[0]) if marker and marker.args else float(request.config.getini("timeout") or 0)
     if timeout <= 10:

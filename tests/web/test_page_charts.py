@@ -74,12 +74,19 @@ SAME_FRAME = """async (s) => {
 }"""
 
 
+async def limit_lines_drawn(page: Page) -> str:
+    """Until the page's first host has points and its first chart both limit lines (CPU and
+    memory thresholds); returns that host's source."""
+    await page.wait(HAS_POINTS, 3)
+    source = next(iter(await page.hosts()))
+    await page.wait("(s) => window.aura.charts()[s][0].thresholds.length === 2", source)
+    return source
+
+
 async def test_charts_draw_thresholds_and_alert_moments_and_share_one_cursor(browser):  # noqa: F811
     async with running_server(make_settings(extra=LIMITS)) as server:
         page = await open_page(browser, server)
-        await page.wait(HAS_POINTS, 3)
-        source = next(iter(await page.hosts()))
-        await page.wait("(s) => window.aura.charts()[s][0].thresholds.length === 2", source)
+        source = await limit_lines_drawn(page)
         charts = (await page.page.evaluate("window.aura.charts()"))[source]
         # monitoring.thresholds as dashed lines on the CPU and memory chart, in the "bad" colour.
         lines = {t["key"]: t for t in charts[0]["thresholds"]}
@@ -299,9 +306,7 @@ async def test_on_a_phone_limits_and_figures_stay_readable(browser):  # noqa: F8
         page = Page(tab, server)
         await tab.goto(server.url + "/")
         await page.wait("document.body.dataset.ready === 'true'")
-        await page.wait(HAS_POINTS, 3)
-        source = next(iter(await page.hosts()))
-        await page.wait("(s) => window.aura.charts()[s][0].thresholds.length === 2", source)
+        source = await limit_lines_drawn(page)
         lines = (await page.page.evaluate("window.aura.charts()"))[source][0]["thresholds"]
         for line in lines:
             label = line["label"]
@@ -337,9 +342,7 @@ async def test_theme_follows_the_system_and_the_toggle_and_the_charts_follow(bro
             page = Page(tab, server)
             await tab.goto(server.url + "/")
             await page.wait("document.body.dataset.ready === 'true'")
-            await page.wait(HAS_POINTS, 3)
-            source = next(iter(await page.hosts()))
-            await page.wait("(s) => window.aura.charts()[s][0].thresholds.length === 2", source)
+            source = await limit_lines_drawn(page)
 
             async def drawn_in_bad() -> float:
                 line = (await tab.evaluate("window.aura.charts()"))[source][0]["thresholds"][0]
