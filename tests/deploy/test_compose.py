@@ -23,6 +23,7 @@ import socketio
 
 from tests.conftest import need_service, run_node
 from tests.deploy.stack import ComposeStack, Probe, docker_problem, run
+from tests.following import StreamFollower, silently_lost
 from tests.web.test_page import OUTPUT, WAIT_MS, browser  # noqa: F401 (browser: a fixture)
 
 pytestmark = pytest.mark.timeout(300)
@@ -336,77 +337,43 @@ async def _only(statuses, wanted: str) -> bool:
 
 
 # -- the shape changes: a replica killed, three replicas, all recreated ---------------------------
-class Follower:
-    """A client of the `system` stream through nginx that resubscribes with `since` after
-    every reconnection, as the page does."""
-
-    def __init__(self):
-        self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay=0.5, reconnection_delay_max=2)
-        self.seqs: list[int] = []
-        self.gaps: list[bool] = []
-        self.subscribed = 0
-        self.connects = 0
-        self.errors: list[str] = []
-        self.sio.on("connect", self._connected, namespace=NAMESPACE)
-        self.sio.on("batch", lambda data: self._take(data), namespace=NAMESPACE)
-        self.sio.on("system", lambda data: self._take([data]), namespace=NAMESPACE)
-
-    def _take(self, envelopes: list[dict]) -> None:
-        self.seqs.extend(e["seq"] for e in envelopes if e.get("stream") == "system")
-
-    async def _connected(self) -> None:
-        self.connects += 1
-        self.sio.start_background_task(self._subscribe)
-
-    async def _subscribe(self) -> None:
-        payload: dict = {"streams": ["system"]}
-        if self.seqs:
-            payload["since"] = {"system": max(self.seqs)}
-        try:
-            ack = await self.sio.call("subscribe", payload, namespace=NAMESPACE, timeout=10)
-            if "since" in payload:
-                self.gaps.append(ack["gap"]["system"])
-                self._take(ack["history"]["system"])
-        except Exception as exc:  # reported by the test, which waits for `subscribed`
-            self.errors.append(f"{type(exc).__name__}: {exc}")
-            return
-        self.subscribed += 1
-
-    def __repr__(self) -> str:
-        return (f"Follower(connects={self.connects}, subscribed={self.subscribed}, seqs={len(self.seqs)}, "
-                f"last={max(self.seqs, default=None)}, gaps={self.gaps}, errors={self.errors})")
-
-
 async def test_replica_killed_under_a_client_it_reconnects_to_another_and_misses_nothing(stack, replicas):
-    follower = Follower()
-    await follower.sio.connect(stack.url, socketio_path="/ws", namespaces=[NAMESPACE],
-                               transports=["websocket"], wait_timeout=10)
+    """A client of the `system` stream through nginx, following it as the page does
+    (tests/following.py: since its floor, holes asked for again): its replica killed, it
+    reconnects to the other and has every envelope, with no gap (the shared buffer reaches
+    back), also one the killed replica stored and never sent."""
+    follower = StreamFollower(NAMESPACE, "system", reconnection=True, reconnection_delay=0.5,
+                              reconnection_delay_max=2)
     try:
+        await follower.join(stack.url, wait_timeout=10)
         await until(lambda: _count(follower, 4), 30, 0.2, "envelopes before the kill", show=follower.__repr__)
         async with aiohttp.ClientSession() as http:
             async with http.get(stack.url + "/healthz") as response:  # the host's replica
                 serving = (await response.json())["instance"]
         (await run("docker", "kill", replicas[serving])).check("docker kill")
-        killed_at = max(follower.seqs)
+        killed_at = follower.sequence.last_seq
         await until(lambda: _resubscribed(follower, killed_at), 60, 0.2, "reconnected and resubscribed",
                     show=follower.__repr__)
-        seqs = sorted(set(follower.seqs))
-        missing = sorted(set(range(seqs[0], seqs[-1] + 1)) - set(seqs))
-        assert not missing or any(follower.gaps), f"missed {missing} without a gap stated"
-        assert follower.gaps and not any(follower.gaps), "the shared buffer still reaches back"
+        await until(lambda: _nothing_missing(follower), 15, 0.2, "every envelope (holes asked for again)",
+                    show=lambda: f"{silently_lost(follower)} {follower!r}")
+        assert follower.answers and not any(follower.answers), "the shared buffer still reaches back"
         async with aiohttp.ClientSession() as http:
             async with http.get(stack.url + "/healthz") as response:
                 assert (await response.json())["instance"] != serving
     finally:
-        await follower.sio.disconnect()
+        await follower.close()
 
 
-async def _count(follower: Follower, wanted: int) -> bool:
-    return len(follower.seqs) >= wanted
+async def _count(follower: StreamFollower, wanted: int) -> bool:
+    return len(follower.accepted) >= wanted
 
 
-async def _resubscribed(follower: Follower, killed_at: int) -> bool:
-    return follower.subscribed >= 2 and max(follower.seqs) >= killed_at + 8
+async def _resubscribed(follower: StreamFollower, killed_at: int) -> bool:
+    return follower.connects >= 2 and follower.subscribed >= 2 and follower.sequence.last_seq >= killed_at + 8
+
+
+async def _nothing_missing(follower: StreamFollower) -> bool:
+    return not silently_lost(follower)
 
 
 async def test_scaled_to_three_nginx_finds_the_new_replicas(stack):

@@ -15,6 +15,7 @@ import pytest
 import socketio
 
 from tests.conftest import free_port, make_settings, need_service, running_server
+from tests.following import following
 
 
 class ThrowawayRedis:
@@ -63,86 +64,20 @@ def redis_server():
     server.remove()
 
 
-class PageLikeClient:
-    """Follows the protocol as the page does: drops a `seq` it holds, resubscribes with
-    `since` on an `epoch` event, and starts a new epoch when answered `gap`."""
-
-    def __init__(self):
-        self.sio = socketio.AsyncClient(reconnection=True, reconnection_delay=0.2)
-        self.last_seq: int | None = None
-        self.server_epoch: str | None = None
-        self.accepted: list[tuple[int, dict]] = []  # (epoch, envelope)
-        self.epoch = 0
-        self.gaps = 0
-        self.dropped = 0
-        self.sio.on("system", self.on_envelope, namespace="/omni_monitor")
-        self.sio.on("epoch", self.on_epoch, namespace="/omni_monitor")
-
-    def take(self, envelopes):
-        for envelope in envelopes:
-            if self.last_seq is not None and envelope["seq"] <= self.last_seq:
-                self.dropped += 1
-                continue
-            self.last_seq = envelope["seq"]
-            self.accepted.append((self.epoch, envelope))
-
-    async def on_envelope(self, envelope):
-        self.take([envelope])
-
-    async def on_epoch(self, notice):
-        if notice.get("stream") == "system":
-            asyncio.get_running_loop().create_task(self.subscribe())
-
-    async def join(self, url: str) -> None:
-        """Connect to /omni_monitor over WebSocket and subscribe to `system`."""
-        await self.sio.connect(url, socketio_path="/ws", namespaces=["/omni_monitor"], transports=["websocket"])
-        await self.subscribe()
-
-    def count(self, source: str, epoch_at_least: int = 0) -> int:
-        """Envelopes accepted from `source` in the given epoch or a later one."""
-        return sum(1 for epoch, e in self.accepted if e["source"] == source and epoch >= epoch_at_least)
-
-    async def subscribe(self):
-        payload = {"streams": ["system"]}
-        if self.last_seq is not None:
-            payload["since"] = {"system": self.last_seq}
-            if self.server_epoch is not None:
-                payload["epoch"] = self.server_epoch
-        ack = await self.sio.call("subscribe", payload, namespace="/omni_monitor", timeout=10)
-        assert ack["ok"], ack
-        self.server_epoch = ack.get("epoch")
-        if ack["gap"]["system"]:
-            self.gaps += 1
-            self.epoch += 1
-            self.last_seq = None
-        self.take(ack["history"]["system"])
-
-    async def until(self, predicate, timeout=30):
-        async def loop():
-            while not predicate():
-                await asyncio.sleep(0.05)
-        await asyncio.wait_for(loop(), timeout)
-
-
 async def test_clients_follow_a_redis_restart_into_the_new_epoch(redis_server):
     extra = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False}}
     env = {"MESSAGE_QUEUE_URL": redis_server.url, "DASHBOARD_CLUSTER": f"t{uuid.uuid4().hex[:8]}",
            "DASHBOARD_INSTANCE": "node-a"}
-    async with running_server(make_settings(env, extra)) as srv:
-        client = PageLikeClient()
-        try:
-            await client.join(srv.url)
-            await client.until(lambda: len(client.accepted) >= 5)
-            assert client.last_seq >= 5
-            redis_server.stop()
-            await asyncio.sleep(1.0)
-            redis_server.start()
-            await client.until(lambda: sum(1 for epoch, _ in client.accepted if epoch >= 1) >= 5, 40)
-            assert client.gaps >= 1
-            fresh = [e for epoch, e in client.accepted if epoch >= 1]
-            assert [e["seq"] for e in fresh] == sorted(e["seq"] for e in fresh)
-        finally:
-            await client.sio.disconnect()
+    async with running_server(make_settings(env, extra)) as srv, following(srv.url) as client:
+        await client.until(lambda: len(client.accepted) >= 5)
+        assert client.sequence.last_seq >= 5
+        redis_server.stop()
+        await asyncio.sleep(1.0)
+        redis_server.start()
+        await client.until(lambda: sum(1 for epoch, _ in client.accepted if epoch >= 1) >= 5, 40)
+        assert client.gaps >= 1
+        fresh = [e for epoch, e in client.accepted if epoch >= 1]
+        assert [e["seq"] for e in fresh] == sorted(e["seq"] for e in fresh)
 
 
 async def flags_of(http, srv) -> dict:
@@ -252,18 +187,13 @@ async def test_per_host_streams_go_on_while_redis_is_down_and_clients_are_told(r
     extra = {"updates": {"intervals": {"system_metrics": 200}, "batch_updates": False}}
     env = {"MESSAGE_QUEUE_URL": redis_server.url, "DASHBOARD_CLUSTER": f"t{uuid.uuid4().hex[:8]}",
            "DASHBOARD_INSTANCE": "node-a"}
-    async with running_server(make_settings(env, extra)) as srv:
-        client = PageLikeClient()
-        try:
-            await client.join(srv.url)
-            await client.until(lambda: len(client.accepted) >= 3)
-            redis_server.stop()
-            await client.until(lambda: sum(1 for epoch, _ in client.accepted if epoch >= 1) >= 5, 30)
-            local_epoch = client.server_epoch
-            assert local_epoch and client.gaps >= 1
-            redis_server.start()
-            await client.until(lambda: client.server_epoch != local_epoch
-                               and sum(1 for epoch, _ in client.accepted if epoch >= 2) >= 3, 40)
-            assert client.gaps >= 2
-        finally:
-            await client.sio.disconnect()
+    async with running_server(make_settings(env, extra)) as srv, following(srv.url) as client:
+        await client.until(lambda: len(client.accepted) >= 3)
+        redis_server.stop()
+        await client.until(lambda: sum(1 for epoch, _ in client.accepted if epoch >= 1) >= 5, 30)
+        local_epoch = client.server_epoch
+        assert local_epoch and client.gaps >= 1
+        redis_server.start()
+        await client.until(lambda: client.server_epoch != local_epoch
+                           and sum(1 for epoch, _ in client.accepted if epoch >= 2) >= 3, 40)
+        assert client.gaps >= 2

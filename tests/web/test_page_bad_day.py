@@ -311,18 +311,9 @@ async def test_chat_says_what_went_wrong_and_offers_only_modes_that_are_on(brows
 
 async def test_cluster_hosts_have_a_picker(browser):  # noqa: F811
     """Two instances of one cluster (Redis): the page on one shows both hosts, and a picker."""
-    import os
     import uuid
 
-    import redis.asyncio as aioredis
-
-    url = os.environ.get("AURA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    try:
-        probe = aioredis.from_url(url)
-        await probe.ping()
-        await probe.aclose()
-    except Exception as exc:  # noqa: BLE001 (any failure means: no Redis here)
-        need_service(False, f"Redis is not reachable at {url}: {exc}")
+    url = await reachable_redis_url()
     cluster = f"page-{uuid.uuid4().hex[:8]}"
 
     def node(name: str):
@@ -331,12 +322,61 @@ async def test_cluster_hosts_have_a_picker(browser):  # noqa: F811
 
     try:
         await show_hosts_of_a_cluster(browser, node)
-    finally:  # the cluster's keys go with it
-        r = aioredis.from_url(url)
-        keys = [k async for k in r.scan_iter(f"aura:{cluster}:*")]
-        if keys:
-            await r.delete(*keys)
-        await r.aclose()
+    finally:
+        await forget_cluster(url, cluster)
+
+
+async def test_page_asks_again_for_an_envelope_stored_and_never_sent(browser):  # noqa: F811
+    """An instance killed between storing an envelope in the cluster's buffer and sending it
+    leaves a hole in every other instance's clients' numbering: the page asks again from its
+    floor after a while (sequence.js) and draws the envelope, with no gap."""
+    import uuid
+
+    from tests.realtime.test_unsent_envelopes import store_without_sending
+    url = await reachable_redis_url()
+    cluster = f"page-{uuid.uuid4().hex[:8]}"
+    settings = make_settings(env={"MESSAGE_QUEUE_URL": url, "DASHBOARD_CLUSTER": cluster,
+                                  "DASHBOARD_INSTANCE": "host-a"}, extra=FAST)
+    try:
+        async with running_server(settings) as a:
+            page = await open_page(browser, a)
+            await page.wait("() => window.aura.sequence('omni_monitor', 'system').floor >= 3")
+            latest = await a.app[HUB].latest("system")
+            unsent = await store_without_sending(url, cluster, "system", "host-a", latest["data"])
+            await page.wait("(seq) => window.aura.sequence('omni_monitor', 'system').floor >= seq + 2", unsent)
+            sequence = await page.page.evaluate(
+                "() => { const s = window.aura.sequence('omni_monitor', 'system'); return {repairs: s.repairs, epoch: s.epoch}; }")
+            assert sequence["repairs"] >= 1 and sequence["epoch"] == 0, sequence
+            drawn = await page.page.evaluate("() => window.aura.hosts()['host-a'].seqs")
+            assert [0, unsent] in drawn, f"{unsent} not drawn: {drawn}"
+            assert page.errors == [], page.errors
+    finally:
+        await forget_cluster(url, cluster)
+
+
+async def reachable_redis_url() -> str:
+    """The machine's Redis (AURA_TEST_REDIS_URL), or the test fails in CI / skips, saying why."""
+    import os
+
+    import redis.asyncio as aioredis
+    url = os.environ.get("AURA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        probe = aioredis.from_url(url)
+        await probe.ping()
+        await probe.aclose()
+    except Exception as exc:  # noqa: BLE001 (any failure means: no Redis here)
+        need_service(False, f"Redis is not reachable at {url}: {exc}")
+    return url
+
+
+async def forget_cluster(url: str, cluster: str) -> None:
+    """The cluster's keys go with the test."""
+    import redis.asyncio as aioredis
+    r = aioredis.from_url(url)
+    keys = [k async for k in r.scan_iter(f"aura:{cluster}:*")]
+    if keys:
+        await r.delete(*keys)
+    await r.aclose()
 
 
 async def show_hosts_of_a_cluster(browser, node) -> None:  # noqa: F811

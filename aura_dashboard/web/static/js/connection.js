@@ -4,6 +4,7 @@
 // and no duplicate.
 import { Manager } from "/static/vendor/socket.io.esm.min.js";
 import { ReconnectSchedule, backoffDelay } from "./reconnect.js";
+import { HOLE_REPAIR_MS, StreamSequence } from "./sequence.js";
 
 export { backoffDelay };
 
@@ -106,7 +107,7 @@ export class Connection {
   }
 }
 
-/** One namespace: its socket, its streams' subscriptions and the last `seq` seen of each. */
+/** One namespace: its socket, and each stream's subscription and numbering (sequence.js). */
 export class Channel {
   constructor(connection, namespace, streams, handlers) {
     this.connection = connection;
@@ -114,12 +115,13 @@ export class Channel {
     this.handlers = handlers;
     this.refused = null;   // {code, message} once the server refused this namespace
     this.streams = Object.fromEntries(streams.map((name) => [name, {
-      name, lastSeq: null, epoch: 0, serverEpoch: null, seen: new Set(), subscribed: false, pending: [], error: null,
+      name, sequence: new StreamSequence(), subscribed: false, error: null,
+      get lastSeq() { return this.sequence.lastSeq; },
     }]));
     this.socket = connection.manager.socket(namespace, { auth: (cb) => cb(this.auth()) });
     this.socket.on("connect", () => { this.refused = null; this.subscribeAll(); this.changed(); });
     this.socket.on("disconnect", (reason) => {
-      for (const state of Object.values(this.streams)) { state.subscribed = false; state.pending = []; }
+      for (const state of Object.values(this.streams)) { state.subscribed = false; state.sequence.abandoned(); }
       this.changed();
       if (reason === "io server disconnect") {
         // The server closed this namespace (a panel switched off): ask again later.
@@ -136,12 +138,16 @@ export class Channel {
     this.socket.on("batch", (list) => { for (const envelope of list || []) this.route(envelope); });
     this.socket.on("features", (body) => { if (handlers.features) handlers.features(body, this); });
     for (const name of streams) this.socket.on(name, (envelope) => this.route(envelope));
-    // The cluster's sequence numbers began again (its Redis lost its data): resubscribe with
-    // `since`, which the server answers with `gap` and the new epoch's envelopes.
+    // The stream's numbering changed (the cluster's Redis lost its data, this instance's link
+    // to it broke, or it is away): resubscribe with `since`, which the server answers with
+    // `gap` and the new epoch's envelopes; the envelopes that come meanwhile are of the new
+    // epoch already, and wait for that answer (sequence.js).
     this.socket.on("epoch", (notice) => {
       const state = notice && this.streams[notice.stream];
       if (state && state.subscribed) this.subscribe(state);
     });
+    // A `seq` missing below the highest for HOLE_REPAIR_MS is asked for again.
+    this.holeCheck = setInterval(() => this.repairHoles(), HOLE_REPAIR_MS / 3);
   }
 
   auth() {
@@ -168,18 +174,27 @@ export class Channel {
     for (const state of Object.values(this.streams)) this.subscribe(state);
   }
 
+  repairHoles() {
+    if (!this.socket.connected) return;
+    for (const state of Object.values(this.streams)) {
+      if (state.subscribed && state.sequence.holeOutstanding()) {
+        state.sequence.repairing();
+        this.subscribe(state);
+      }
+    }
+  }
+
   subscribe(state) {
     // One request per stream: a stream that is off must not take the others down with it.
-    const payload = { streams: [state.name] };
-    if (state.lastSeq !== null) {
-      payload.since = { [state.name]: state.lastSeq };
-      // The epoch our numbers belong to: from another one the server answers `gap`.
-      if (state.serverEpoch) payload.epoch = state.serverEpoch;
-    }
-    state.pending = [];
+    const payload = { streams: [state.name], ...sinceOf(state) };
     this.socket.timeout(15000).emit("subscribe", payload, (err, ack) => {
-      if (err) { if (this.socket.connected) this.subscribe(state); return; }
+      if (err) {
+        state.sequence.abandoned();
+        if (this.socket.connected) this.subscribe(state);
+        return;
+      }
       if (!ack || !ack.ok) {
+        state.sequence.abandoned();
         state.error = (ack && ack.error) || { code: "bad_answer", message: "no acknowledgement" };
         state.subscribed = false;
         if (this.handlers.unavailable) this.handlers.unavailable(state.name, state.error);
@@ -187,23 +202,11 @@ export class Channel {
         return;
       }
       state.error = null;
-      state.serverEpoch = ack.epoch || null;
-      const history = (ack.history && ack.history[state.name]) || [];
-      const gap = !!(ack.gap && ack.gap[state.name]);
-      const resumed = state.lastSeq !== null;
-      if (gap) {
-        // What was missed is gone (the buffer moved on, or the server restarted and its seq
-        // began again): a new epoch, so old and new sequence numbers never mix.
-        state.epoch += 1;
-        state.seen.clear();
-        state.lastSeq = null;
-      }
+      const { gap, resumed, history, live } = state.sequence.acked(ack, state.name);
       state.subscribed = true;
       if (this.handlers.subscribed) this.handlers.subscribed(state.name, history.length);
-      this.deliver(state, history, { history: true, gap, resumed });
-      const pending = state.pending;
-      state.pending = [];
-      this.deliver(state, pending, { history: false, gap: false, resumed });
+      if (history.length || gap) this.handlers.envelopes(state.name, history, { history: true, gap, resumed });
+      if (live.length) this.handlers.envelopes(state.name, live, { history: false, gap: false, resumed });
       this.changed();
     });
   }
@@ -211,22 +214,17 @@ export class Channel {
   route(envelope) {
     const state = envelope && this.streams[envelope.stream];
     if (!state) return;
-    if (!state.subscribed) { state.pending.push(envelope); return; }
-    this.deliver(state, [envelope], { history: false, gap: false, resumed: false });
+    const fresh = state.sequence.arrived(envelope);
+    if (fresh.length) this.handlers.envelopes(state.name, fresh, { history: false, gap: false, resumed: false });
   }
+}
 
-  deliver(state, envelopes, info) {
-    const fresh = [];
-    for (const envelope of envelopes) {
-      if (typeof envelope.seq !== "number" || state.seen.has(envelope.seq)) continue;
-      state.seen.add(envelope.seq);
-      if (state.lastSeq === null || envelope.seq > state.lastSeq) state.lastSeq = envelope.seq;
-      fresh.push({ ...envelope, epoch: state.epoch });
-    }
-    if (state.seen.size > 20000) {  // keep the duplicate check bounded
-      const floor = state.lastSeq - 10000;
-      for (const seq of state.seen) if (seq < floor) state.seen.delete(seq);
-    }
-    if (fresh.length || info.gap) this.handlers.envelopes(state.name, fresh, info);
-  }
+/** The `since` (and `epoch`) of a stream's next subscribe; envelopes are held from now until
+ * its answer (a first subscribe holds them too: they come after the history it answers). */
+function sinceOf(state) {
+  const asked = state.sequence.request();
+  if (asked.since === undefined) return {};
+  const payload = { since: { [state.name]: asked.since } };
+  if (asked.epoch) payload.epoch = asked.epoch;
+  return payload;
 }

@@ -258,6 +258,8 @@ async function start() {
       error: s.error && s.error.code, card: (document.getElementById(views[panel].target ? views[panel].target(s.name) : s.name) || {}).dataset?.state,
     }]))),
     lastSeq: (ns, stream) => channels[ns] && channels[ns].streams[stream].lastSeq,
+    // A stream's numbering: floor (every seq below it taken), repairs (holes asked for again).
+    sequence: (ns, stream) => channels[ns] && channels[ns].streams[stream].sequence,
   };
   document.body.dataset.ready = "true";
 }
