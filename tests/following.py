@@ -78,11 +78,12 @@ class StreamSequence:
             self.seen.add(seq)
             self.last_seq = seq if self.last_seq is None else max(self.last_seq, seq)
             fresh.append(envelope)
+        before = self.floor
         while self.floor is not None and self.floor + 1 in self.seen:
             self.floor += 1
             self.seen.discard(self.floor)
         if self.floor is not None and self.last_seq is not None and self.floor < self.last_seq:
-            if self.hole_at is None:
+            if self.hole_at is None or self.floor != before:
                 self.hole_at = self.now()
         else:
             self.hole_at = None

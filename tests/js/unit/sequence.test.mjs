@@ -98,6 +98,21 @@ test("a hole filled live in time is never outstanding", () => {
   assert.equal(s.holeOutstanding(), false);
 });
 
+test("envelopes of two instances interleaving, each hole filled in time, never make an outstanding hole", () => {
+  const c = clock();
+  const s = subscribed(undefined, c.now);
+  // node-a's odd seqs arrive on time, node-b's even ones two steps (400 ms) late: some seq is
+  // always missing, never the same one for long.
+  for (let i = 0; i < 100; i += 1) {
+    s.arrived(env(5 + 2 * i));
+    if (i >= 1) s.arrived(env(4 + 2 * (i - 1), "node-b"));
+    assert.ok(s.floor < s.lastSeq, "a hole is open");
+    c.t += 200;
+    assert.equal(s.holeOutstanding(), false, `at step ${i}`);
+  }
+  assert.equal(s.floor, 4 + 2 * 99 - 1);
+});
+
 test("an abandoned subscribe stops holding; a first subscribe with no history starts at the first envelope", () => {
   const s = new StreamSequence();
   s.request();

@@ -26,7 +26,7 @@ export class StreamSequence {
     this.lastSeq = null;       // the highest seq taken
     this.awaiting = false;     // a subscribe is on its way: envelopes wait in `held`
     this.held = [];
-    this.holeAt = null;        // when the current hole was first seen
+    this.holeAt = null;        // since when floor + 1 has been missing (null: no hole)
     this.repairs = 0;          // resubscriptions made to fill a hole (for people and tests)
   }
 
@@ -88,12 +88,15 @@ export class StreamSequence {
       if (this.lastSeq === null || envelope.seq > this.lastSeq) this.lastSeq = envelope.seq;
       fresh.push({ ...envelope, epoch: this.epoch });
     }
+    const before = this.floor;
     while (this.seen.has(this.floor + 1)) {  // what is below the floor needs no duplicate check
       this.floor += 1;
       this.seen.delete(this.floor);
     }
+    // The hole timed is the one just above the floor: one that fills starts the clock again for
+    // the next (two instances' envelopes interleaving keep some seq in flight most of the time).
     if (this.floor < this.lastSeq) {
-      if (this.holeAt === null) this.holeAt = this.now();
+      if (this.holeAt === null || this.floor !== before) this.holeAt = this.now();
     } else {
       this.holeAt = null;
     }
