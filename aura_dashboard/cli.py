@@ -14,6 +14,7 @@ from aiohttp import web
 from . import __version__
 from .config import ConfigError, LoadedConfig, load_config, redacted
 from .security.connections import ACCEPT_BATCH
+from .tasks import stop_if_cancelled
 
 EXIT_CONFIG = 2
 SHUTDOWN_TIMEOUT_S = 3.0
@@ -163,6 +164,7 @@ async def _serve(runner: web.AppRunner, sockets, caps, serving) -> None:
             await CappedSockSite(runner, sock, caps, backlog=LISTEN_BACKLOG).start()
         serving("")
         while True:
+            stop_if_cancelled()
             await asyncio.sleep(3600)
     finally:
         await runner.cleanup()

@@ -18,6 +18,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from .tasks import stop_if_cancelled
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -94,6 +96,7 @@ class Mailbox(Generic[T]):
     async def run(self) -> None:
         """Deliver values until cancelled; a failing listener is logged and the next value goes on."""
         while True:
+            stop_if_cancelled()
             value = await self.queue.get()
             try:
                 await call_listener(self.listener, value, what=self.name)

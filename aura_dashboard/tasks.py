@@ -47,3 +47,18 @@ class TaskSet:
             done, pending = await asyncio.wait(tasks, timeout=timeout)
             for task in pending:
                 log.warning("background task %s did not stop in %.1fs", task.get_name(), timeout)
+
+
+def stop_if_cancelled() -> None:
+    """Raise CancelledError when the running task has been asked to stop and is still going.
+
+    On Python 3.11, `asyncio.wait_for` swallows a cancellation that lands in the loop pass in
+    which its inner awaitable completes (fixed in 3.12), and libraries call it (redis-py reads
+    replies so): a loop that awaited such a call goes on as if never cancelled, its task left
+    "cancelling" for good (seen: the lease loop and the flag listener after a Redis restart).
+    Every background loop calls this once per round; our own code never uncancels, so a
+    cancellation still pending here is one that was lost below.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from .store import HistoryStore
 from .tiers import Aggregator, BucketRow, TierSpec
+from ..tasks import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class HistoryWriter:
     async def run(self) -> None:
         """Collect and write closed buckets every `tick_s` until cancelled."""
         while True:
+            stop_if_cancelled()
             await asyncio.sleep(self.tick_s)
             self.collect()
             if self.pending or self.run_id is None:
@@ -126,6 +128,7 @@ class HistoryWriter:
     async def run_retention(self) -> None:
         """Enforce retention every `retention_interval_s` until cancelled; a failure is logged."""
         while True:
+            stop_if_cancelled()
             try:
                 async with asyncio.timeout(max(CALL_TIMEOUT_S, self.retention_interval_s)):
                     await self.retain()

@@ -23,6 +23,7 @@ from pydantic import Field, StringConstraints
 from ..errors import DashboardError, NotFound
 from ..contract import FieldSpec, PayloadModel, StreamContract
 from ..security.validation import Payload, parse
+from ..tasks import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,7 @@ class Arena:
         """Expire debates until cancelled; a failed sweep is logged, never fatal."""
         interval = min(1.0, max(0.05, self.timeout_s / 4))
         while True:
+            stop_if_cancelled()
             await asyncio.sleep(interval)
             try:
                 async with asyncio.timeout(10):

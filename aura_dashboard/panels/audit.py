@@ -26,6 +26,7 @@ import aiopg
 from ..collectors.database import close_pool
 from ..config import FeatureChange
 from ..contract import FieldSpec, PayloadModel, StreamContract
+from ..tasks import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,7 @@ class AuditStore:
 
     async def run_retention(self) -> None:
         while True:
+            stop_if_cancelled()
             try:
                 async with asyncio.timeout(300):
                     await self.prune_once()
@@ -361,6 +363,7 @@ class AuditStore:
     async def run_sync(self) -> None:
         """Copy to PostgreSQL whenever entries are written (and every interval), until cancelled."""
         while True:
+            stop_if_cancelled()
             try:
                 async with asyncio.timeout(30):
                     copied = await self.sync_once()

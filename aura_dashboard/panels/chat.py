@@ -28,6 +28,7 @@ from ..errors import DashboardError
 from ..outbound import ReplyTooLarge, read_limited
 from ..security.validation import Payload, parse
 from ..stats import percentile
+from ..tasks import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ class ChatQueue:
     async def run_worker(self) -> None:
         """Take messages off the queue until cancelled; one failure never stops the worker."""
         while True:
+            stop_if_cancelled()
             async with self._wake:
                 await self._wake.wait_for(lambda: bool(self._waiting))
                 job = self._waiting.popleft()

@@ -18,6 +18,8 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from ..tasks import stop_if_cancelled
+
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 0.25
 
@@ -101,6 +103,7 @@ class BacklogWatch:
 
     async def run(self) -> None:
         while True:
+            stop_if_cancelled()
             await asyncio.sleep(self.interval_s)
             try:
                 await self.sweep()

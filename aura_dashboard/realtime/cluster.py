@@ -15,7 +15,7 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +26,7 @@ import socketio
 from ..config import FeatureChange, RuntimeOverrides
 from ..config.schema import WebSocketSettings
 from .replay import KEY_TTL_MS, REDIS_CALL_TIMEOUT_S
+from ..tasks import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,18 @@ def channel_name(settings: WebSocketSettings) -> str:
 
 
 LISTEN_RETRY_MAX_S = 5.0  # the longest wait between two attempts to subscribe again
+LISTEN_POLL_S = 1.0       # how often a subscription's reader looks up from waiting
+
+
+async def messages(pubsub: Any) -> AsyncIterator[dict]:
+    """What redis-py's `PubSub.listen()` yields, read with a timeout so that the reader looks up
+    every LISTEN_POLL_S: a cancellation lost inside redis-py (`stop_if_cancelled`) would
+    otherwise leave it waiting for the next message for good. Ends when the subscription does."""
+    while pubsub.subscribed:
+        stop_if_cancelled()
+        message = await pubsub.get_message(timeout=LISTEN_POLL_S)
+        if message is not None:
+            yield message
 
 
 class WatchedRedisManager(socketio.AsyncRedisManager):
@@ -136,6 +149,7 @@ class WatchedRedisManager(socketio.AsyncRedisManager):
         channel, resync = self.channel.encode("utf-8"), self.resync_channel.encode("utf-8")
         retry_s, lost = 1.0, False
         while True:
+            stop_if_cancelled()
             client = aioredis.Redis.from_url(self.redis_url, **self.redis_options)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
@@ -145,7 +159,7 @@ class WatchedRedisManager(socketio.AsyncRedisManager):
                     await self._resynced("subscribed again after losing Redis")
                 await self._settle_resync(client)
                 retry_s = 1.0
-                async for message in pubsub.listen():
+                async for message in messages(pubsub):
                     if message.get("type") != "message" or "data" not in message:
                         continue
                     if message.get("channel") == channel:
@@ -380,6 +394,7 @@ class FlagSync:
     async def reconcile(self, period_s: float) -> None:
         """Every `period_s` (a lease period): converge on what the hash holds, until cancelled."""
         while True:
+            stop_if_cancelled()
             await asyncio.sleep(period_s)
             try:
                 await self.load()
@@ -391,11 +406,12 @@ class FlagSync:
     async def run(self) -> None:
         """Listen for other instances' changes; re-subscribe after Redis comes back."""
         while True:
+            stop_if_cancelled()
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
                 await self.load()
-                async for message in pubsub.listen():
+                async for message in messages(pubsub):
                     if message.get("type") != "message":
                         continue
                     try:

@@ -19,6 +19,7 @@ from ..config import RuntimeOverrides
 from ..config.schema import DashboardSettings, WebSocketSettings
 from .cluster import REDIS_CALL_TIMEOUT_S, FlagSync, Lease, SharedDocuments, broker_kind, owner_id
 from .replay import KEY_TTL_MS, RedisReplay
+from ..tasks import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class ClusterLink:
         """Renew (or take) the lease every third of its TTL until cancelled; a failed round is
         logged and the next one tried (each Redis call has its own timeout)."""
         while True:
+            stop_if_cancelled()
             try:
                 await self.lease_round()
             except asyncio.CancelledError:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .hub import StreamHub
-from ..tasks import TaskSet
+from ..tasks import TaskSet, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class Emitter:
         """Tick at a fixed rate (no drift) until cancelled; late ticks are measured as lag."""
         next_at = self._monotonic()
         while True:
+            stop_if_cancelled()
             now = self._monotonic()
             self.stats.last_lag_s = max(0.0, now - next_at)
             try:

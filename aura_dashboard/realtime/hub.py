@@ -26,6 +26,7 @@ from ..stats import percentile
 from .broadcast import Broadcaster
 from ..errors import AppendUnsure, ClusterStoreUnavailable
 from .replay import Envelope, LocalReplay, ReplayStore
+from ..tasks import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +278,7 @@ class StreamHub:
         """Flush every `batch_interval_s` until cancelled; a failed flush is logged, not fatal."""
         assert self.batch_interval_s
         while True:
+            stop_if_cancelled()
             await asyncio.sleep(self.batch_interval_s)
             try:
                 async with asyncio.timeout(max(5.0, self.batch_interval_s * 4)):

@@ -21,6 +21,7 @@ from typing import Any
 from socketio import packet as sio_packet
 
 from .buckets import Clock
+from ..tasks import stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -157,5 +158,6 @@ class ClientMistakes:
 
     async def run(self) -> None:
         while True:
+            stop_if_cancelled()
             await asyncio.sleep(self.interval_s)
             self.summary()
