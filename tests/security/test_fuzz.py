@@ -868,9 +868,15 @@ async def test_slow_consumer_cut_off_by_bytes_before_its_packet_count():
         hub, sio = srv.app[HUB], srv.app[SIO]
         before = rss()
         blob = "x" * 32_768
+        start = len(fast.envelopes("alerts"))
+
+        def fast_has() -> int:
+            return sum(e["data"]["id"].startswith("test:") for e in fast.envelopes("alerts")[start:])
         for i in range(400):  # about 13 MB, far below 100,000 packets
             await hub.publish("alerts", alert_payload(i, message=blob))
-            await asyncio.sleep(0)
+            # The reading client keeps within a few envelopes (~130 KB) of the stream, as a
+            # reader does: on a loaded machine an unpaced loop let it fall 1 MiB behind too.
+            await fast.wait_for(lambda: fast_has() >= i - 4, timeout=30)
 
         async def gone():
             while slow_sids & set(sio.eio.sockets):
