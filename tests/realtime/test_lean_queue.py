@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import tracemalloc
 
 import aiohttp
+import pytest
 
 from aura_dashboard.realtime.lean_queue import LeanQueue
 from aura_dashboard.web.keys import SIO
@@ -17,7 +19,7 @@ async def test_lean_queue_keeps_the_stdlib_semantics_engineio_uses():
     queue = LeanQueue()
     assert isinstance(queue, asyncio.Queue)
     await asyncio.wait_for(queue.join(), 1)  # nothing put: join returns at once
-    getter = asyncio.create_task(queue.get())
+    getter = asyncio.ensure_future(queue.get())  # a Future on 3.11, a coroutine from 3.12
     await asyncio.sleep(0)
     assert len(queue._getters) == 1  # the fast path's idle test reads this
     await queue.put("a")
@@ -51,8 +53,8 @@ def test_lean_queue_holds_less_memory_than_asyncio_queue():
         assert len(queues) == 1000
         return (after - before) / 1000
     stock, lean = per_queue(asyncio.Queue), per_queue(LeanQueue)
-    # The putters' deque, the Event and its waiters' deque: over 1.5 KB of about 3.
-    assert stock - lean > 1500, (stock, lean)
+    # Four deques (~760 B each with their first block) and the Event: an empty LeanQueue holds none.
+    assert stock - lean > 2500, (stock, lean)
 
 
 async def test_the_servers_engineio_sockets_use_the_lean_queue():
@@ -62,3 +64,95 @@ async def test_the_servers_engineio_sockets_use_the_lean_queue():
         sockets = list(srv.app[SIO].eio.sockets.values())
         assert sockets and all(type(sock.queue) is LeanQueue for sock in sockets)
         await client.ws.close()
+
+
+async def test_get_wrapped_by_wait_for_as_engineio_waits_makes_no_task():
+    queue = LeanQueue()
+    before = asyncio.all_tasks()
+    waiting = asyncio.ensure_future(asyncio.wait_for(queue.get(), 5))  # python-engineio's poll()
+    await asyncio.sleep(0.01)
+    made = asyncio.all_tasks() - before
+    # Only the task this test made: on 3.11 wait_for would wrap a coroutine get() in a Task of
+    # its own (from 3.12 it never does).
+    assert made == {waiting}
+    assert len(queue._getters) == 1 and not queue._getters[0].done()  # the fast path's idle test
+    queue.put_nowait("a")
+    assert len(queue._getters) == 0  # handed over: not idle any more, as a woken stdlib getter
+    assert await waiting == "a"
+    assert queue.qsize() == 0
+
+
+async def test_a_getter_timed_out_by_wait_for_leaves_the_getters_and_loses_no_later_item():
+    queue = LeanQueue()
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(queue.get(), 0.01)
+    assert len(queue._getters) == 0
+    queue.put_nowait("kept")
+    assert queue.qsize() == 1
+    assert await asyncio.wait_for(queue.get(), 1) == "kept"
+    queue.task_done()
+    await asyncio.wait_for(queue.join(), 1)
+
+
+async def test_waiting_getters_are_served_in_order_and_join_counts_handed_items():
+    queue = LeanQueue()
+    first = asyncio.ensure_future(asyncio.wait_for(queue.get(), 5))
+    second = asyncio.ensure_future(asyncio.wait_for(queue.get(), 5))
+    await asyncio.sleep(0.01)
+    await queue.put(1)
+    queue.put_nowait(2)
+    queue.put_nowait(3)  # no getter waits any more: queued
+    assert (await first, await second) == (1, 2)
+    assert queue.qsize() == 1
+    joiner = asyncio.ensure_future(queue.join())
+    queue.task_done()
+    queue.task_done()
+    await asyncio.sleep(0.01)
+    assert not joiner.done()  # 3 is not done yet
+    assert queue.get_nowait() == 3
+    queue.task_done()
+    await asyncio.wait_for(joiner, 1)
+    with pytest.raises(ValueError):
+        queue.task_done()  # as the stdlib: more task_done() than items
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="from 3.12 get() is the stdlib's coroutine")
+async def test_on_311_get_is_a_future_and_a_ready_item_is_a_done_one():
+    queue = LeanQueue()
+    queue.put_nowait("x")
+    got = queue.get()
+    assert isinstance(got, asyncio.Future) and got.done() and got.result() == "x"
+    assert queue.qsize() == 0
+
+
+async def test_an_empty_queue_holds_no_items_deque_of_its_own_and_lets_it_go_when_drained():
+    queue, other = LeanQueue(), LeanQueue()
+    assert queue._queue is other._queue and not queue._queue  # the one shared empty deque
+    queue.put_nowait(1)
+    queue.put_nowait(2)
+    assert queue._queue is not other._queue and list(queue._queue) == [1, 2]  # BacklogWatch reads it
+    assert not other._queue and other.qsize() == 0  # the shared one untouched
+    assert queue.get_nowait() == 1 and queue.qsize() == 1
+    assert await asyncio.wait_for(queue.get(), 1) == 2
+    assert queue._queue is other._queue and queue.empty()
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
+
+
+async def test_an_item_put_back_is_first_in_line_and_still_unfinished():
+    # What get() does (3.12+) when its task is cancelled after an item was handed to it.
+    queue = LeanQueue()
+    queue.put_nowait("a")
+    queue.put_nowait("b")
+    queue._put_back(queue.get_nowait())
+    joiner = asyncio.ensure_future(queue.join())
+    assert [queue.get_nowait(), queue.get_nowait()] == ["a", "b"]
+    queue.task_done()
+    await asyncio.sleep(0.01)
+    assert not joiner.done()  # two were put, one is done
+    queue.task_done()
+    await asyncio.wait_for(joiner, 1)
+    waiting = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0.01)
+    queue._put_back("c")  # a getter waits: it gets the item at once
+    assert await asyncio.wait_for(waiting, 1) == "c" and queue.qsize() == 0
