@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
-import sys
 from collections import deque
 from collections.abc import Callable
 
@@ -69,21 +68,21 @@ def _queue_fields() -> bool:
             and inspect.getsource(asyncio.Queue.__init__).count("self._finished") == 2)
 
 
-def _queue_handoff() -> bool:
-    """What LeanQueue's getters and items rely on: asyncio.Queue's `_queue` (made by `_init`, used
-    through `_put`/`_get`), `_getters`, `_unfinished_tasks` and `_get_loop()`, its put_nowait
-    counting and clearing `_finished` as LeanQueue's does, and (3.11) `wait_for` taking a Future
-    as it is (`ensure_future`)."""
+def _queue_lean_parts() -> bool:
+    """What LeanQueue relies on: asyncio.Queue's `_queue` made by `_init` and used through
+    `_put`/`_get`, and its get() waiting in `_getters` (appended, removed, woken with
+    `_wakeup_next`'s `popleft`: a list with `popleft` serves)."""
     queue = asyncio.Queue()
     put = inspect.getsource(asyncio.Queue.put_nowait)
     get = inspect.getsource(asyncio.Queue.get_nowait)
+    waits = inspect.getsource(asyncio.Queue.get)
     return (isinstance(queue._queue, deque) and isinstance(queue._getters, deque)
             and "self._init(maxsize)" in inspect.getsource(asyncio.Queue.__init__)
             and "self._put(item)" in put and "self._get()" in get
-            and queue._unfinished_tasks == 0 and callable(queue._get_loop)
-            and all(part in put for part in ("self._unfinished_tasks += 1", "self._finished.clear()",
-                                             "self._wakeup_next(self._getters)"))
-            and (sys.version_info >= (3, 12) or "ensure_future(fut" in inspect.getsource(asyncio.wait_for)))
+            and "self._wakeup_next(self._getters)" in put
+            and all(part in waits for part in ("self._getters.append(getter)", "self._getters.remove(getter)",
+                                               "return self.get_nowait()"))
+            and "waiters.popleft()" in inspect.getsource(asyncio.Queue._wakeup_next))
 
 
 def _probes(sio: socketio.AsyncServer) -> list[tuple[str, Callable[[], bool]]]:
@@ -103,8 +102,8 @@ def _probes(sio: socketio.AsyncServer) -> list[tuple[str, Callable[[], bool]]]:
          lambda: "self.server.create_queue()" in inspect.getsource(base_socket.BaseSocket.__init__)),
         ("asyncio.Queue keeps `_putters` and a `_finished` Event set in __init__ (lean_queue.LeanQueue)",
          _queue_fields),
-        ("asyncio.Queue's _init/_put/_get, _getters, _unfinished_tasks, _get_loop and put_nowait as "
-         "LeanQueue relies on and repeats them; (3.11) wait_for takes a Future as it is", _queue_handoff),
+        ("asyncio.Queue's _init/_put/_get and its get() waiting in _getters, as LeanQueue relies on them",
+         _queue_lean_parts),
         ("socketio AsyncServer._send_eio_packet(eio_sid, eio_pkt) coroutine",
          lambda: inspect.iscoroutinefunction(getattr(sio, "_send_eio_packet", None))
          and _params(sio._send_eio_packet, "eio_sid", "eio_pkt")),

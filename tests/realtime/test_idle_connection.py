@@ -244,3 +244,29 @@ async def test_an_idle_websockets_writer_waits_without_wait_for_and_still_writes
         got = [json.loads((await client.text()).split(",", 1)[1])[1]["seq"] for _ in sent]
         assert got == [envelope["seq"] for envelope in sent]
         await client.ws.close()
+
+
+async def test_a_packet_put_as_the_writers_wait_is_cancelled_stays_queued_for_its_next_poll():
+    # The writer waits in writer_poll under asyncio.timeout: when the timeout expires (or the
+    # writer task is cancelled) in the loop pass where a packet was put, before the writer ran
+    # again, writer_poll raises QueueEmpty; the packet must still be queued, not lost with the
+    # cancelled get() (and still unfinished, so that join() counts it).
+    from engineio import exceptions, packet
+
+    from aura_dashboard.realtime.lean_queue import LeanQueue
+    from aura_dashboard.realtime.socket_loops import writer_poll
+
+    sock = types.SimpleNamespace(queue=LeanQueue(),
+                                 server=types.SimpleNamespace(ping_interval=25, ping_timeout=20))
+    polling = asyncio.ensure_future(writer_poll(sock))
+    await asyncio.sleep(0)  # parked in the queue's get()
+    ack = packet.Packet(packet.MESSAGE, data="31/alerts,0[{}]")
+    sock.queue.put_nowait(ack)
+    polling.cancel()  # what the timeout does on expiry: Task.cancel(), here in the put's loop pass
+    try:
+        await polling
+    except exceptions.QueueEmpty:
+        pass
+    assert sock.queue.qsize() == 1 and sock.queue._unfinished_tasks == 1
+    assert await asyncio.wait_for(writer_poll(sock), 1) == [ack]
+    await asyncio.wait_for(sock.queue.join(), 1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import tracemalloc
 
 import aiohttp
@@ -19,7 +18,7 @@ async def test_lean_queue_keeps_the_stdlib_semantics_engineio_uses():
     queue = LeanQueue()
     assert isinstance(queue, asyncio.Queue)
     await asyncio.wait_for(queue.join(), 1)  # nothing put: join returns at once
-    getter = asyncio.ensure_future(queue.get())  # a Future on 3.11, a coroutine from 3.12
+    getter = asyncio.ensure_future(queue.get())
     await asyncio.sleep(0)
     assert len(queue._getters) == 1  # the fast path's idle test reads this
     await queue.put("a")
@@ -66,18 +65,14 @@ async def test_the_servers_engineio_sockets_use_the_lean_queue():
         await client.ws.close()
 
 
-async def test_get_wrapped_by_wait_for_as_engineio_waits_makes_no_task():
+async def test_a_woken_getter_leaves_the_getters_and_its_item_stays_queued_until_taken():
     queue = LeanQueue()
-    before = asyncio.all_tasks()
     waiting = asyncio.ensure_future(asyncio.wait_for(queue.get(), 5))  # python-engineio's poll()
     await asyncio.sleep(0.01)
-    made = asyncio.all_tasks() - before
-    # Only the task this test made: on 3.11 wait_for would wrap a coroutine get() in a Task of
-    # its own (from 3.12 it never does).
-    assert made == {waiting}
     assert len(queue._getters) == 1 and not queue._getters[0].done()  # the fast path's idle test
     queue.put_nowait("a")
-    assert len(queue._getters) == 0  # handed over: not idle any more, as a woken stdlib getter
+    # Woken, not yet run: not idle any more (as the stdlib's), and the item still queued.
+    assert len(queue._getters) == 0 and queue.qsize() == 1
     assert await waiting == "a"
     assert queue.qsize() == 0
 
@@ -94,7 +89,7 @@ async def test_a_getter_timed_out_by_wait_for_leaves_the_getters_and_loses_no_la
     await asyncio.wait_for(queue.join(), 1)
 
 
-async def test_waiting_getters_are_served_in_order_and_join_counts_handed_items():
+async def test_waiting_getters_are_served_in_order_and_join_counts_every_item():
     queue = LeanQueue()
     first = asyncio.ensure_future(asyncio.wait_for(queue.get(), 5))
     second = asyncio.ensure_future(asyncio.wait_for(queue.get(), 5))
@@ -116,15 +111,6 @@ async def test_waiting_getters_are_served_in_order_and_join_counts_handed_items(
         queue.task_done()  # as the stdlib: more task_done() than items
 
 
-@pytest.mark.skipif(sys.version_info >= (3, 12), reason="from 3.12 get() is the stdlib's coroutine")
-async def test_on_311_get_is_a_future_and_a_ready_item_is_a_done_one():
-    queue = LeanQueue()
-    queue.put_nowait("x")
-    got = queue.get()
-    assert isinstance(got, asyncio.Future) and got.done() and got.result() == "x"
-    assert queue.qsize() == 0
-
-
 async def test_an_empty_queue_holds_no_items_deque_of_its_own_and_lets_it_go_when_drained():
     queue, other = LeanQueue(), LeanQueue()
     assert queue._queue is other._queue and not queue._queue  # the one shared empty deque
@@ -139,20 +125,24 @@ async def test_an_empty_queue_holds_no_items_deque_of_its_own_and_lets_it_go_whe
         queue.get_nowait()
 
 
-async def test_an_item_put_back_is_first_in_line_and_still_unfinished():
-    # What get() does (3.12+) when its task is cancelled after an item was handed to it.
-    queue = LeanQueue()
+@pytest.mark.parametrize("queue_class", [asyncio.Queue, LeanQueue])
+async def test_an_item_put_as_its_waiting_getter_is_cancelled_stays_in_the_queue(queue_class):
+    # The writer waits in get() under asyncio.timeout: when the timeout expires (or its task is
+    # cancelled) in the loop pass where an item was put, before the getter's task ran again, the
+    # task gets CancelledError instead of the item. asyncio.Queue only wakes its getter: the item
+    # stays queued for the next get().
+    queue = queue_class()
+
+    async def get_within(timeout_s: float):
+        async with asyncio.timeout(timeout_s):
+            return await queue.get()
+
+    getting = asyncio.ensure_future(get_within(10))
+    await asyncio.sleep(0)  # parked in get()
     queue.put_nowait("a")
-    queue.put_nowait("b")
-    queue._put_back(queue.get_nowait())
-    joiner = asyncio.ensure_future(queue.join())
-    assert [queue.get_nowait(), queue.get_nowait()] == ["a", "b"]
+    getting.cancel()  # what asyncio.timeout does when it expires, in the same pass as the put
+    with pytest.raises(asyncio.CancelledError):
+        await getting
+    assert queue.qsize() == 1 and queue.get_nowait() == "a"
     queue.task_done()
-    await asyncio.sleep(0.01)
-    assert not joiner.done()  # two were put, one is done
-    queue.task_done()
-    await asyncio.wait_for(joiner, 1)
-    waiting = asyncio.ensure_future(queue.get())
-    await asyncio.sleep(0.01)
-    queue._put_back("c")  # a getter waits: it gets the item at once
-    assert await asyncio.wait_for(waiting, 1) == "c" and queue.qsize() == 0
+    await asyncio.wait_for(queue.join(), 1)
