@@ -127,24 +127,32 @@ async def memory(request: web.Request) -> web.Response:
                      "where": frames})
     # Per owner: the innermost frame outside the standard library (whose code made the allocation).
     owners: dict[str, int] = {}
+    sites: dict[str, list[int]] = {}  # the innermost frame outside the stdlib, file:line
     own: list[dict] = []  # the dashboard's own sites
     for d in diff:
-        owner = "stdlib"
+        owner, site = "stdlib", "stdlib"
         for frame in reversed(d.traceback):  # innermost first
             path = frame.filename
             if "site-packages/" in path:
                 owner = path.split("site-packages/")[-1].split("/")[0]
-                break
-            if "/aura_dashboard/" in path or "/bench/" in path:
+            elif "/aura_dashboard/" in path or "/bench/" in path:
                 owner = "aura_dashboard" if "/aura_dashboard/" in path else "bench"
-                break
+            else:
+                continue
+            site = f"{path.split('site-packages/')[-1].split('/aura_dashboard/')[-1]}:{frame.lineno}"
+            break
         owners[owner] = owners.get(owner, 0) + d.size_diff
+        totals = sites.setdefault(site, [0, 0])
+        totals[0] += d.size_diff
+        totals[1] += d.count_diff
         if owner == "aura_dashboard" and abs(d.size_diff) >= 16 * n:
             own.append({"bytes_per_client": round(d.size_diff / n), "count_per_client": round(d.count_diff / n, 2),
                         "where": [f"{f.filename.split('site-packages/')[-1]}:{f.lineno}" for f in d.traceback][-3:]})
     by_owner = {k: round(v / n) for k, v in sorted(owners.items(), key=lambda kv: -kv[1]) if abs(v) >= 16 * n}
+    by_site = [{"site": site, "bytes_per_client": round(size / n), "count_per_client": round(count / n, 2)}
+               for site, (size, count) in sorted(sites.items(), key=lambda kv: -kv[1][0]) if abs(size) >= 16 * n]
     return web.json_response({"total_bytes_per_client": round(total / n), "by_owner": by_owner, "top": rows,
-                              "own": own})
+                              "own": own, "by_site": by_site})
 
 
 async def ping(request: web.Request) -> web.Response:

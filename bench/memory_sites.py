@@ -32,6 +32,9 @@ async def main(n: int) -> None:
     for row in result["top"]:
         print(f"{row['bytes_per_client']:>6} B {row['count_per_client']:>6} objects  "
               + " <- ".join(reversed(row["where"])))
+    print("by site (the innermost frame outside the standard library):")
+    for row in result["by_site"]:
+        print(f"{row['bytes_per_client']:>6} B {row['count_per_client']:>6} objects  {row['site']}")
     print("the dashboard's own allocation sites:")
     for row in result["own"]:
         print(f"{row['bytes_per_client']:>6} B {row['count_per_client']:>6} objects  "

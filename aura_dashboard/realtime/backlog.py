@@ -19,6 +19,7 @@ import socketio
 from aiohttp import web
 
 from ..tasks import stop_if_cancelled
+from .server import session_in_query
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 0.25
@@ -42,9 +43,11 @@ class BacklogWatch:
 
     async def track_upgrade(self, request: web.Request, response: web.StreamResponse) -> None:
         """on_response_prepare: remember which connection carries an upgraded session."""
-        if (isinstance(response, web.WebSocketResponse) and "sid" in request.query
-                and request.path.rstrip("/") == self.socketio_path and request.transport is not None):
-            self._upgrades[request.query["sid"]] = request.transport
+        if (isinstance(response, web.WebSocketResponse) and request.path.rstrip("/") == self.socketio_path
+                and request.transport is not None):
+            sid = session_in_query(request.query_string)
+            if sid is not None:
+                self._upgrades[sid] = request.transport
 
     def _transport(self, eio_sid: str, keep: bool = False) -> asyncio.BaseTransport | None:
         transport = self._upgrades.get(eio_sid) if keep else self._upgrades.pop(eio_sid, None)

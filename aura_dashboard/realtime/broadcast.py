@@ -356,13 +356,34 @@ async def _send_stock(sio: socketio.AsyncServer, eio_sids: list[str], eio_pkt,
     await asyncio.wait(tasks)
 
 
+# What is read of a connection's `environ` once its WebSocket is open: the namespaces' connect
+# handlers (the aiohttp request: its remote address and headers for the client and the API key;
+# REMOTE_ADDR without one), GuardedServer.client_of (the request), BacklogWatch (the request,
+# QUERY_STRING), and the WSGI basics. python-engineio read the rest during the handshake.
+KEPT_ENVIRON = ("aiohttp.request", "REMOTE_ADDR", "QUERY_STRING", "REQUEST_METHOD", "PATH_INFO")
+
+
+def trim_environ(environ: dict) -> None:
+    """Keep only `KEPT_ENVIRON` of an open WebSocket's environ, in place (python-engineio's
+    frames and python-socketio's `environ` table hold this dict for the connection's life):
+    python-engineio's aiohttp driver copies every request header into it (`HTTP_*`), ~1 KB per
+    connection that the request's own headers already hold. `clear()` first, so that the dict's
+    table shrinks too."""
+    kept = {key: environ[key] for key in KEPT_ENVIRON if key in environ}
+    environ.clear()
+    environ.update(kept)
+
+
 class FastPathWebSocket:
-    """python-engineio's aiohttp WebSocket adapter, with two differences.
+    """python-engineio's aiohttp WebSocket adapter, with three differences.
 
     Its `WebSocketResponse` negotiates permessage-deflate only when `compress` is true
-    (python-engineio always accepts it), and each connection is registered with the
-    `Broadcaster` while its handler runs, so a broadcast can write to it directly.
+    (python-engineio always accepts it); each connection is registered with the
+    `Broadcaster` while its handler runs, so a broadcast can write to it directly; and once the
+    WebSocket is open, its `environ` keeps only what is read later (`trim_environ`).
     """
+
+    __slots__ = ("handler", "server", "broadcaster", "compress", "_sock")
 
     def __init__(self, handler, server, *, broadcaster: Broadcaster, compress: bool):
         self.handler = handler
@@ -377,7 +398,7 @@ class FastPathWebSocket:
         self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size + 1,
                                            compress=self.compress)
         await self._sock.prepare(request)
-        self.environ = environ
+        trim_environ(environ)
         eio_socket = getattr(self.handler, "__self__", None)
         # A connection with permessage-deflate negotiated is never registered: its messages are
         # compressed per client by aiohttp, on the stock path.

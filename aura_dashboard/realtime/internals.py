@@ -1,5 +1,8 @@
 """The private parts of python-engineio, python-socketio, aiohttp (and bidict) that the broadcast
-fast path relies on, each checked for the shape `broadcast.py` expects.
+fast path relies on, each checked for the shape `broadcast.py` expects; and, apart, the parts of
+python-engineio's ping that the shared ping scheduler (`pings.py`) replaces (`ping_internals_missing`:
+when one is not as expected, python-engineio's own ping task per socket, with one WARNING), and
+the python-engineio methods that `socket_loops.py` repeats (`socket_loop_internals_missing`).
 
 `setup.cfg` pins the three libraries to the minor versions tested; this check is the second
 guard: `broadcaster_for` calls `missing_internals(sio)` when it builds the fast path, and when
@@ -11,6 +14,7 @@ fails loudly on the same list, so an upgrade that breaks the fast path is a deli
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 from collections import deque
 from collections.abc import Callable
@@ -20,6 +24,7 @@ from socketio.async_pubsub_manager import AsyncPubSubManager
 from aiohttp import web
 from aiohttp.http_websocket import WebSocketWriter
 from bidict import bidict
+from engineio import async_server as eio_server
 from engineio import async_socket, base_socket
 
 
@@ -52,7 +57,7 @@ def _members_fwdm() -> bool:
 
 def _queue_getters(sio: socketio.AsyncServer) -> bool:
     queue = sio.eio.create_queue()
-    return (isinstance(queue, asyncio.Queue) and isinstance(getattr(queue, "_getters", None), deque)
+    return (isinstance(queue, asyncio.Queue) and isinstance(getattr(queue, "_getters", None), (deque, list))
             and callable(getattr(queue, "qsize", None)))
 
 
@@ -61,6 +66,23 @@ def _queue_fields() -> bool:
     return (isinstance(getattr(queue, "_putters", None), deque)
             and isinstance(getattr(queue, "_finished", None), asyncio.Event)
             and inspect.getsource(asyncio.Queue.__init__).count("self._finished") == 2)
+
+
+def _queue_lean_parts() -> bool:
+    """What LeanQueue relies on: asyncio.Queue's `_queue` made by `_init` and used through
+    `_put`/`_get`, and its get() waiting in `_getters` (appended, removed, woken with
+    `_wakeup_next`'s `popleft`: a list with `popleft` serves)."""
+    queue = asyncio.Queue()
+    put = inspect.getsource(asyncio.Queue.put_nowait)
+    get = inspect.getsource(asyncio.Queue.get_nowait)
+    waits = inspect.getsource(asyncio.Queue.get)
+    return (isinstance(queue._queue, deque) and isinstance(queue._getters, deque)
+            and "self._init(maxsize)" in inspect.getsource(asyncio.Queue.__init__)
+            and "self._put(item)" in put and "self._get()" in get
+            and "self._wakeup_next(self._getters)" in put
+            and all(part in waits for part in ("self._getters.append(getter)", "self._getters.remove(getter)",
+                                               "return self.get_nowait()"))
+            and "waiters.popleft()" in inspect.getsource(asyncio.Queue._wakeup_next))
 
 
 def _probes(sio: socketio.AsyncServer) -> list[tuple[str, Callable[[], bool]]]:
@@ -80,6 +102,8 @@ def _probes(sio: socketio.AsyncServer) -> list[tuple[str, Callable[[], bool]]]:
          lambda: "self.server.create_queue()" in inspect.getsource(base_socket.BaseSocket.__init__)),
         ("asyncio.Queue keeps `_putters` and a `_finished` Event set in __init__ (lean_queue.LeanQueue)",
          _queue_fields),
+        ("asyncio.Queue's _init/_put/_get and its get() waiting in _getters, as LeanQueue relies on them",
+         _queue_lean_parts),
         ("socketio AsyncServer._send_eio_packet(eio_sid, eio_pkt) coroutine",
          lambda: inspect.iscoroutinefunction(getattr(sio, "_send_eio_packet", None))
          and _params(sio._send_eio_packet, "eio_sid", "eio_pkt")),
@@ -120,12 +144,55 @@ def _queue_probes(manager: AsyncPubSubManager) -> list[tuple[str, Callable[[], b
     ]
 
 
-def missing_internals(sio: socketio.AsyncServer,
-                      queue_manager: AsyncPubSubManager | None = None) -> list[str]:
-    """Every internal the fast path uses that is absent or not of the expected shape ([] when all are);
-    with `queue_manager`, also those the fast path behind that message queue's manager uses."""
+def _ping_probes() -> list[tuple[str, Callable[[], bool]]]:
+    """What `pings.PingScheduler` (with `server.GuardedSocket.schedule_ping`) replaces and relies on."""
+    sock = async_socket.AsyncSocket
+    return [
+        ("engineio AsyncSocket.schedule_ping: once last_ping is set, clears it and starts _send_ping",
+         lambda: _source_has(sock.schedule_ping, "if self.last_ping:", "self.last_ping = None",
+                             "start_background_task(self._send_ping)")),
+        ("engineio AsyncSocket._send_ping: sleeps ping_interval, then unless closing or closed sets "
+         "last_ping and sends a PING",
+         lambda: _source_has(sock._send_ping, "await asyncio.sleep(self.server.ping_interval)",
+                             "if not self.closing and not self.closed:", "self.last_ping = time.time()",
+                             "await self.send(packet.Packet(packet.PING))")
+         and inspect.getsource(sock._send_ping).count("await") == 2),
+        ("engineio AsyncSocket.send: checks the ping timeout, then puts the packet on its queue",
+         lambda: _source_has(sock.send, "await self.check_ping_timeout()", "await self.queue.put(pkt)")),
+        ("engineio AsyncServer._handle_connect schedules the first ping after the connect event",
+         lambda: 0 <= inspect.getsource(eio_server.AsyncServer._handle_connect).find(
+             "_trigger_event('connect'") < inspect.getsource(
+                 eio_server.AsyncServer._handle_connect).find("s.schedule_ping()")),
+        ("engineio AsyncSocket.receive reschedules the ping on a PONG",
+         lambda: _source_has(sock.receive, "packet.PONG", "self.schedule_ping()")),
+    ]
+
+
+def ping_internals_missing() -> list[str]:
+    """Every part of python-engineio's ping that the shared ping scheduler replaces or relies on and
+    that is absent or not as expected ([] when all are); the stock ping is used otherwise."""
+    return _missing(_ping_probes())
+
+
+def _socket_loop_probes() -> list[tuple[str, Callable[[], bool]]]:
+    """`socket_loops.py` repeats a method of python-engineio: only while it is the one copied."""
+    from .socket_loops import COPIED_FROM
+
+    def same(name: str) -> bool:
+        source = inspect.getsource(getattr(async_socket.AsyncSocket, name))
+        return hashlib.sha256(source.encode()).hexdigest()[:16] == COPIED_FROM[name]
+
+    return [(f"engineio AsyncSocket.{name} as in python-engineio 4.15.1 (socket_loops.py repeats it)",
+             lambda name=name: same(name)) for name in COPIED_FROM]
+
+
+def socket_loop_internals_missing() -> list[str]:
+    """The python-engineio method `socket_loops.py` repeats, when it is no longer the one copied."""
+    return _missing(_socket_loop_probes())
+
+
+def _missing(probes: list[tuple[str, Callable[[], bool]]]) -> list[str]:
     missing = []
-    probes = _probes(sio) + (_queue_probes(queue_manager) if queue_manager is not None else [])
     for name, present in probes:
         try:
             ok = present()
@@ -134,3 +201,10 @@ def missing_internals(sio: socketio.AsyncServer,
         if not ok:
             missing.append(name)
     return missing
+
+
+def missing_internals(sio: socketio.AsyncServer,
+                      queue_manager: AsyncPubSubManager | None = None) -> list[str]:
+    """Every internal the fast path uses that is absent or not of the expected shape ([] when all are);
+    with `queue_manager`, also those the fast path behind that message queue's manager uses."""
+    return _missing(_probes(sio) + (_queue_probes(queue_manager) if queue_manager is not None else []))

@@ -1,12 +1,23 @@
 """A lighter `asyncio.Queue` for python-engineio's per-socket packet queue (one per connection).
 
 `asyncio.Queue` allocates, per instance, four deques (its items, the getters, the putters and
-its `join()` Event's waiters) and that Event: about 3 KB per connection, most of it never used.
-Engine.IO's queue is unbounded, so nobody ever waits to put (the putters' deque stays empty),
-and `join()` is awaited only when a socket closes. `LeanQueue` is an `asyncio.Queue` (the
-broadcast fast path reads its `_getters`, see internals.py) whose putters' deque is one shared
-empty deque, and whose `join()` event is a flag that makes an `asyncio.Event` only while someone
-waits on it. Every method is the stdlib's.
+its `join()` Event's waiters; ~760 B each: a deque holds a block of 64 slots from the start) and
+that Event, most of it never used by an idle connection. Engine.IO's queue is unbounded, so
+nobody ever waits to put, and `join()` is awaited only when a socket closes. `LeanQueue` is an
+`asyncio.Queue` (the broadcast fast path reads its `_getters`, see internals.py) with:
+- one shared empty putters' deque;
+- a `join()` flag that makes an `asyncio.Event` only while someone waits on it;
+- its items' deque made on the first put and let go when it empties (one shared empty deque
+  meanwhile): an idle connection's queue is empty;
+- its getters in a list (`_Waiters`: python-engineio's writer is the one getter).
+
+`get()` and `put_nowait()` are the stdlib's: a put only wakes the oldest waiting getter (it
+leaves `_getters`, which the fast path's idle test reads) and the item stays queued until that
+getter's task runs and takes it. A getter whose task is cancelled after the wake-up (the
+writer's `asyncio.timeout` expiring, or the task cancelled, in the loop pass of the put) so
+leaves the item for the next `get()`. An earlier version handed the item itself to the getter's
+Future (and on 3.11 returned that Future from `get()`): such a cancel then dropped the item
+(`test_an_item_put_as_its_waiting_getter_is_cancelled_stays_in_the_queue`).
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import asyncio
 from collections import deque
 
 _NO_PUTTERS: deque = deque()  # an unbounded queue never waits to put: always empty
+_NO_ITEMS: deque = deque()  # an empty queue's items: never added to (`_put` makes a deque first)
 
 
 class _JoinFlag:
@@ -47,15 +59,39 @@ class _JoinFlag:
         return await self._event.wait()
 
 
+class _Waiters(list):
+    """The getters: a list (an empty one holds no block of slots), with the deque's `popleft`."""
+
+    __slots__ = ()
+
+    def popleft(self):
+        return self.pop(0)
+
+
 class LeanQueue(asyncio.Queue):
-    """An unbounded `asyncio.Queue` without the per-instance putters' deque and join Event."""
+    """An unbounded `asyncio.Queue` holding no deque or Event of its own while it is empty."""
 
     def __init__(self, maxsize: int = 0):
         if maxsize > 0:
             raise ValueError("LeanQueue is unbounded (Engine.IO's queue is)")
         super().__init__()
+        self._getters = _Waiters()
         self._putters = _NO_PUTTERS
         self._finished = _JoinFlag()
+
+    def _init(self, maxsize: int) -> None:
+        self._queue = _NO_ITEMS
+
+    def _put(self, item) -> None:
+        if self._queue is _NO_ITEMS:
+            self._queue = deque()
+        self._queue.append(item)
+
+    def _get(self):
+        item = self._queue.popleft()
+        if not self._queue:
+            self._queue = _NO_ITEMS
+        return item
 
 
 def install(eio) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import socketio
 from aiohttp import WSCloseCode
@@ -17,8 +18,22 @@ from ..config.schema import CorsSettings, UpdateSettings, WebSocketSettings
 from ..errors import ack_error
 from ..security import AccessGuard, AllowedOrigins, OriginPolicy
 from ..security.packets import ClientMistakes, Refusal, engineio_text_ok, inspect_packet
+from . import socket_loops
+from .internals import ping_internals_missing, socket_loop_internals_missing
+from .pings import PingScheduler, send_ping
 
 log = logging.getLogger(__name__)
+
+
+def session_in_query(query_string: str) -> str | None:
+    """The Engine.IO session id (`sid`) in a request's query string, None without one.
+
+    Read from the string, not `request.query`: that builds (and the request then keeps, for a
+    WebSocket's life) a MultiDict of the query, ~400 B per connection."""
+    for name, value in parse_qsl(query_string, keep_blank_values=True):
+        if name == "sid":
+            return value
+    return None
 
 
 def transports(websocket_fallback: bool) -> list[str]:
@@ -29,6 +44,8 @@ class CheckedWebSocket:
     """python-engineio's aiohttp WebSocket, refusing a text frame that is no Engine.IO packet
     (python-engineio would raise inside its handler, and the HTTP error path would then write
     a 500 into the upgraded stream): the connection is closed with a reason instead."""
+
+    __slots__ = ("_ws", "_socket")
 
     def __init__(self, ws: Any, socket: GuardedSocket):
         self._ws = ws
@@ -65,13 +82,30 @@ class GuardedSocket(eio_socket.AsyncSocket):
 
     async def _websocket_handler(self, ws: Any) -> None:
         self._ws = ws
+        checked = CheckedWebSocket(ws, self)
         try:
-            await super()._websocket_handler(CheckedWebSocket(ws, self))
+            if self.gate.lean_loops:  # python-engineio's loops without a Task per read (socket_loops.py)
+                await socket_loops.websocket_handler(self, checked)
+            else:
+                await super()._websocket_handler(checked)
         except Exception as exc:  # never out into aiohttp: the response is an upgraded stream
             self.gate.mistakes.note(self.sid, "websocket_error", str(exc)[:120] or type(exc).__name__,
                                     self.gate.client_of(self.sid))
             await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
             await self._close_websocket(WSCloseCode.PROTOCOL_ERROR, "malformed packet")
+
+    def schedule_ping(self) -> None:
+        """python-engineio's, with the server's one `PingScheduler` instead of a task per ping
+        (realtime/pings.py); the stock task when python-engineio's ping is not as expected."""
+        pings = self.gate.pings
+        if pings is None:
+            super().schedule_ping()
+        elif self.last_ping:  # only once the previous ping was answered, as python-engineio
+            self.last_ping = None
+            pings.schedule(self)
+
+    def ping_due(self) -> None:
+        send_ping(self)
 
     async def refuse_frame(self, kind: str, message: str) -> None:
         self.gate.mistakes.note(self.sid, kind, message, self.gate.client_of(self.sid))
@@ -100,6 +134,22 @@ class GuardedServer(socketio.AsyncServer):
         super().__init__(*args, **kwargs)
         self.guard = guard
         self.mistakes = mistakes or ClientMistakes()
+        missing = ping_internals_missing()
+        if missing:
+            log.warning("one task per Engine.IO ping (python-engineio's own) instead of the shared ping "
+                        "scheduler: these internals of python-engineio are missing or changed shape "
+                        "(a version other than the one setup.cfg pins?): %s", "; ".join(missing))
+        self.pings = PingScheduler(self.eio.ping_interval) if not missing else None
+        missing = socket_loop_internals_missing()
+        if missing:
+            log.warning("python-engineio's own WebSocket handler (a Task and wait_for per read) instead of "
+                        "socket_loops.py's: %s", "; ".join(missing))
+        self.lean_loops = not missing
+
+    async def shutdown(self) -> None:
+        if self.pings is not None:
+            self.pings.close()
+        await super().shutdown()
 
     def client_of(self, eio_sid: str) -> str | None:
         request = (self.environ.get(eio_sid) or {}).get("aiohttp.request")

@@ -12,11 +12,17 @@ def gzip_middleware(settings: PerformanceSettings):
     minimum = settings.min_gzip_size_bytes
 
     @web.middleware
-    async def middleware(request: web.Request, handler):
+    def middleware(request: web.Request, handler):
+        # Only our own REST answers: Engine.IO compresses its polling responses itself (and its
+        # WebSocket handler runs without a frame of this middleware around it).
+        if request.path.startswith(("/api/", "/metrics", "/health")):
+            return compressed(request, handler)
+        return handler(request)
+
+    async def compressed(request: web.Request, handler):
         response = await handler(request)
-        # Only our own REST answers: Engine.IO compresses its polling responses itself.
-        if (request.path.startswith(("/api/", "/metrics", "/health"))
-                and "Content-Encoding" not in response.headers and isinstance(response, web.Response) and not isinstance(response, web.WebSocketResponse)
+        if ("Content-Encoding" not in response.headers and isinstance(response, web.Response)
+                and not isinstance(response, web.WebSocketResponse)
                 and response.body is not None and len(response.body) >= minimum
                 and "gzip" in request.headers.get("Accept-Encoding", "")):
             response.enable_compression(ContentCoding.gzip)

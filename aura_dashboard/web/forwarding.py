@@ -24,10 +24,17 @@ KEPT_READS = ("/api/arena/debates",)
 
 
 @web.middleware
-async def peer_middleware(request: web.Request, handler):
+def peer_middleware(request: web.Request, handler):
+    # Passes a request on without a frame of its own around the handler (web/middleware.py).
     cluster = request.app.get(CLUSTER)
     presented = request.headers.get(PEER_SECRET)
-    if cluster is not None and presented is not None and await cluster.is_peer(presented):
+    if cluster is not None and presented is not None:
+        return _as_peer(request, handler, cluster, presented)
+    return handler(request)
+
+
+async def _as_peer(request: web.Request, handler, cluster, presented: str):
+    if await cluster.is_peer(presented):
         request[PEER] = Peer(instance=request.headers.get(FORWARDED, "?")[:200],
                              client=request.headers.get(ORIGINAL_CLIENT, "-")[:200],
                              actor=request.headers.get(ORIGINAL_ACTOR, "-")[:200])
@@ -35,21 +42,25 @@ async def peer_middleware(request: web.Request, handler):
 
 
 @web.middleware
-async def forwarding_middleware(request: web.Request, handler):
+def forwarding_middleware(request: web.Request, handler):
     forwarder = request.app[FORWARDER]
     if request.path.startswith(OWNED_BY_HOLDER) and forwarder.must_forward(PEER in request):
-        body = await request.read() if request.body_exists else None  # read() keeps what was read before
-        headers = {k: v for k, v in request.headers.items() if k in PASSED_HEADERS}
-        client = client_of(request)
-        try:
-            status, data = await forwarder.forward(request.method, request.path_qs, body, headers,
-                                                   client=client, actor=request.get(ACTOR) or f"api:{client}")
-        except DashboardError as exc:
-            if exc.status == 503 and request.method == "GET" and request.path.startswith(KEPT_READS):
-                request[FROM_KEPT] = True  # no holder answers: read what the last one kept
-                response = await handler(request)
-                response.headers["X-Aura-Source"] = "kept"
-                return response
-            raise
-        return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-    return await handler(request)
+        return _forwarded(request, handler, forwarder)
+    return handler(request)
+
+
+async def _forwarded(request: web.Request, handler, forwarder):
+    body = await request.read() if request.body_exists else None  # read() keeps what was read before
+    headers = {k: v for k, v in request.headers.items() if k in PASSED_HEADERS}
+    client = client_of(request)
+    try:
+        status, data = await forwarder.forward(request.method, request.path_qs, body, headers,
+                                               client=client, actor=request.get(ACTOR) or f"api:{client}")
+    except DashboardError as exc:
+        if exc.status == 503 and request.method == "GET" and request.path.startswith(KEPT_READS):
+            request[FROM_KEPT] = True  # no holder answers: read what the last one kept
+            response = await handler(request)
+            response.headers["X-Aura-Source"] = "kept"
+            return response
+        raise
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")

@@ -15,8 +15,10 @@ from aiohttp import hdrs, web
 
 from ..config.schema import SecuritySettings, WebSocketSettings
 from ..errors import error_body
+from ..realtime.server import session_in_query
 from ..security import AccessGuard, AllowedOrigins, TooManyFailures, Unauthorized, retry_after
 from .keys import GUARD
+from .middleware import answer
 
 # Open without a key: liveness for load balancers, and the page itself (it asks for the key).
 PUBLIC_PATHS = frozenset({"/healthz", "/health", "/", "/favicon.ico"})
@@ -58,22 +60,27 @@ def _is_socketio(request: web.Request, socketio_path: str) -> bool:
     return request.path.rstrip("/") == socketio_path.rstrip("/")
 
 
+# Each middleware below passes a request on with `return handler(request)` from a plain `def`
+# (no frame of it alive while the handler runs: for the Engine.IO path, a WebSocket's life);
+# see web/middleware.py.
+
+
 def rate_limit_middleware(guard: AccessGuard, socketio_path: str):
     """429 with `Retry-After` once an address has spent its burst (`security.rate_limiting`)."""
 
     @web.middleware
-    async def rate_limit(request: web.Request, handler):
+    def rate_limit(request: web.Request, handler):
         if request.path in UNLIMITED_PATHS or PEER in request or (
-                _is_socketio(request, socketio_path) and "sid" in request.query):
+                _is_socketio(request, socketio_path) and session_in_query(request.query_string) is not None):
             # An open session's traffic has its own limits; a forwarded request was limited
             # where its client came in.
-            return await handler(request)
+            return handler(request)
         wait = guard.take_request(client_of(request))
         if wait > 0:
-            return web.json_response(
+            return answer(web.json_response(
                 error_body("rate_limited", "too many requests; slow down"), status=429,
-                headers={hdrs.RETRY_AFTER: str(retry_after(wait))})
-        return await handler(request)
+                headers={hdrs.RETRY_AFTER: str(retry_after(wait))}))
+        return handler(request)
 
     return rate_limit
 
@@ -82,15 +89,19 @@ def api_key_middleware(guard: AccessGuard, socketio_path: str):
     """401 `unauthorized` without an accepted key; sets `request[ACTOR]` to the key's id."""
 
     @web.middleware
-    async def api_key(request: web.Request, handler):
+    def api_key(request: web.Request, handler):
         path = request.path
         if (request.method == hdrs.METH_OPTIONS or path in PUBLIC_PATHS
                 or path.startswith(PUBLIC_PREFIXES) or _is_socketio(request, socketio_path)):
-            return await handler(request)
+            return handler(request)
         peer = request.get(PEER)
         if peer is not None:  # authenticated by the instance that forwarded it
             request[ACTOR] = peer.actor
-            return await handler(request)
+            return handler(request)
+        return authenticated(request, handler)
+
+    async def authenticated(request: web.Request, handler):
+        path = request.path
         try:
             kid = await guard.authenticate(guard.candidate(request.headers), client=client_of(request),
                                            target=path, detail={"method": request.method},
@@ -116,9 +127,12 @@ def polling_post_timeout(socketio_path: str):
     """
 
     @web.middleware
-    async def bounded_post(request: web.Request, handler):
+    def bounded_post(request: web.Request, handler):
         if request.method != hdrs.METH_POST or not _is_socketio(request, socketio_path):
-            return await handler(request)
+            return handler(request)
+        return bounded(request, handler)
+
+    async def bounded(request: web.Request, handler):
         try:
             async with asyncio.timeout(POLLING_POST_TIMEOUT_S):
                 return await handler(request)
@@ -134,21 +148,25 @@ def body_timeout(socketio_path: str, timeout_s: float):
     (The Socket.IO path has its own bound, `polling_post_timeout`.)"""
 
     @web.middleware
-    async def bounded_body(request: web.Request, handler):
+    def bounded_body(request: web.Request, handler):
         if request.body_exists and not _is_socketio(request, socketio_path):
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await request.read()  # kept by aiohttp for the handler's json()/post()
-            except TimeoutError:
-                response = web.json_response(
-                    error_body("request_timeout", f"the request body did not arrive within {timeout_s:g}s "
-                                                  "(dashboard.body_timeout_s)"), status=408)
-                response.force_close()
-                await response.prepare(request)
-                await response.write_eof()
-                if request.transport is not None:  # aiohttp would linger reading the rest of the body
-                    request.transport.close()
-                return response
+            return read_first(request, handler)
+        return handler(request)
+
+    async def read_first(request: web.Request, handler):
+        try:
+            async with asyncio.timeout(timeout_s):
+                await request.read()  # kept by aiohttp for the handler's json()/post()
+        except TimeoutError:
+            response = web.json_response(
+                error_body("request_timeout", f"the request body did not arrive within {timeout_s:g}s "
+                                              "(dashboard.body_timeout_s)"), status=408)
+            response.force_close()
+            await response.prepare(request)
+            await response.write_eof()
+            if request.transport is not None:  # aiohttp would linger reading the rest of the body
+                request.transport.close()
+            return response
         return await handler(request)
 
     return bounded_body

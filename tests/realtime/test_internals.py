@@ -77,3 +77,19 @@ async def test_a_missing_internal_falls_back_to_the_stock_path_with_one_warning(
         for client in clients:
             got = [json.loads((await client.text()).split(",", 1)[1]) for _ in sent]
             assert got == [["alerts", envelope] for envelope in sent]
+
+
+def test_every_part_of_engineios_ping_the_shared_scheduler_replaces_is_as_expected():
+    missing = internals.ping_internals_missing()
+    assert missing == [], (
+        "the shared ping scheduler would be OFF (a task per socket and ping instead): python-engineio's "
+        f"ping changed: {missing}. Adapt aura_dashboard/realtime/pings.py and internals.py, then move the "
+        "pin in setup.cfg.")
+
+
+def test_the_engineio_websocket_handler_socket_loops_repeats_is_the_one_it_copied():
+    missing = internals.socket_loop_internals_missing()
+    assert missing == [], (
+        "python-engineio's own WebSocket handler would be used (a Task and wait_for per read): "
+        f"{missing}. Compare its new source with aura_dashboard/realtime/socket_loops.py, carry the "
+        "changes over, update COPIED_FROM, then move the pin in setup.cfg.")
