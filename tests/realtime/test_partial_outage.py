@@ -122,6 +122,17 @@ async def assert_nothing_lost_silently(client: StreamFollower) -> None:
                           f"{[(ep, e['seq'], e['source']) for ep, e in client.accepted]}; {client!r}")
 
 
+async def mend_and_come_back_whole(proxy: CuttableProxy, client: StreamFollower) -> None:
+    """Mend A's link; A's client comes back on the cluster's stream (a later epoch, with B's
+    envelopes and A's), and after a few more seconds has lost nothing silently."""
+    epoch_while_away = client.epoch
+    proxy.mend()
+    await client.until(lambda: client.epoch > epoch_while_away and client.count("node-b", client.epoch) >= 10
+                       and client.count("node-a", client.epoch) >= 10, 60)
+    await asyncio.sleep(3.0)
+    await assert_nothing_lost_silently(client)
+
+
 async def test_one_instance_cut_from_redis_while_another_publishes_loses_nothing_silently(redis_server):  # noqa: F811
     async with node_a_behind_a_proxy_and_node_b(redis_server) as (proxy, _, client):
         of = client.count
@@ -130,13 +141,7 @@ async def test_one_instance_cut_from_redis_while_another_publishes_loses_nothing
         # A's own samples go on to its client (a local epoch); B keeps publishing to Redis.
         await client.until(lambda: client.gaps > gaps_before and of("node-a", client.epoch) >= 3, 30)
         await asyncio.sleep(2.0)
-        epoch_while_cut = client.epoch
-        proxy.mend()
-        # Back on the cluster's stream: B's envelopes reach A's client again.
-        await client.until(lambda: client.epoch > epoch_while_cut
-                           and of("node-b", client.epoch) >= 10 and of("node-a", client.epoch) >= 10, 60)
-        await asyncio.sleep(3.0)
-        await assert_nothing_lost_silently(client)
+        await mend_and_come_back_whole(proxy, client)
         assert client.gaps >= 2  # the cut (a local epoch), then back on the cluster's
 
 
@@ -243,12 +248,7 @@ async def test_a_silent_link_keeps_the_per_host_streams_going_here_and_owes_a_re
         await client.until(lambda: client.gaps > gaps_before and of("node-a", client.epoch) >= 5, 60)
         assert a.app[keys.HUB].here is not None, "A is not in its local epoch"
         assert manager.owe_resync or manager.unpublished, "a timed-out append owes no resync"
-        epoch_while_held = client.epoch
-        proxy.mend()
-        await client.until(lambda: client.epoch > epoch_while_held
-                           and of("node-b", client.epoch) >= 10 and of("node-a", client.epoch) >= 10, 60)
-        await asyncio.sleep(3.0)
-        await assert_nothing_lost_silently(client)
+        await mend_and_come_back_whole(proxy, client)
 
 
 class _Recorder:
