@@ -148,8 +148,10 @@ class Server:
 
 @asynccontextmanager
 async def server(kind: str, variant: str = "fast", profile: str = "fanout", uvloop: bool = False,
-                 shipped_security: bool = False, cluster: tuple[str, str, str] | None = None):
-    """`cluster`: (Redis URL, cluster name, instance name), one instance of a cluster."""
+                 shipped_security: bool = False, cluster: tuple[str, str, str] | None = None,
+                 start_timeout_s: float = 20.0):
+    """`cluster`: (Redis URL, cluster name, instance name), one instance of a cluster.
+    `start_timeout_s`: how long it may take to answer (a server under tracemalloc takes longer)."""
     port = free_port()
     if kind == "node":
         argv = ["node", str(NODE_DIR / "server.mjs"), str(port)] + (list(cluster[:2]) if cluster else [])
@@ -169,7 +171,7 @@ async def server(kind: str, variant: str = "fast", profile: str = "fanout", uvlo
     srv.ps = psutil.Process(srv.proc.pid)
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
+            for _ in range(int(start_timeout_s * 10)):
                 try:
                     async with http.get(srv.url + "/bench/ping") as r:
                         if r.status == 200:

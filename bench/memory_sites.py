@@ -19,7 +19,8 @@ from bench.__main__ import clients, raise_fd_limit, server
 
 async def main(n: int) -> None:
     os.environ["PYTHONTRACEMALLOC"] = "25"  # inherited by the server process
-    async with server("dashboard", "fast", uvloop=True) as srv:
+    # Every allocation traced with 25 frames: the imports alone take tens of seconds.
+    async with server("dashboard", "fast", uvloop=True, start_timeout_s=180) as srv:
         await asyncio.sleep(1)
         async with aiohttp.ClientSession() as http:
             await (await http.post(srv.url + "/bench/tracemalloc")).read()
