@@ -314,17 +314,17 @@ def create_app(settings: Settings) -> web.Application:
 LOOP_STOP_TIMEOUT_S = 5.0  # how long a cancelled loop may take to end before shutdown goes on
 
 
-async def _stopped(running: list[asyncio.Task], name: str, timeout: float | None = None) -> None:
+async def _stopped(running: list[asyncio.Task], name: str) -> None:
     """Wait for cancelled loops to end, at most LOOP_STOP_TIMEOUT_S: a loop can miss its
     cancellation inside a library (seen: `FlagSync.run` left "cancelling" for good inside
     redis-py's `PubSub.listen()` after a Redis restart, which held a test's shutdown until its
     120-s timeout), and shutdown must not wait for it for ever. Each one left is named."""
     if not running:
         return
-    _, pending = await asyncio.wait(running, timeout=LOOP_STOP_TIMEOUT_S if timeout is None else timeout)
+    _, pending = await asyncio.wait(running, timeout=LOOP_STOP_TIMEOUT_S)
     for task in pending:
         log.warning("%s: background loop %s did not end within %.0f s of its cancellation; shutdown goes on",
-                    name, task.get_name(), LOOP_STOP_TIMEOUT_S if timeout is None else timeout)
+                    name, task.get_name(), LOOP_STOP_TIMEOUT_S)
 
 
 def lifecycle(tasks: TaskSet, name: str, *, start: Callable[[], Awaitable[Any]] | None = None,
