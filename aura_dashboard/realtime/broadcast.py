@@ -10,13 +10,14 @@ for each recipient that is *idle* it writes that frame straight to the connectio
 Ordering. Every other packet of a socket (pings, acknowledgements, per-client events, the
 close packet) still goes through Engine.IO's queue and its writer task. A frame written
 directly must not overtake any of those, so a recipient takes the fast path only when
-nothing of its own is in flight: its queue is empty *and* its writer task is parked in
-`queue.get()` (the one waiter in the queue's `_getters`, not yet woken). A packet that was put in
-the queue but not yet written either sits in the queue or has woken (and so removed) the
-writer's getter, and a writer suspended in `drain()` has no getter either; in each case the
-recipient takes the stock path: the packet is queued behind the rest, and as long as the
-writer is busy later broadcasts queue behind it too, so per-socket order is the order of
-sends.
+nothing of its own is in flight: its queue is empty *and* no writer is at work. Under
+socket_loops.py (the server's own WebSocket loops) a writing task exists only while packets are
+waiting or being written (`QueueWriter.idle`); under python-engineio's own handler, its writer
+task must be parked in `queue.get()` (the one waiter in the queue's `_getters`, not yet woken).
+A packet that was put in the queue but not yet written either sits in the queue or has a
+writer at work (woken, or suspended in `drain()`); in each case the recipient takes the stock
+path: the packet is queued behind the rest, and as long as the writer is busy later broadcasts
+queue behind it too, so per-socket order is the order of sends.
 
 Bound. A direct write does not wait for the client to read. A recipient whose transport
 already buffers more than `max_buffered_bytes` takes the stock path, whose writer awaits
@@ -49,7 +50,7 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from . import lean_queue
-from .internals import missing_internals
+from .internals import missing_internals, upgraded_protocol_internals_missing
 
 log = logging.getLogger(__name__)
 
@@ -300,11 +301,18 @@ def _idle_transport(sock, response: web.WebSocketResponse, deadline: float, limi
     if sock.last_ping and sock.last_ping < deadline:
         return None  # the stock send closes a socket whose ping timed out
     queue = sock.queue
-    # Idle: nothing queued, and exactly one waiter, the writer task, parked in queue.get().
-    # (A woken or cancelled waiter leaves the deque before its task runs again, or is done.)
-    getters = getattr(queue, "_getters", None)
-    if getters is None or len(getters) != 1 or getters[0].done() or queue.qsize():
-        return None  # something of this socket's own is queued or being written
+    writer = getattr(sock, "writer", None)
+    if writer is not None:
+        # socket_loops: idle when nothing is queued and no writing task is at work.
+        if not writer.idle() or queue.qsize():
+            return None  # something of this socket's own is queued or being written
+    else:
+        # python-engineio's writer: idle when nothing is queued and exactly one waiter, the
+        # writer task, is parked in queue.get(). (A woken or cancelled waiter leaves the deque
+        # before its task runs again, or is done.)
+        getters = getattr(queue, "_getters", None)
+        if getters is None or len(getters) != 1 or getters[0].done() or queue.qsize():
+            return None  # something of this socket's own is queued or being written
     writer = response._writer
     if writer is None or writer._closing or response.closed:
         return None
@@ -374,22 +382,43 @@ def trim_environ(environ: dict) -> None:
     environ.update(kept)
 
 
+_NO_MESSAGES = ()  # an upgraded protocol's HTTP request queue: empty for good (see below)
+
+
+def trim_upgraded_protocol(request: web.BaseRequest) -> None:
+    """Let aiohttp's protocol of an open WebSocket go of what only HTTP requests use (~1.5 KB per
+    connection): its HTTP request parser and its queue of parsed requests (an empty deque
+    holds a block of 64 slots). Once the connection is upgraded and its WebSocket reader is
+    set, aiohttp 3.14's `RequestHandler` feeds every byte to that reader; it reads `_parser` only
+    where `_payload_parser is None` or not `_upgraded`, or after checking it for None, and
+    appends to `_messages` only in those places (internals.UPGRADED_PROTOCOL_READ_FROM names the
+    sources this was read in; `install` trims only while they are unchanged). The queue is
+    replaced by an empty tuple, so that an append would fail loudly rather than be shared."""
+    protocol = request.protocol
+    if protocol is not None and protocol._upgraded and protocol._payload_parser is not None:
+        protocol._parser = None
+        protocol._messages = _NO_MESSAGES
+
+
 class FastPathWebSocket:
     """python-engineio's aiohttp WebSocket adapter, with three differences.
 
     Its `WebSocketResponse` negotiates permessage-deflate only when `compress` is true
     (python-engineio always accepts it); each connection is registered with the
     `Broadcaster` while its handler runs, so a broadcast can write to it directly; and once the
-    WebSocket is open, its `environ` keeps only what is read later (`trim_environ`).
+    WebSocket is open, its `environ` keeps only what is read later (`trim_environ`) and, with
+    `trim_protocol`, aiohttp's protocol lets go of its HTTP parts (`trim_upgraded_protocol`).
     """
 
-    __slots__ = ("handler", "server", "broadcaster", "compress", "_sock")
+    __slots__ = ("handler", "server", "broadcaster", "compress", "trim_protocol", "_sock")
 
-    def __init__(self, handler, server, *, broadcaster: Broadcaster, compress: bool):
+    def __init__(self, handler, server, *, broadcaster: Broadcaster, compress: bool,
+                 trim_protocol: bool = False):
         self.handler = handler
         self.server = server
         self.broadcaster = broadcaster
         self.compress = compress
+        self.trim_protocol = trim_protocol
         self._sock: web.WebSocketResponse | None = None
 
     async def __call__(self, environ):
@@ -399,6 +428,8 @@ class FastPathWebSocket:
                                            compress=self.compress)
         await self._sock.prepare(request)
         trim_environ(environ)
+        if self.trim_protocol:
+            trim_upgraded_protocol(request)
         eio_socket = getattr(self.handler, "__self__", None)
         # A connection with permessage-deflate negotiated is never registered: its messages are
         # compressed per client by aiohttp, on the stock path.
@@ -423,11 +454,19 @@ class FastPathWebSocket:
         if inspect.isawaitable(result):
             await result
 
-    async def wait(self):
-        msg = await self._sock.receive()
+    @property
+    def response(self) -> web.WebSocketResponse | None:
+        return self._sock
+
+    @staticmethod
+    def received(msg: Any) -> str | bytes:
+        """A received message's data, as python-engineio's adapter returns it from `wait()`."""
         if not isinstance(msg.data, bytes) and not isinstance(msg.data, str):
             raise OSError()
         return msg.data
+
+    async def wait(self):
+        return self.received(await self._sock.receive())
 
 
 Broadcaster = StockBroadcaster  # the interface: emit, emit_batches, register, unregister
@@ -457,8 +496,14 @@ def install(sio: socketio.AsyncServer, broadcaster: Broadcaster, *, compress: bo
     if not isinstance(getattr(sio.eio, "_async", None), dict) or "websocket" not in sio.eio._async:
         return
 
+    missing = upgraded_protocol_internals_missing()
+    if missing:
+        log.warning("aiohttp's protocol keeps its HTTP parser and request queue for every open WebSocket "
+                    "(~1.5 KB each): %s", "; ".join(missing))
+
     def websocket(handler, server):
-        return FastPathWebSocket(handler, server, broadcaster=broadcaster, compress=compress)
+        return FastPathWebSocket(handler, server, broadcaster=broadcaster, compress=compress,
+                                 trim_protocol=not missing)
 
     # A copy: python-engineio's `_async` is the driver module's own dict, shared by every server.
     sio.eio._async = {**sio.eio._async, "websocket": websocket}

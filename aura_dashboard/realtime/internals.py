@@ -2,7 +2,8 @@
 fast path relies on, each checked for the shape `broadcast.py` expects; and, apart, the parts of
 python-engineio's ping that the shared ping scheduler (`pings.py`) replaces (`ping_internals_missing`:
 when one is not as expected, python-engineio's own ping task per socket, with one WARNING), and
-the python-engineio methods that `socket_loops.py` repeats (`socket_loop_internals_missing`).
+the python-engineio methods that `socket_loops.py` repeats (`socket_loop_internals_missing`), and
+the aiohttp protocol that `broadcast.trim_upgraded_protocol` trims (`upgraded_protocol_internals_missing`).
 
 `setup.cfg` pins the three libraries to the minor versions tested; this check is the second
 guard: `broadcaster_for` calls `missing_internals(sio)` when it builds the fast path, and when
@@ -189,6 +190,29 @@ def _socket_loop_probes() -> list[tuple[str, Callable[[], bool]]]:
 def socket_loop_internals_missing() -> list[str]:
     """The python-engineio method `socket_loops.py` repeats, when it is no longer the one copied."""
     return _missing(_socket_loop_probes())
+
+
+# sha256 of inspect.getsource() of aiohttp 3.14.5's classes, first 16 hex digits: every use of
+# `_parser` and `_messages` in them was read for `broadcast.trim_upgraded_protocol`.
+UPGRADED_PROTOCOL_READ_FROM = {"RequestHandler": "3960a24b6f6b63e0", "BaseProtocol": "b8cbe831e85f09b9"}
+
+
+def _upgraded_protocol_probes() -> list[tuple[str, Callable[[], bool]]]:
+    from aiohttp import base_protocol, web_protocol
+    classes = {"RequestHandler": web_protocol.RequestHandler, "BaseProtocol": base_protocol.BaseProtocol}
+
+    def same(name: str) -> bool:
+        source = inspect.getsource(classes[name])
+        return hashlib.sha256(source.encode()).hexdigest()[:16] == UPGRADED_PROTOCOL_READ_FROM[name]
+
+    return [(f"aiohttp {name} as in aiohttp 3.14.5 (broadcast.trim_upgraded_protocol lets go of its "
+             f"HTTP parser and message queue once a WebSocket is open)", lambda name=name: same(name))
+            for name in UPGRADED_PROTOCOL_READ_FROM]
+
+
+def upgraded_protocol_internals_missing() -> list[str]:
+    """The aiohttp classes `trim_upgraded_protocol` was written against, when they changed."""
+    return _missing(_upgraded_protocol_probes())
 
 
 def _missing(probes: list[tuple[str, Callable[[], bool]]]) -> list[str]:

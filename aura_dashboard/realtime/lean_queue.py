@@ -9,7 +9,9 @@ nobody ever waits to put, and `join()` is awaited only when a socket closes. `Le
 - a `join()` flag that makes an `asyncio.Event` only while someone waits on it;
 - its items' deque made on the first put and let go when it empties (one shared empty deque
   meanwhile): an idle connection's queue is empty;
-- its getters in a list (`_Waiters`: python-engineio's writer is the one getter).
+- its getters in a list (`_Waiters`: python-engineio's writer is the one getter);
+- `on_put`, called after every put once set: a WebSocket's `socket_loops.QueueWriter.wake`,
+  which starts a writing task only when there is something to write (no getter waits then).
 
 `get()` and `put_nowait()` are the stdlib's: a put only wakes the oldest waiting getter (it
 leaves `_getters`, which the fast path's idle test reads) and the item stays queued until that
@@ -69,7 +71,10 @@ class _Waiters(list):
 
 
 class LeanQueue(asyncio.Queue):
-    """An unbounded `asyncio.Queue` holding no deque or Event of its own while it is empty."""
+    """An unbounded `asyncio.Queue` holding no deque or Event of its own while it is empty, that
+    calls `on_put()` (when set) after each put."""
+
+    on_put = None  # (an instance attribute once set)
 
     def __init__(self, maxsize: int = 0):
         if maxsize > 0:
@@ -78,6 +83,11 @@ class LeanQueue(asyncio.Queue):
         self._getters = _Waiters()
         self._putters = _NO_PUTTERS
         self._finished = _JoinFlag()
+
+    def put_nowait(self, item) -> None:
+        super().put_nowait(item)  # (`put()` of an unbounded queue is this)
+        if self.on_put is not None:
+            self.on_put()
 
     def _init(self, maxsize: int) -> None:
         self._queue = _NO_ITEMS

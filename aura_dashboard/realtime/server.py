@@ -18,9 +18,11 @@ from ..config.schema import CorsSettings, UpdateSettings, WebSocketSettings
 from ..errors import ack_error
 from ..security import AccessGuard, AllowedOrigins, OriginPolicy
 from ..security.packets import ClientMistakes, Refusal, engineio_text_ok, inspect_packet
-from . import socket_loops
+from . import lean_queue, socket_loops
 from .internals import ping_internals_missing, socket_loop_internals_missing
+from .lean_queue import LeanQueue
 from .pings import PingScheduler, send_ping
+from .read_deadlines import ReadDeadlines
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,11 @@ class CheckedWebSocket:
         return getattr(self._ws, name)
 
     async def wait(self) -> Any:
-        data = await self._ws.wait()
+        received = getattr(self._ws, "received", None)
+        if received is not None:  # FastPathWebSocket: aiohttp's receive() awaited here, a coroutine
+            data = received(await self._ws.response.receive())  # fewer held by every idle read
+        else:
+            data = await self._ws.wait()
         if isinstance(data, str) and not engineio_text_ok(data):
             await self._socket.refuse_frame("malformed_frame", "a text frame that is no Engine.IO packet")
             raise OSError("malformed Engine.IO packet")  # python-engineio ends the session on OSError
@@ -68,6 +74,8 @@ class GuardedSocket(eio_socket.AsyncSocket):
     the session (as an oversized one does); a bad WebSocket frame closes the connection."""
 
     gate: GuardedServer
+    writer: socket_loops.QueueWriter | None = None  # its WebSocket's, under socket_loops
+    last_read: float = 0.0  # the loop time of the last message its WebSocket read (socket_loops)
 
     async def handle_post_request(self, environ: dict) -> None:
         try:
@@ -80,19 +88,30 @@ class GuardedSocket(eio_socket.AsyncSocket):
             await self.close(wait=False, abort=False, reason=self.server.reason.TRANSPORT_ERROR)
             raise eio_exceptions.EngineIOError("malformed payload") from None  # -> 400, session gone
 
-    async def _websocket_handler(self, ws: Any) -> None:
+    def _websocket_handler(self, ws: Any) -> Any:
+        """The WebSocket's handler, a coroutine: socket_loops' (which reports its failures to
+        `websocket_failed` itself, so that no frame of this method stays alive with the
+        connection), or python-engineio's inside `_stock_websocket_handler`."""
         self._ws = ws
         checked = CheckedWebSocket(ws, self)
+        # python-engineio's loops without a task or timer while idle (socket_loops.py)
+        if self.gate.lean_loops and isinstance(self.queue, LeanQueue):
+            return socket_loops.websocket_handler(self, checked, self.gate.read_deadlines)
+        return self._stock_websocket_handler(checked)
+
+    async def _stock_websocket_handler(self, checked: CheckedWebSocket) -> None:
         try:
-            if self.gate.lean_loops:  # python-engineio's loops without a Task per read (socket_loops.py)
-                await socket_loops.websocket_handler(self, checked)
-            else:
-                await super()._websocket_handler(checked)
-        except Exception as exc:  # never out into aiohttp: the response is an upgraded stream
-            self.gate.mistakes.note(self.sid, "websocket_error", str(exc)[:120] or type(exc).__name__,
-                                    self.gate.client_of(self.sid))
-            await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
-            await self._close_websocket(WSCloseCode.PROTOCOL_ERROR, "malformed packet")
+            await super()._websocket_handler(checked)
+        except Exception as exc:
+            await self.websocket_failed(exc)
+
+    async def websocket_failed(self, exc: Exception) -> None:
+        """The WebSocket handler raised: never out into aiohttp (the response is an upgraded
+        stream); the session ends and the connection is closed with a protocol error."""
+        self.gate.mistakes.note(self.sid, "websocket_error", str(exc)[:120] or type(exc).__name__,
+                                self.gate.client_of(self.sid))
+        await self.close(wait=False, abort=True, reason=self.server.reason.TRANSPORT_ERROR)
+        await self._close_websocket(WSCloseCode.PROTOCOL_ERROR, "malformed packet")
 
     def schedule_ping(self) -> None:
         """python-engineio's, with the server's one `PingScheduler` instead of a task per ping
@@ -106,6 +125,15 @@ class GuardedSocket(eio_socket.AsyncSocket):
 
     def ping_due(self) -> None:
         send_ping(self)
+
+    def read_deadline_passed(self) -> None:
+        """Nothing read for `ping_interval + ping_timeout` (`ReadDeadlines`): the connection is
+        aborted, which fails the pending read and so ends the handler, as python-engineio's
+        timed-out read does."""
+        request = (self.gate.environ.get(self.sid) or {}).get("aiohttp.request")
+        transport = request.transport if request is not None else None
+        if transport is not None:
+            transport.abort()
 
     async def refuse_frame(self, kind: str, message: str) -> None:
         self.gate.mistakes.note(self.sid, kind, message, self.gate.client_of(self.sid))
@@ -145,10 +173,14 @@ class GuardedServer(socketio.AsyncServer):
             log.warning("python-engineio's own WebSocket handler (a Task and wait_for per read) instead of "
                         "socket_loops.py's: %s", "; ".join(missing))
         self.lean_loops = not missing
+        if self.lean_loops:
+            lean_queue.install(self.eio)  # socket_loops' writer is woken by the LeanQueue
+        self.read_deadlines = ReadDeadlines(self.eio)
 
     async def shutdown(self) -> None:
         if self.pings is not None:
             self.pings.close()
+        self.read_deadlines.close()
         await super().shutdown()
 
     def client_of(self, eio_sid: str) -> str | None:

@@ -126,6 +126,7 @@ async def test_a_client_that_does_not_answer_a_ping_is_closed_as_before():
         assert ws.closed or msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
         await asyncio.sleep(0.05)
         assert not srv.app[SIO].eio.sockets
+        assert srv.app[SIO].read_deadlines.expired == 1  # its read deadline ended the connection
 
 
 async def test_the_stock_ping_task_when_engineios_ping_is_not_as_expected(monkeypatch, caplog):
@@ -226,47 +227,178 @@ async def test_engineios_own_websocket_handler_when_its_source_changed(monkeypat
         await ws.close()
 
 
-async def test_an_idle_websockets_writer_waits_without_wait_for_and_still_writes_in_order():
-    from tests.realtime.test_broadcast import payload
+def timeout_timers() -> int:
+    """How many timers of `asyncio.timeout` and `wait_for` the running loop holds."""
+    return sum(1 for handle in asyncio.get_running_loop()._scheduled
+               if not handle.cancelled()
+               and getattr(handle._callback, "__name__", "") in ("_on_timeout", "_release_waiter"))
+
+
+def writer_tasks() -> list[asyncio.Task]:
+    """socket_loops' writing tasks (`QueueWriter._write`), and python-engineio's writer tasks."""
+    return [task for task in asyncio.all_tasks()
+            if coroutine_chain(task)[0].endswith(("QueueWriter._write", "websocket_handler.<locals>.writer"))]
+
+
+async def test_an_idle_websocket_holds_no_writer_task_and_no_timer_and_still_writes_in_order():
+    from tests.realtime.test_broadcast import NS, payload
     from aura_dashboard.web.keys import HUB
     async with running_server(make_settings({}, QUIET)) as srv, aiohttp.ClientSession() as http:
         client = await RawClient.connect(http, srv)
         await wait_members(srv, 1)
         await asyncio.sleep(0.05)
-        writers = [chain for chain in map(coroutine_chain, asyncio.all_tasks())
-                   if chain[0].endswith("websocket_handler.<locals>.writer")]
-        assert len(writers) == 1
-        assert any(name.endswith("socket_loops.py:writer_poll") for name in writers[0])
-        assert not any(name.endswith(":wait_for") for name in writers[0]), writers[0]
-        # Packets of its own (acknowledgements) and broadcasts still arrive, in order.
+        sio = srv.app[SIO]
+        [sock] = sio.eio.sockets.values()
+        assert writer_tasks() == [] and sock.writer.idle()  # python-engineio: a task parked in get()
+        # and no timer of its own (python-engineio's reads and writes each wait under a timeout):
+        # a second idle connection adds none to the loop's timers
+        timers = timeout_timers()
+        second = await RawClient.connect(http, srv)
+        await wait_members(srv, 2)
+        await asyncio.sleep(0.05)
+        assert timeout_timers() == timers
+        assert len(sio.read_deadlines) == 2  # their read deadlines are the server's one sweep's
+        await second.ws.close()
+        # Packets of its own (acknowledgements, pings) and broadcasts still arrive, in order.
         hub = srv.app[HUB]
         sent = [await hub.publish("alerts", payload(i)) for i in range(20)]
         got = [json.loads((await client.text()).split(",", 1)[1])[1]["seq"] for _ in sent]
         assert got == [envelope["seq"] for envelope in sent]
+        await client.ws.send_str(f'42{NS},2["subscribe",{{"streams":["alerts"]}}]')  # its ack: its own
+        assert (await client.text()).startswith(f"43{NS},2")
+        await asyncio.sleep(0.05)
+        assert writer_tasks() == [] and sock.writer.idle()  # the writing task ended with its queue
         await client.ws.close()
+        await asyncio.sleep(0.1)
+        assert len(sio.read_deadlines) == 0
 
 
-async def test_a_packet_put_as_the_writers_wait_is_cancelled_stays_queued_for_its_next_poll():
-    # The writer waits in writer_poll under asyncio.timeout: when the timeout expires (or the
-    # writer task is cancelled) in the loop pass where a packet was put, before the writer ran
-    # again, writer_poll raises QueueEmpty; the packet must still be queued, not lost with the
-    # cancelled get() (and still unfinished, so that join() counts it).
-    from engineio import exceptions, packet
+class HeldWebSocket:
+    """A stand-in for the WebSocket a `QueueWriter` writes to: each send waits for `release`."""
 
+    def __init__(self):
+        self.sent: list[str] = []
+        self.closed = 0
+        self.release = asyncio.Event()
+        self.fail = False
+
+    async def send(self, data: str) -> None:
+        await self.release.wait()
+        if self.fail:
+            raise ConnectionResetError("gone")
+        self.sent.append(data)
+
+    async def close(self) -> None:
+        self.closed += 1
+
+
+def queue_writer():
     from aura_dashboard.realtime.lean_queue import LeanQueue
-    from aura_dashboard.realtime.socket_loops import writer_poll
+    from aura_dashboard.realtime.socket_loops import QueueWriter
+    sock = types.SimpleNamespace(queue=LeanQueue())
+    ws = HeldWebSocket()
+    writer = QueueWriter(sock, ws)
+    sock.queue.on_put = writer.wake
+    return sock.queue, ws, writer
 
-    sock = types.SimpleNamespace(queue=LeanQueue(),
-                                 server=types.SimpleNamespace(ping_interval=25, ping_timeout=20))
-    polling = asyncio.ensure_future(writer_poll(sock))
-    await asyncio.sleep(0)  # parked in the queue's get()
-    ack = packet.Packet(packet.MESSAGE, data="31/alerts,0[{}]")
-    sock.queue.put_nowait(ack)
-    polling.cancel()  # what the timeout does on expiry: Task.cancel(), here in the put's loop pass
-    try:
-        await polling
-    except exceptions.QueueEmpty:
-        pass
-    assert sock.queue.qsize() == 1 and sock.queue._unfinished_tasks == 1
-    assert await asyncio.wait_for(writer_poll(sock), 1) == [ack]
-    await asyncio.wait_for(sock.queue.join(), 1)
+
+def message(text: str):
+    from engineio import packet
+    return packet.Packet(packet.MESSAGE, data=text)
+
+
+async def test_a_queue_writer_writes_from_one_task_only_while_packets_wait_in_queue_order():
+    queue, ws, writer = queue_writer()
+    assert writer.idle()
+    queue.put_nowait(message("a"))
+    task = writer.task
+    assert task is not None and not writer.idle()
+    await asyncio.sleep(0)  # in send("a"), held
+    queue.put_nowait(message("b"))  # put while the task writes: the same task writes it next
+    queue.put_nowait(message("c"))
+    assert writer.task is task
+    ws.release.set()
+    await asyncio.wait_for(task, 1)
+    assert ws.sent == ["4a", "4b", "4c"] and writer.idle() and writer.task is None
+    assert queue._unfinished_tasks == 0  # join() counts every packet written
+    queue.put_nowait(message("d"))  # a later put: a new task
+    await asyncio.wait_for(writer.stopped(), 1)
+    assert ws.sent[-1] == "4d" and writer.idle() and ws.closed == 0
+
+
+async def test_a_none_ends_the_connection_after_the_packets_queued_before_it():
+    queue, ws, writer = queue_writer()
+    ws.release.set()
+    for item in (message("a"), None, message("late")):
+        queue.put_nowait(item)
+    await asyncio.wait_for(writer.stopped(), 1)
+    # As python-engineio's writer: what poll() returned before the None is written, then the close.
+    assert ws.sent == ["4a"] and ws.closed == 1 and writer.finished and not writer.idle()
+    queue.put_nowait(message("after"))  # nothing writes to a finished connection
+    assert writer.task is None and queue.qsize() == 2
+
+
+async def test_a_failed_send_ends_the_connection_and_the_writer():
+    queue, ws, writer = queue_writer()
+    ws.fail = True
+    ws.release.set()
+    queue.put_nowait(message("a"))
+    queue.put_nowait(message("b"))
+    await asyncio.wait_for(writer.stopped(), 1)
+    assert ws.sent == [] and ws.closed == 1 and writer.finished
+    assert queue.qsize() == 1  # "b": left queued, as python-engineio's writer leaves it
+
+
+async def test_a_client_that_keeps_answering_pings_outlives_many_read_deadlines():
+    async with running_server(make_settings({}, QUIET)) as srv, aiohttp.ClientSession() as http:
+        sio = fast_pings(srv, 0.1, 0.2)  # a read deadline of 0.3 s
+        ws = await engineio_client(http, srv)
+        await answer_pings(ws, 12)  # 1.2 s: four deadlines long
+        assert sio.read_deadlines.expired == 0
+        assert not ws.closed and len(sio.eio.sockets) == 1
+        await ws.close()
+
+
+async def test_an_open_websockets_protocol_lets_go_of_its_http_parser_and_request_queue():
+    async with running_server(make_settings({}, QUIET)) as srv, aiohttp.ClientSession() as http:
+        ws = await engineio_client(http, srv)
+        request = srv.app[SIO].environ[ws.sid]["aiohttp.request"]
+        protocol = request.protocol
+        assert protocol._parser is None and protocol._messages == ()
+        # The connection still reads, answers and closes as before.
+        await ws.send_str(f"40{NS_FOR_READS},")
+        assert (await asyncio.wait_for(ws.receive_str(), 5)).startswith(f"40{NS_FOR_READS},")
+        await ws.send_str("3")  # an unsolicited PONG
+        await ws.close()
+        await asyncio.sleep(0.1)
+        assert not srv.app[SIO].eio.sockets
+
+
+async def test_the_protocol_is_left_whole_when_aiohttp_changed(monkeypatch, caplog):
+    import logging
+    from aura_dashboard.realtime import internals
+    monkeypatch.setitem(internals.UPGRADED_PROTOCOL_READ_FROM, "RequestHandler", "0" * 16)  # a new aiohttp
+    caplog.set_level(logging.WARNING, logger="aura_dashboard.realtime.broadcast")
+    async with running_server(make_settings({}, QUIET)) as srv, aiohttp.ClientSession() as http:
+        warnings = [r for r in caplog.records if r.name == "aura_dashboard.realtime.broadcast"]
+        assert len(warnings) == 1 and "RequestHandler" in warnings[0].getMessage()
+        ws = await engineio_client(http, srv)
+        protocol = srv.app[SIO].environ[ws.sid]["aiohttp.request"].protocol
+        assert protocol._parser is not None and len(protocol._messages) == 0
+        await ws.send_str(f"40{NS_FOR_READS},")
+        assert (await asyncio.wait_for(ws.receive_str(), 5)).startswith(f"40{NS_FOR_READS},")
+        await ws.close()
+
+
+async def test_an_idle_websocket_is_held_by_no_frame_of_the_wrappers_around_its_read():
+    async with running_server(make_settings({}, QUIET)) as srv, aiohttp.ClientSession() as http:
+        ws = await engineio_client(http, srv)
+        await asyncio.sleep(0.05)
+        [chain] = handler_chains()
+        names = [name.rsplit(":", 1)[1] for name in chain]
+        start = names.index("FastPathWebSocket.__call__")
+        # python-engineio's own chain below its adapter: _websocket_handler, websocket_wait, the
+        # adapter's wait and aiohttp's receive, each a frame alive for the connection's life
+        assert names[start:start + 4] == ["FastPathWebSocket.__call__", "websocket_handler",
+                                          "CheckedWebSocket.wait", "WebSocketResponse.receive"], chain
+        await ws.close()

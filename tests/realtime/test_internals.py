@@ -93,3 +93,12 @@ def test_the_engineio_websocket_handler_socket_loops_repeats_is_the_one_it_copie
         "python-engineio's own WebSocket handler would be used (a Task and wait_for per read): "
         f"{missing}. Compare its new source with aura_dashboard/realtime/socket_loops.py, carry the "
         "changes over, update COPIED_FROM, then move the pin in setup.cfg.")
+
+
+def test_the_aiohttp_protocol_trim_upgraded_protocol_was_written_against_is_unchanged():
+    missing = internals.upgraded_protocol_internals_missing()
+    assert missing == [], (
+        "aiohttp's protocol would keep its HTTP parser and request queue for every open WebSocket: "
+        f"{missing}. Read every use of `_parser` and `_messages` in the new aiohttp's RequestHandler and "
+        "BaseProtocol against broadcast.trim_upgraded_protocol, update UPGRADED_PROTOCOL_READ_FROM, then "
+        "move the pin in setup.cfg.")
