@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -129,11 +130,15 @@ class GuardedSocket(eio_socket.AsyncSocket):
     def read_deadline_passed(self) -> None:
         """Nothing read for `ping_interval + ping_timeout` (`ReadDeadlines`): the connection is
         aborted, which fails the pending read and so ends the handler, as python-engineio's
-        timed-out read does."""
-        request = (self.gate.environ.get(self.sid) or {}).get("aiohttp.request")
-        transport = request.transport if request is not None else None
+        timed-out read does. The transport is the WebSocket's own (not found through the
+        session's environ: python-engineio's ping timeout may have closed the session, and
+        python-socketio forgotten its environ, while the connection stays open)."""
+        response = getattr(getattr(self, "_ws", None), "_sock", None)  # the aiohttp WebSocketResponse
+        transport = getattr(getattr(response, "_writer", None), "transport", None)
         if transport is not None:
             transport.abort()
+        elif response is not None and not response.closed:  # (no writer: aiohttp changed) its close
+            self._deadline_close = asyncio.ensure_future(response.close())  # (held till it ends)
 
     async def refuse_frame(self, kind: str, message: str) -> None:
         self.gate.mistakes.note(self.sid, kind, message, self.gate.client_of(self.sid))

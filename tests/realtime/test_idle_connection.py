@@ -402,3 +402,21 @@ async def test_an_idle_websocket_is_held_by_no_frame_of_the_wrappers_around_its_
         assert names[start:start + 4] == ["FastPathWebSocket.__call__", "websocket_handler",
                                           "CheckedWebSocket.wait", "WebSocketResponse.receive"], chain
         await ws.close()
+
+
+async def test_a_session_closed_by_the_ping_timeout_first_still_has_its_connection_ended():
+    # python-engineio's service task closes a session whose ping timed out without ending its
+    # WebSocket (its CLOSE packet is refused by the same ping check), and python-socketio then
+    # forgets the session's environ; the read deadline must still end the connection.
+    import time
+    async with running_server(make_settings({}, QUIET)) as srv, aiohttp.ClientSession() as http:
+        sio = fast_pings(srv, 0.2, 0.3)
+        ws = await engineio_client(http, srv)
+        sock = sio.eio.sockets[ws.sid]
+        sock.last_ping = time.time() - 10  # as the service task finds a silent client
+        assert not await sock.check_ping_timeout()
+        assert sock.closed and ws.sid not in sio.environ
+        while (msg := await asyncio.wait_for(ws.receive(), 5)).type == aiohttp.WSMsgType.TEXT:
+            pass  # the session's pings, if any
+        assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+        assert sio.read_deadlines.expired == 1

@@ -96,3 +96,30 @@ def test_a_new_loop_forgets_the_old_loops_sockets():
         deadlines.close()
 
     asyncio.run(second())
+
+
+async def test_a_socket_past_its_deadline_is_aborted_or_else_closed():
+    from aura_dashboard.realtime.server import GuardedSocket
+
+    class Transport:
+        aborted = False
+
+        def abort(self):
+            self.aborted = True
+
+    class Response:
+        closed = False
+
+        async def close(self):
+            self.closed = True
+
+    transport = Transport()
+    with_writer = types.SimpleNamespace(_ws=types.SimpleNamespace(
+        _sock=types.SimpleNamespace(_writer=types.SimpleNamespace(transport=transport))))
+    GuardedSocket.read_deadline_passed(with_writer)
+    assert transport.aborted
+    response = Response()  # an aiohttp without the writer the transport is found through
+    without_writer = types.SimpleNamespace(_ws=types.SimpleNamespace(_sock=response))
+    GuardedSocket.read_deadline_passed(without_writer)
+    await without_writer._deadline_close
+    assert response.closed
