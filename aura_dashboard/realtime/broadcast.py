@@ -49,7 +49,6 @@ from aiohttp import web
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
-from . import lean_queue
 from .internals import missing_internals, upgraded_protocol_internals_missing
 
 log = logging.getLogger(__name__)
@@ -301,10 +300,10 @@ def _idle_transport(sock, response: web.WebSocketResponse, deadline: float, limi
     if sock.last_ping and sock.last_ping < deadline:
         return None  # the stock send closes a socket whose ping timed out
     queue = sock.queue
-    writer = getattr(sock, "writer", None)
-    if writer is not None:
+    queue_writer = getattr(sock, "writer", None)
+    if queue_writer is not None:
         # socket_loops: idle when nothing is queued and no writing task is at work.
-        if not writer.idle() or queue.qsize():
+        if not queue_writer.idle() or queue.qsize():
             return None  # something of this socket's own is queued or being written
     else:
         # python-engineio's writer: idle when nothing is queued and exactly one waiter, the
@@ -507,4 +506,3 @@ def install(sio: socketio.AsyncServer, broadcaster: Broadcaster, *, compress: bo
 
     # A copy: python-engineio's `_async` is the driver module's own dict, shared by every server.
     sio.eio._async = {**sio.eio._async, "websocket": websocket}
-    lean_queue.install(sio.eio)  # ~1.7 KB less per connection

@@ -29,7 +29,7 @@ SWEEPS_PER_LIMIT = 8  # the sweep's period is the limit divided by this
 class ReadDeadlines:
     """The read deadlines of one Engine.IO server's WebSockets.
 
-    :param eio: the python-engineio server (its `sockets`, `ping_interval`, `ping_timeout`).
+    :param eio: the python-engineio server (its `ping_interval` and `ping_timeout`, read at each sweep).
     """
 
     def __init__(self, eio: Any):

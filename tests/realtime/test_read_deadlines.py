@@ -113,13 +113,17 @@ async def test_a_socket_past_its_deadline_is_aborted_or_else_closed():
         async def close(self):
             self.closed = True
 
+    def socket_with(response) -> GuardedSocket:
+        sock = GuardedSocket.__new__(GuardedSocket)  # only its WebSocket: `_ws._sock`
+        sock._ws = types.SimpleNamespace(_sock=response)
+        return sock
+
     transport = Transport()
-    with_writer = types.SimpleNamespace(_ws=types.SimpleNamespace(
-        _sock=types.SimpleNamespace(_writer=types.SimpleNamespace(transport=transport))))
-    GuardedSocket.read_deadline_passed(with_writer)
+    with_writer = socket_with(types.SimpleNamespace(_writer=types.SimpleNamespace(transport=transport)))
+    with_writer.read_deadline_passed()
     assert transport.aborted
     response = Response()  # an aiohttp without the writer the transport is found through
-    without_writer = types.SimpleNamespace(_ws=types.SimpleNamespace(_sock=response))
-    GuardedSocket.read_deadline_passed(without_writer)
+    without_writer = socket_with(response)
+    without_writer.read_deadline_passed()
     await without_writer._deadline_close
     assert response.closed
